@@ -1,0 +1,541 @@
+//! The configuration file's schema (TOML), as typed structs. Defaults here are the ones
+//! documented in `docs/configuration.md`; `validate.rs` checks what types cannot.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use chrono::{DateTime, NaiveTime, Utc, Weekday};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::units::{Amps, ChargePointId, IdTag, MeterId, Phase, ZoneId};
+
+/// The whole configuration of one controller.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub site: Site,
+    #[serde(default)]
+    pub server: Server,
+    #[serde(default)]
+    pub storage: Storage,
+    #[serde(default)]
+    pub control: Control,
+    #[serde(default)]
+    pub auth: Auth,
+    #[serde(default)]
+    pub zones: Vec<ZoneConfig>,
+    #[serde(default)]
+    pub meters: Vec<MeterConfig>,
+    #[serde(default)]
+    pub stations: Vec<StationConfig>,
+    #[serde(default)]
+    pub badges: Vec<BadgeConfig>,
+    #[serde(default)]
+    pub tariffs: Vec<TariffConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation: Option<FederationConfig>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SiteMode {
+    /// Budgets come from `static_ev_limit_a` (or `limit_a`); meters are only shown.
+    Static,
+    /// Budgets follow the zones' meters.
+    #[default]
+    Dynamic,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Site {
+    pub name: String,
+    pub mode: SiteMode,
+    /// Phase-to-neutral voltage, for conversions between amperes and watts.
+    pub voltage_v: f64,
+    /// IANA time zone of the site; tariff periods are in this local time.
+    pub timezone: String,
+}
+
+impl Default for Site {
+    fn default() -> Self {
+        Site {
+            name: "ampwarden".into(),
+            mode: SiteMode::Dynamic,
+            voltage_v: 230.0,
+            timezone: "UTC".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    pub http_listen: SocketAddr,
+    pub ocpp_listen: SocketAddr,
+    /// Commissioning scan: unknown stations are registered in `default_zone`.
+    pub accept_unknown_stations: bool,
+    pub default_zone: ZoneId,
+    /// Heartbeat interval given to stations in the BootNotification answer.
+    pub heartbeat_interval_s: u32,
+    /// How long an outgoing CALL waits for its answer.
+    pub call_timeout_s: u32,
+    /// Largest WebSocket frame accepted from a station.
+    pub max_frame_bytes: usize,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            ocpp_listen: SocketAddr::from(([127, 0, 0, 1], 8887)),
+            accept_unknown_stations: false,
+            default_zone: ZoneId::from("main"),
+            heartbeat_interval_s: 300,
+            call_timeout_s: 30,
+            max_frame_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    pub path: PathBuf,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage { path: PathBuf::from("data") }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SheddingStrategy {
+    /// The session with most energy since its start is suspended first.
+    #[default]
+    Energy,
+    /// The session connected longest is suspended first.
+    ConnectionTime,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Control {
+    /// Periodic re-allocation; events trigger one too.
+    pub interval_s: u32,
+    /// Below this a vehicle is suspended (limit 0).
+    pub min_current_a: Amps,
+    /// Kept free under every dynamic zone limit.
+    pub safety_margin_a: Amps,
+    pub shedding_strategy: SheddingStrategy,
+    /// Suspended vehicles are re-evaluated this often.
+    pub rotation_minutes: u32,
+    /// A meter without a reading for this long is stale: its zone falls back to static.
+    pub meter_stale_after_s: u32,
+    /// An increase waits until the budget has allowed it this long.
+    pub increase_hold_s: u32,
+    /// A vehicle resumed from suspension stays active at least this long, unless safety requires.
+    pub min_active_s: u32,
+    /// Sample interval asked of the stations for MeterValues.
+    pub meter_values_interval_s: u32,
+    /// After a raise from 0, a connector that is not Charging within this time gets a recovery.
+    pub resume_check_s: u32,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            interval_s: 5,
+            min_current_a: Amps(6.0),
+            safety_margin_a: Amps(2.0),
+            shedding_strategy: SheddingStrategy::Energy,
+            rotation_minutes: 15,
+            meter_stale_after_s: 15,
+            increase_hold_s: 10,
+            min_active_s: 300,
+            meter_values_interval_s: 10,
+            resume_check_s: 60,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Badges from the configuration and the store.
+    #[default]
+    Local,
+    /// Every id tag is accepted.
+    AcceptAll,
+    /// Ask the CPO backend.
+    Uplink,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    pub mode: AuthMode,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    pub id: ZoneId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ZoneId>,
+    /// Breaker or subscribed limit of this zone, per phase.
+    pub limit_a: Amps,
+    /// EV budget in static mode, and the fallback when the meter is stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_ev_limit_a: Option<Amps>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meter: Option<MeterId>,
+}
+
+impl ZoneConfig {
+    /// The EV budget when no meter reading can be used.
+    pub fn static_budget(&self) -> Amps {
+        self.static_ev_limit_a.unwrap_or(self.limit_a)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MeterProtocol {
+    #[default]
+    ModbusTcp,
+    ModbusRtu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeterProfile {
+    Iem3155,
+    Pm5320,
+    Powertag,
+    Mtz,
+    Nsx,
+    Generic,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measures {
+    /// Everything in the zone, EV chargers included.
+    #[default]
+    Total,
+    /// Everything but the EV chargers.
+    OtherLoads,
+    /// Local production (solar) feeding the zone.
+    Production,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Parity {
+    #[default]
+    None,
+    Even,
+    Odd,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegisterType {
+    U16,
+    I16,
+    U32,
+    I32,
+    #[default]
+    F32,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WordOrder {
+    /// High word first (big-endian across registers), the common case.
+    #[default]
+    HighFirst,
+    LowFirst,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegisterKind {
+    #[default]
+    Holding,
+    Input,
+}
+
+/// The register map of a `generic` meter. Register numbers as in the maker's manual
+/// (the address on the wire is the number minus 1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenericMap {
+    /// Registers of I1, I2, I3.
+    pub currents: [u16; 3],
+    /// Register of the total active power, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<u16>,
+    #[serde(default, rename = "type")]
+    pub register_type: RegisterType,
+    #[serde(default)]
+    pub word_order: WordOrder,
+    #[serde(default)]
+    pub kind: RegisterKind,
+    /// Multiplies the raw current value to give amperes.
+    #[serde(default = "one")]
+    pub current_scale: f64,
+    /// Multiplies the raw power value to give kilowatts.
+    #[serde(default = "one")]
+    pub power_scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeterConfig {
+    pub id: MeterId,
+    #[serde(default)]
+    pub protocol: MeterProtocol,
+    /// `host:port` for TCP, a serial device for RTU.
+    pub address: String,
+    #[serde(default = "default_unit_id")]
+    pub unit_id: u8,
+    pub profile: MeterProfile,
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+    /// How long one read may take before it counts as failed.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default)]
+    pub measures: Measures,
+    #[serde(default = "default_baud_rate")]
+    pub baud_rate: u32,
+    #[serde(default)]
+    pub parity: Parity,
+    #[serde(default = "default_stop_bits")]
+    pub stop_bits: u8,
+    /// The register map, for the `generic` profile only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generic: Option<GenericMap>,
+}
+
+fn default_unit_id() -> u8 {
+    1
+}
+fn default_poll_ms() -> u64 {
+    1000
+}
+fn default_timeout_ms() -> u64 {
+    1000
+}
+fn default_baud_rate() -> u32 {
+    19200
+}
+fn default_stop_bits() -> u8 {
+    1
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u8", into = "u8")]
+pub enum Phases {
+    One,
+    Three,
+}
+
+impl Phases {
+    pub fn count(self) -> u8 {
+        match self {
+            Phases::One => 1,
+            Phases::Three => 3,
+        }
+    }
+}
+
+impl TryFrom<u8> for Phases {
+    type Error = String;
+    fn try_from(n: u8) -> Result<Self, String> {
+        match n {
+            1 => Ok(Phases::One),
+            3 => Ok(Phases::Three),
+            other => Err(format!("phases must be 1 or 3, not {other}")),
+        }
+    }
+}
+
+impl From<Phases> for u8 {
+    fn from(p: Phases) -> u8 {
+        p.count()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StationConfig {
+    /// The OCPP chargePointId.
+    pub id: ChargePointId,
+    pub zone: ZoneId,
+    pub max_current_a: Amps,
+    #[serde(default = "three_phases")]
+    pub phases: Phases,
+    /// For a 1-phase station: the phase it loads.
+    #[serde(default)]
+    pub phase: Phase,
+    /// A VIP station is shed last.
+    #[serde(default)]
+    pub vip: bool,
+    /// OCPP basic auth (security profile 1); empty = none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub password: String,
+    #[serde(default = "one_connector")]
+    pub connectors: u32,
+}
+
+fn three_phases() -> Phases {
+    Phases::Three
+}
+fn one_connector() -> u32 {
+    1
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BadgeConfig {
+    pub id_tag: IdTag,
+    #[serde(default)]
+    pub vip: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub blocked: bool,
+}
+
+/// A day of the week as written in the file: `mon` … `sun`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Day(pub Weekday);
+
+const DAY_NAMES: [(&str, Weekday); 7] = [
+    ("mon", Weekday::Mon),
+    ("tue", Weekday::Tue),
+    ("wed", Weekday::Wed),
+    ("thu", Weekday::Thu),
+    ("fri", Weekday::Fri),
+    ("sat", Weekday::Sat),
+    ("sun", Weekday::Sun),
+];
+
+impl Serialize for Day {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let name = DAY_NAMES
+            .iter()
+            .find(|(_, d)| *d == self.0)
+            .map(|(n, _)| *n)
+            .expect("DAY_NAMES covers every weekday");
+        s.serialize_str(name)
+    }
+}
+
+impl<'de> Deserialize<'de> for Day {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        DAY_NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(&text))
+            .map(|(_, day)| Day(*day))
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "unknown day {text:?}, expected one of mon, tue, wed, thu, fri, sat, sun"
+                ))
+            })
+    }
+}
+
+/// A local time of day written `HH:MM`; `24:00` is the end of the day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ClockTime {
+    /// Minutes since midnight, 0..=1440.
+    pub minutes: u16,
+}
+
+impl ClockTime {
+    pub fn to_naive(self) -> Option<NaiveTime> {
+        NaiveTime::from_hms_opt(u32::from(self.minutes / 60), u32::from(self.minutes % 60), 0)
+    }
+}
+
+impl Serialize for ClockTime {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:02}:{:02}", self.minutes / 60, self.minutes % 60))
+    }
+}
+
+impl<'de> Deserialize<'de> for ClockTime {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let bad = || serde::de::Error::custom(format!("bad time {text:?}, expected HH:MM (00:00 to 24:00)"));
+        let (h, m) = text.split_once(':').ok_or_else(bad)?;
+        if h.len() != 2 || m.len() != 2 {
+            return Err(bad());
+        }
+        let h: u16 = h.parse().map_err(|_| bad())?;
+        let m: u16 = m.parse().map_err(|_| bad())?;
+        if m >= 60 || h > 24 || (h == 24 && m != 0) {
+            return Err(bad());
+        }
+        Ok(ClockTime { minutes: h * 60 + m })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TariffConfig {
+    pub name: String,
+    pub days: Vec<Day>,
+    pub from: ClockTime,
+    /// End of the period; a `to` before `from` runs past midnight.
+    pub to: ClockTime,
+    /// EV budget cap, in percent of what the zones allow.
+    #[serde(default = "hundred")]
+    pub ev_cap_pct: f64,
+    #[serde(default)]
+    pub price_per_kwh: f64,
+}
+
+fn hundred() -> f64 {
+    100.0
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FederationRole {
+    Primary,
+    Secondary,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationConfig {
+    pub role: FederationRole,
+    /// Secondary: `ws://HOST:PORT` of the primary's HTTP listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_url: Option<String>,
+    /// Secondary: its token at the primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Secondary: the zone of the primary it feeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<ZoneId>,
+    /// Secondary: the root budget used while the link is down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_budget_a: Option<Amps>,
+    /// Primary: the tokens its secondaries present (at most 9).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<String>,
+}

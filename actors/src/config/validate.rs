@@ -1,0 +1,378 @@
+//! Semantic checks of a parsed configuration. Each problem names its key path, so an
+//! installer can go straight to the line: `zones[2].parent: unknown zone "panl-1"`.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use super::schema::*;
+use super::{MAX_SECONDARIES, MAX_ZONES, MAX_ZONE_DEPTH};
+use crate::units::{Amps, ZoneId};
+
+/// The largest current we believe a configuration means (a typo guard, not physics).
+const ABSURD_AMPS: f64 = 10_000.0;
+/// The largest current one station can be given (DC stations included).
+const MAX_STATION_AMPS: f64 = 1_000.0;
+/// OCPP 1.6 `CiString20Type`: an idTag is at most 20 characters.
+const MAX_ID_TAG_LEN: usize = 20;
+/// The chargeBoxIdentity is at most 48 characters (OCPP 1.6 `CiString48Type`).
+const MAX_STATION_ID_LEN: usize = 48;
+
+/// One problem in a configuration, at a key path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// e.g. `zones[2].parent`; empty for the file as a whole.
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigProblem {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigProblem { path: path.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in a configuration; `Display` gives one line per problem.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigProblems(pub Vec<ConfigProblem>);
+
+impl fmt::Display for ConfigProblems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+struct Checker {
+    problems: Vec<ConfigProblem>,
+}
+
+impl Checker {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(ConfigProblem::new(path, message));
+    }
+
+    /// A current must be a finite number in `[min, max]`.
+    fn current(&mut self, path: String, value: Amps, min: f64, max: f64) {
+        if !value.0.is_finite() {
+            self.push(path, "must be a finite number of amperes");
+        } else if value.0 < min {
+            self.push(path, format!("{} is below {min} A", value.0));
+        } else if value.0 > max {
+            self.push(path, format!("{} A is implausible (more than {max} A)", value.0));
+        }
+    }
+
+    fn range<T: PartialOrd + fmt::Display + Copy>(&mut self, path: &str, value: T, min: T, max: T) {
+        if value < min || value > max {
+            self.push(path, format!("{value} is out of range ({min} to {max})"));
+        }
+    }
+}
+
+pub(super) fn problems(c: &Config) -> Vec<ConfigProblem> {
+    let mut ck = Checker { problems: Vec::new() };
+    site(&mut ck, c);
+    server(&mut ck, c);
+    control(&mut ck, &c.control);
+    zones(&mut ck, c);
+    meters(&mut ck, c);
+    stations(&mut ck, c);
+    badges(&mut ck, c);
+    tariffs(&mut ck, c);
+    if let Some(f) = &c.federation {
+        federation(&mut ck, f);
+    }
+    ck.problems
+}
+
+fn site(ck: &mut Checker, c: &Config) {
+    if c.site.name.trim().is_empty() {
+        ck.push("site.name", "must not be empty");
+    }
+    if !c.site.voltage_v.is_finite() || !(100.0..=480.0).contains(&c.site.voltage_v) {
+        ck.push("site.voltage_v", format!("{} V is not a phase-to-neutral voltage (100 to 480)", c.site.voltage_v));
+    }
+    if c.site.timezone.parse::<chrono_tz::Tz>().is_err() {
+        ck.push("site.timezone", format!("unknown time zone {:?} (use an IANA name like \"Europe/Paris\")", c.site.timezone));
+    }
+}
+
+fn server(ck: &mut Checker, c: &Config) {
+    let s = &c.server;
+    if s.http_listen == s.ocpp_listen {
+        ck.push("server.ocpp_listen", format!("is the same address as server.http_listen ({})", s.http_listen));
+    }
+    if s.accept_unknown_stations && c.zone(&s.default_zone).is_none() {
+        ck.push("server.default_zone", format!("unknown zone {:?}", s.default_zone.as_str()));
+    }
+    ck.range("server.heartbeat_interval_s", s.heartbeat_interval_s, 10, 86_400);
+    ck.range("server.call_timeout_s", s.call_timeout_s, 1, 300);
+    ck.range("server.max_frame_bytes", s.max_frame_bytes, 4096, 16 * 1024 * 1024);
+}
+
+fn control(ck: &mut Checker, c: &Control) {
+    ck.range("control.interval_s", c.interval_s, 1, 3600);
+    ck.current("control.min_current_a".into(), c.min_current_a, 0.0, 32.0);
+    ck.current("control.safety_margin_a".into(), c.safety_margin_a, 0.0, ABSURD_AMPS);
+    ck.range("control.rotation_minutes", c.rotation_minutes, 1, 24 * 60);
+    ck.range("control.meter_stale_after_s", c.meter_stale_after_s, 1, 3600);
+    ck.range("control.increase_hold_s", c.increase_hold_s, 0, 3600);
+    ck.range("control.min_active_s", c.min_active_s, 0, 24 * 3600);
+    ck.range("control.meter_values_interval_s", c.meter_values_interval_s, 1, 3600);
+    ck.range("control.resume_check_s", c.resume_check_s, 5, 3600);
+}
+
+fn zones(ck: &mut Checker, c: &Config) {
+    if c.zones.is_empty() {
+        ck.push("zones", "at least one zone is needed (the site's main supply)");
+        return;
+    }
+    if c.zones.len() > MAX_ZONES {
+        ck.push("zones", format!("{} zones; at most {MAX_ZONES} are supported", c.zones.len()));
+    }
+    let mut seen: HashMap<&ZoneId, usize> = HashMap::new();
+    for (i, z) in c.zones.iter().enumerate() {
+        let at = format!("zones[{i}]");
+        if z.id.as_str().trim().is_empty() {
+            ck.push(format!("{at}.id"), "must not be empty");
+        }
+        if let Some(first) = seen.insert(&z.id, i) {
+            ck.push(format!("{at}.id"), format!("duplicate zone {:?} (also zones[{first}])", z.id.as_str()));
+        }
+        ck.current(format!("{at}.limit_a"), z.limit_a, 0.0, ABSURD_AMPS);
+        if let Some(s) = z.static_ev_limit_a {
+            ck.current(format!("{at}.static_ev_limit_a"), s, 0.0, ABSURD_AMPS);
+            if s.0 > z.limit_a.0 {
+                ck.push(
+                    format!("{at}.static_ev_limit_a"),
+                    format!("{} is above the zone's limit_a {}", s, z.limit_a),
+                );
+            }
+        }
+        if let Some(m) = &z.meter {
+            if c.meter(m).is_none() {
+                ck.push(format!("{at}.meter"), format!("unknown meter {:?}", m.as_str()));
+            }
+        }
+    }
+    let index: HashMap<&ZoneId, usize> = c.zones.iter().enumerate().map(|(i, z)| (&z.id, i)).collect();
+    for (i, z) in c.zones.iter().enumerate() {
+        let Some(parent) = &z.parent else { continue };
+        if !index.contains_key(parent) {
+            ck.push(format!("zones[{i}].parent"), format!("unknown zone {:?}", parent.as_str()));
+            continue;
+        }
+        // Walk up; a walk longer than the number of zones is a cycle.
+        let mut depth = 1;
+        let mut at = Some(parent);
+        let mut cycle = false;
+        while let Some(p) = at {
+            depth += 1;
+            if p == &z.id || depth > c.zones.len() + 1 {
+                cycle = true;
+                break;
+            }
+            at = index.get(p).and_then(|&j| c.zones[j].parent.as_ref());
+        }
+        if cycle {
+            ck.push(format!("zones[{i}].parent"), format!("zone {:?} is its own ancestor (a cycle)", z.id.as_str()));
+        } else if depth > MAX_ZONE_DEPTH {
+            ck.push(
+                format!("zones[{i}].parent"),
+                format!("zone {:?} is {depth} levels deep; at most {MAX_ZONE_DEPTH} are supported", z.id.as_str()),
+            );
+        }
+    }
+    if !c.zones.iter().any(|z| z.parent.is_none()) {
+        ck.push("zones", "no root zone (a zone without parent)");
+    }
+}
+
+fn meters(ck: &mut Checker, c: &Config) {
+    let mut seen = HashMap::new();
+    let mut used = HashSet::new();
+    for z in &c.zones {
+        if let Some(m) = &z.meter {
+            used.insert(m);
+        }
+    }
+    for (i, m) in c.meters.iter().enumerate() {
+        let at = format!("meters[{i}]");
+        if m.id.as_str().trim().is_empty() {
+            ck.push(format!("{at}.id"), "must not be empty");
+        }
+        if let Some(first) = seen.insert(&m.id, i) {
+            ck.push(format!("{at}.id"), format!("duplicate meter {:?} (also meters[{first}])", m.id.as_str()));
+        }
+        match m.protocol {
+            MeterProtocol::ModbusTcp => {
+                let ok = m
+                    .address
+                    .rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+                if !ok {
+                    ck.push(format!("{at}.address"), format!("{:?} is not host:port", m.address));
+                }
+            }
+            MeterProtocol::ModbusRtu => {
+                if m.address.trim().is_empty() {
+                    ck.push(format!("{at}.address"), "must name the serial device, e.g. /dev/ttyUSB0");
+                }
+                if ![1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200].contains(&m.baud_rate) {
+                    ck.push(format!("{at}.baud_rate"), format!("{} is not a standard Modbus baud rate", m.baud_rate));
+                }
+                if !(1..=2).contains(&m.stop_bits) {
+                    ck.push(format!("{at}.stop_bits"), "must be 1 or 2");
+                }
+            }
+        }
+        if m.unit_id > 247 {
+            ck.push(format!("{at}.unit_id"), format!("{} is out of range (0 to 247)", m.unit_id));
+        }
+        ck.range(&format!("{at}.poll_ms"), m.poll_ms, 100, 60_000);
+        ck.range(&format!("{at}.timeout_ms"), m.timeout_ms, 50, 30_000);
+        match (m.profile, &m.generic) {
+            (MeterProfile::Generic, None) => {
+                ck.push(format!("{at}.generic"), "the generic profile needs its register map ([meters.generic])")
+            }
+            (MeterProfile::Generic, Some(g)) => {
+                for (name, scale) in [("current_scale", g.current_scale), ("power_scale", g.power_scale)] {
+                    if !scale.is_finite() || scale == 0.0 {
+                        ck.push(format!("{at}.generic.{name}"), "must be a finite, non-zero number");
+                    }
+                }
+                if g.currents.contains(&0) || g.power == Some(0) {
+                    ck.push(format!("{at}.generic"), "register numbers start at 1 (the wire address is number - 1)");
+                }
+            }
+            (_, Some(_)) => ck.push(format!("{at}.generic"), "only the generic profile takes a register map"),
+            (_, None) => {}
+        }
+        if m.measures == Measures::Production && !used.contains(&m.id) {
+            ck.push(format!("{at}.measures"), "a production meter must be attached to a zone");
+        }
+    }
+}
+
+fn stations(ck: &mut Checker, c: &Config) {
+    let mut seen = HashMap::new();
+    for (i, s) in c.stations.iter().enumerate() {
+        let at = format!("stations[{i}]");
+        let id = s.id.as_str();
+        if id.is_empty() || id.len() > MAX_STATION_ID_LEN {
+            ck.push(format!("{at}.id"), format!("must be 1 to {MAX_STATION_ID_LEN} characters"));
+        } else if !id.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.:".contains(ch)) {
+            ck.push(format!("{at}.id"), format!("{id:?} may hold only letters, digits and - _ . :"));
+        }
+        if let Some(first) = seen.insert(&s.id, i) {
+            ck.push(format!("{at}.id"), format!("duplicate station {id:?} (also stations[{first}])"));
+        }
+        if c.zone(&s.zone).is_none() {
+            ck.push(format!("{at}.zone"), format!("unknown zone {:?}", s.zone.as_str()));
+        }
+        ck.current(format!("{at}.max_current_a"), s.max_current_a, 0.0, MAX_STATION_AMPS);
+        if s.max_current_a.0 == 0.0 {
+            ck.push(format!("{at}.max_current_a"), "must be above 0 A");
+        }
+        if s.max_current_a.0 > 0.0 && s.max_current_a.0 < c.control.min_current_a.0 {
+            ck.push(
+                format!("{at}.max_current_a"),
+                format!("{} is below control.min_current_a {}: it could never charge", s.max_current_a, c.control.min_current_a),
+            );
+        }
+        ck.range(&format!("{at}.connectors"), s.connectors, 1, 10);
+        if s.password.len() > 40 {
+            ck.push(format!("{at}.password"), "at most 40 characters (OCPP AuthorizationKey)");
+        }
+    }
+}
+
+fn badges(ck: &mut Checker, c: &Config) {
+    let mut seen = HashMap::new();
+    for (i, b) in c.badges.iter().enumerate() {
+        let at = format!("badges[{i}].id_tag");
+        let tag = b.id_tag.as_str();
+        if tag.is_empty() || tag.len() > MAX_ID_TAG_LEN {
+            ck.push(&at, format!("must be 1 to {MAX_ID_TAG_LEN} characters"));
+        }
+        // idTags are case-insensitive (CiString) in OCPP.
+        if let Some(first) = seen.insert(tag.to_ascii_uppercase(), i) {
+            ck.push(&at, format!("duplicate badge {tag:?} (also badges[{first}])"));
+        }
+    }
+}
+
+fn tariffs(ck: &mut Checker, c: &Config) {
+    for (i, t) in c.tariffs.iter().enumerate() {
+        let at = format!("tariffs[{i}]");
+        if t.name.trim().is_empty() {
+            ck.push(format!("{at}.name"), "must not be empty");
+        }
+        if t.days.is_empty() {
+            ck.push(format!("{at}.days"), "at least one day is needed");
+        }
+        if t.from == t.to {
+            ck.push(format!("{at}.to"), "is the same as from: the period would be empty");
+        }
+        if !t.ev_cap_pct.is_finite() || !(0.0..=100.0).contains(&t.ev_cap_pct) {
+            ck.push(format!("{at}.ev_cap_pct"), format!("{} is not a percentage (0 to 100)", t.ev_cap_pct));
+        }
+        if !t.price_per_kwh.is_finite() || t.price_per_kwh < 0.0 {
+            ck.push(format!("{at}.price_per_kwh"), "must be a finite price, 0 or more");
+        }
+    }
+}
+
+fn federation(ck: &mut Checker, f: &FederationConfig) {
+    match f.role {
+        FederationRole::Primary => {
+            if f.tokens.is_empty() {
+                ck.push("federation.tokens", "a primary needs one token per secondary");
+            }
+            if f.tokens.len() > MAX_SECONDARIES {
+                ck.push("federation.tokens", format!("{} tokens; a primary leads at most {MAX_SECONDARIES} secondaries", f.tokens.len()));
+            }
+            let unique: HashSet<_> = f.tokens.iter().collect();
+            if unique.len() != f.tokens.len() {
+                ck.push("federation.tokens", "tokens must be distinct");
+            }
+            if f.tokens.iter().any(|t| t.len() < 16) {
+                ck.push("federation.tokens", "every token needs at least 16 characters");
+            }
+        }
+        FederationRole::Secondary => {
+            match &f.primary_url {
+                None => ck.push("federation.primary_url", "a secondary needs the primary's URL"),
+                Some(u) if !(u.starts_with("ws://") || u.starts_with("wss://")) => {
+                    ck.push("federation.primary_url", format!("{u:?} must start with ws:// or wss://"))
+                }
+                Some(_) => {}
+            }
+            if f.token.as_deref().is_none_or(str::is_empty) {
+                ck.push("federation.token", "a secondary needs its token at the primary");
+            }
+            if f.zone.is_none() {
+                ck.push("federation.zone", "a secondary needs the zone of the primary it feeds");
+            }
+            match f.fallback_budget_a {
+                None => ck.push("federation.fallback_budget_a", "a secondary needs a budget for when the link is lost"),
+                Some(a) => ck.current("federation.fallback_budget_a".into(), a, 0.0, ABSURD_AMPS),
+            }
+        }
+    }
+}
