@@ -22,12 +22,15 @@ impl Config {
     /// key path); every semantic problem is reported.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigProblems> {
         let deserializer = toml::Deserializer::parse(text).map_err(|e| {
-            ConfigProblems(vec![ConfigProblem::new("", format!("not valid TOML: {}", one_line(&e.to_string())))])
+            ConfigProblems(vec![ConfigProblem::new(
+                "",
+                format!("not valid TOML: {}", located(text, &e)),
+            )])
         })?;
         let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
-            ConfigProblems(vec![ConfigProblem::new(path, one_line(&e.into_inner().to_string()))])
+            ConfigProblems(vec![ConfigProblem::new(path, located(text, e.inner()))])
         })?;
         config.validate()?;
         Ok(config)
@@ -91,14 +94,39 @@ impl Config {
                 Phases::Three => "3-phase".to_owned(),
             };
             let vip = if st.vip { ", VIP" } else { "" };
-            let _ = writeln!(out, "{indent}  - station {} max {} {phases}{vip}", st.id, st.max_current_a);
+            let _ = writeln!(
+                out,
+                "{indent}  - station {} max {} {phases}{vip}",
+                st.id, st.max_current_a
+            );
         }
-        for child in self.zones.iter().filter(|z| z.parent.as_ref() == Some(&zone.id)) {
+        for child in self
+            .zones
+            .iter()
+            .filter(|z| z.parent.as_ref() == Some(&zone.id))
+        {
             self.write_zone(out, child, depth + 1);
         }
     }
 }
 
-fn one_line(text: &str) -> String {
-    text.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+/// The parser's message on one line, with the line number where it points.
+fn located(text: &str, e: &toml::de::Error) -> String {
+    let message: String = e
+        .message()
+        .split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("{message} (line {line})")
+        }
+        None => message,
+    }
 }
+
+#[cfg(test)]
+mod tests;
