@@ -1,1 +1,596 @@
-//! (being built)
+//! Persistence on sled, behind one small type so the engine could change later.
+//! Trees: `stations`, `transactions`, `samples`, `badges`, `users`, `logs` (a bounded
+//! ring), `config_snapshots`, and `meta` (counters). Values are JSON.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::units::{ChargePointId, IdTag, ZoneId};
+
+/// How many operator log entries are kept; older ones are dropped.
+pub const LOG_CAPACITY: u64 = 100_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("stored record in {tree} is unreadable: {source}")]
+    Corrupt {
+        tree: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("transaction {0} is not known")]
+    UnknownTransaction(i32),
+    #[error("transaction ids are exhausted")]
+    TransactionIdsExhausted,
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A station as the controller has seen it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StationRecord {
+    pub id: ChargePointId,
+    /// `None` while it waits in the commissioning scan.
+    pub zone: Option<ZoneId>,
+    pub vendor: Option<String>,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    pub firmware: Option<String>,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
+/// The end of a transaction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TransactionStop {
+    pub at: DateTime<Utc>,
+    pub meter_stop_wh: i64,
+    pub reason: Option<String>,
+    pub id_tag: Option<IdTag>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TransactionRecord {
+    pub id: i32,
+    pub station: ChargePointId,
+    pub connector: u32,
+    pub id_tag: IdTag,
+    pub meter_start_wh: i64,
+    pub started_at: DateTime<Utc>,
+    pub reservation_id: Option<i32>,
+    /// Whether the badge was a VIP one when the transaction started.
+    pub vip: bool,
+    /// The latest energy register seen in MeterValues, in Wh.
+    pub last_meter_wh: Option<f64>,
+    /// Cost so far at the tariff prices in force, in the site's currency.
+    pub cost: f64,
+    pub stop: Option<TransactionStop>,
+}
+
+impl TransactionRecord {
+    pub fn is_open(&self) -> bool {
+        self.stop.is_none()
+    }
+
+    /// Energy since start, in Wh, from the latest register seen.
+    pub fn energy_wh(&self) -> f64 {
+        let end = match &self.stop {
+            Some(s) => s.meter_stop_wh as f64,
+            None => self.last_meter_wh.unwrap_or(self.meter_start_wh as f64),
+        };
+        (end - self.meter_start_wh as f64).max(0.0)
+    }
+}
+
+/// What a StartTransaction brings.
+#[derive(Clone, Debug)]
+pub struct NewTransaction {
+    pub station: ChargePointId,
+    pub connector: u32,
+    pub id_tag: IdTag,
+    pub meter_start_wh: i64,
+    pub started_at: DateTime<Utc>,
+    pub reservation_id: Option<i32>,
+    pub vip: bool,
+}
+
+/// One meter sample of a transaction (from MeterValues or transactionData).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub at: DateTime<Utc>,
+    pub measurand: String,
+    pub phase: Option<String>,
+    pub value: f64,
+    pub unit: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BadgeRecord {
+    pub id_tag: IdTag,
+    pub vip: bool,
+    pub expires: Option<DateTime<Utc>>,
+    pub blocked: bool,
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Info,
+    Warn,
+    Error,
+}
+
+/// One line of the operator's maintenance log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub level: LogLevel,
+    pub station: Option<ChargePointId>,
+    pub message: String,
+}
+
+/// Filters for listing transactions; every field is optional.
+#[derive(Clone, Debug, Default)]
+pub struct TransactionFilter {
+    pub station: Option<ChargePointId>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl TransactionFilter {
+    fn matches(&self, t: &TransactionRecord) -> bool {
+        self.station.as_ref().is_none_or(|s| &t.station == s)
+            && self.from.is_none_or(|f| t.started_at >= f)
+            && self.to.is_none_or(|to| t.started_at < to)
+    }
+}
+
+/// The controller's storage. Cheap to clone (sled handles are shared).
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    stations: sled::Tree,
+    transactions: sled::Tree,
+    samples: sled::Tree,
+    badges: sled::Tree,
+    users: sled::Tree,
+    logs: sled::Tree,
+    config_snapshots: sled::Tree,
+    meta: sled::Tree,
+}
+
+const NEXT_TX_ID: &[u8] = b"next_transaction_id";
+const NEXT_LOG_SEQ: &[u8] = b"next_log_seq";
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store records always serialise to JSON")
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { tree, source })
+}
+
+/// Increments a big-endian u64 counter and returns the value before the increment.
+fn take_next(tree: &sled::Tree, key: &[u8], first: u64) -> Result<u64> {
+    let mut taken = first;
+    tree.fetch_and_update(key, |old| {
+        let current = old
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(first);
+        taken = current;
+        Some((current + 1).to_be_bytes().to_vec())
+    })?;
+    Ok(taken)
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        Ok(Store {
+            stations: db.open_tree("stations")?,
+            transactions: db.open_tree("transactions")?,
+            samples: db.open_tree("samples")?,
+            badges: db.open_tree("badges")?,
+            users: db.open_tree("users")?,
+            logs: db.open_tree("logs")?,
+            config_snapshots: db.open_tree("config_snapshots")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
+    /// Writes everything to disk; called before acknowledging writes that matter.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    // --- stations -------------------------------------------------------------
+
+    pub fn station(&self, id: &ChargePointId) -> Result<Option<StationRecord>> {
+        self.stations
+            .get(id.as_str())?
+            .map(|b| decode("stations", &b))
+            .transpose()
+    }
+
+    pub fn put_station(&self, record: &StationRecord) -> Result<()> {
+        self.stations.insert(record.id.as_str(), encode(record))?;
+        Ok(())
+    }
+
+    pub fn remove_station(&self, id: &ChargePointId) -> Result<()> {
+        self.stations.remove(id.as_str())?;
+        self.flush()
+    }
+
+    pub fn stations(&self) -> Result<Vec<StationRecord>> {
+        self.stations
+            .iter()
+            .values()
+            .map(|v| decode("stations", &v?))
+            .collect()
+    }
+
+    // --- transactions ---------------------------------------------------------
+
+    /// Opens a transaction with a fresh id (never reused, also across restarts) and
+    /// flushes it before returning, so the answer to the station is durable.
+    pub fn begin_transaction(&self, new: NewTransaction) -> Result<TransactionRecord> {
+        let id = take_next(&self.meta, NEXT_TX_ID, 1)?;
+        let id = i32::try_from(id).map_err(|_| StoreError::TransactionIdsExhausted)?;
+        let record = TransactionRecord {
+            id,
+            station: new.station,
+            connector: new.connector,
+            id_tag: new.id_tag,
+            meter_start_wh: new.meter_start_wh,
+            started_at: new.started_at,
+            reservation_id: new.reservation_id,
+            vip: new.vip,
+            last_meter_wh: None,
+            cost: 0.0,
+            stop: None,
+        };
+        self.transactions
+            .insert(id.to_be_bytes(), encode(&record))?;
+        self.flush()?;
+        Ok(record)
+    }
+
+    pub fn transaction(&self, id: i32) -> Result<Option<TransactionRecord>> {
+        self.transactions
+            .get(id.to_be_bytes())?
+            .map(|b| decode("transactions", &b))
+            .transpose()
+    }
+
+    /// Replaces a transaction record (energy, cost); not flushed: it is rebuilt from
+    /// the station's own registers at the stop.
+    pub fn update_transaction(&self, record: &TransactionRecord) -> Result<()> {
+        self.transactions
+            .insert(record.id.to_be_bytes(), encode(record))?;
+        Ok(())
+    }
+
+    /// Closes a transaction and flushes. Closing an already closed one keeps the first stop.
+    pub fn stop_transaction(&self, id: i32, stop: TransactionStop) -> Result<TransactionRecord> {
+        let mut record = self
+            .transaction(id)?
+            .ok_or(StoreError::UnknownTransaction(id))?;
+        if record.stop.is_none() {
+            record.stop = Some(stop);
+            self.transactions
+                .insert(id.to_be_bytes(), encode(&record))?;
+            self.flush()?;
+        }
+        Ok(record)
+    }
+
+    pub fn open_transactions(&self) -> Result<Vec<TransactionRecord>> {
+        let mut open = Vec::new();
+        for value in self.transactions.iter().values() {
+            let t: TransactionRecord = decode("transactions", &value?)?;
+            if t.is_open() {
+                open.push(t);
+            }
+        }
+        Ok(open)
+    }
+
+    /// Transactions matching the filter, oldest first.
+    pub fn transactions(&self, filter: &TransactionFilter) -> Result<Vec<TransactionRecord>> {
+        let mut out = Vec::new();
+        for value in self.transactions.iter().values() {
+            let t: TransactionRecord = decode("transactions", &value?)?;
+            if filter.matches(&t) {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn add_samples(&self, transaction: i32, samples: &[Sample]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for s in samples {
+            let seq = self.db.generate_id()?;
+            let mut key = transaction.to_be_bytes().to_vec();
+            key.extend_from_slice(&seq.to_be_bytes());
+            batch.insert(key, encode(s));
+        }
+        self.samples.apply_batch(batch)?;
+        Ok(())
+    }
+
+    pub fn samples(&self, transaction: i32) -> Result<Vec<Sample>> {
+        self.samples
+            .scan_prefix(transaction.to_be_bytes())
+            .values()
+            .map(|v| decode("samples", &v?))
+            .collect()
+    }
+
+    // --- badges -----------------------------------------------------------------
+
+    fn badge_key(tag: &IdTag) -> String {
+        // idTags compare case-insensitively (OCPP CiString).
+        tag.as_str().to_ascii_uppercase()
+    }
+
+    pub fn badge(&self, tag: &IdTag) -> Result<Option<BadgeRecord>> {
+        self.badges
+            .get(Self::badge_key(tag))?
+            .map(|b| decode("badges", &b))
+            .transpose()
+    }
+
+    pub fn put_badge(&self, badge: &BadgeRecord) -> Result<()> {
+        self.badges
+            .insert(Self::badge_key(&badge.id_tag), encode(badge))?;
+        self.flush()
+    }
+
+    /// Replaces every badge at once (CSV import, restore).
+    pub fn replace_badges(&self, badges: &[BadgeRecord]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for key in self.badges.iter().keys() {
+            batch.remove(key?);
+        }
+        for b in badges {
+            batch.insert(Self::badge_key(&b.id_tag).as_bytes(), encode(b));
+        }
+        self.badges.apply_batch(batch)?;
+        self.flush()
+    }
+
+    pub fn delete_badge(&self, tag: &IdTag) -> Result<bool> {
+        let existed = self.badges.remove(Self::badge_key(tag))?.is_some();
+        self.flush()?;
+        Ok(existed)
+    }
+
+    pub fn badges(&self) -> Result<Vec<BadgeRecord>> {
+        self.badges
+            .iter()
+            .values()
+            .map(|v| decode("badges", &v?))
+            .collect()
+    }
+
+    // --- users (records owned by the HTTP layer) ----------------------------------
+
+    pub fn user<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
+        self.users
+            .get(name)?
+            .map(|b| decode("users", &b))
+            .transpose()
+    }
+
+    pub fn put_user<T: Serialize>(&self, name: &str, user: &T) -> Result<()> {
+        self.users.insert(name, encode(user))?;
+        self.flush()
+    }
+
+    pub fn delete_user(&self, name: &str) -> Result<bool> {
+        let existed = self.users.remove(name)?.is_some();
+        self.flush()?;
+        Ok(existed)
+    }
+
+    pub fn users<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        self.users
+            .iter()
+            .values()
+            .map(|v| decode("users", &v?))
+            .collect()
+    }
+
+    // --- operator log -----------------------------------------------------------
+
+    /// Appends to the log ring, dropping the oldest entry beyond [`LOG_CAPACITY`].
+    pub fn log(
+        &self,
+        level: LogLevel,
+        station: Option<&ChargePointId>,
+        message: impl Into<String>,
+    ) -> Result<LogEntry> {
+        let seq = take_next(&self.meta, NEXT_LOG_SEQ, 0)?;
+        let entry = LogEntry {
+            seq,
+            at: Utc::now(),
+            level,
+            station: station.cloned(),
+            message: message.into(),
+        };
+        self.logs.insert(seq.to_be_bytes(), encode(&entry))?;
+        if seq >= LOG_CAPACITY {
+            self.logs.remove((seq - LOG_CAPACITY).to_be_bytes())?;
+        }
+        Ok(entry)
+    }
+
+    /// The newest `limit` log entries matching `station`, newest first.
+    pub fn logs(&self, station: Option<&ChargePointId>, limit: usize) -> Result<Vec<LogEntry>> {
+        let mut out = Vec::new();
+        for value in self.logs.iter().values().rev() {
+            let e: LogEntry = decode("logs", &value?)?;
+            if station.is_none_or(|s| e.station.as_ref() == Some(s)) {
+                out.push(e);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    // --- configuration snapshots -----------------------------------------------------
+
+    /// Keeps the configuration in force (TOML) so a restart and a restore find it.
+    pub fn save_config_snapshot(&self, toml: &str) -> Result<()> {
+        let seq = self.db.generate_id()?;
+        self.config_snapshots
+            .insert(seq.to_be_bytes(), toml.as_bytes())?;
+        self.flush()
+    }
+
+    pub fn latest_config_snapshot(&self) -> Result<Option<String>> {
+        Ok(self
+            .config_snapshots
+            .last()?
+            .map(|(_, v)| String::from_utf8_lossy(&v).into_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_tx(station: &str) -> NewTransaction {
+        NewTransaction {
+            station: station.into(),
+            connector: 1,
+            id_tag: "TAG".into(),
+            meter_start_wh: 1000,
+            started_at: Utc::now(),
+            reservation_id: None,
+            vip: false,
+        }
+    }
+
+    #[test]
+    fn transaction_ids_never_repeat_across_reopen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = {
+            let store = Store::open(dir.path()).expect("open");
+            let a = store.begin_transaction(new_tx("CP1")).expect("begin").id;
+            let b = store.begin_transaction(new_tx("CP1")).expect("begin").id;
+            assert!(b > a);
+            b
+        };
+        let store = Store::open(dir.path()).expect("reopen");
+        let next = store.begin_transaction(new_tx("CP1")).expect("begin").id;
+        assert!(next > first, "{next} after {first}");
+        assert_eq!(store.open_transactions().expect("list").len(), 3);
+    }
+
+    #[test]
+    fn a_stopped_transaction_keeps_its_first_stop() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        let t = store.begin_transaction(new_tx("CP1")).expect("begin");
+        let stop = |wh| TransactionStop {
+            at: Utc::now(),
+            meter_stop_wh: wh,
+            reason: None,
+            id_tag: None,
+        };
+        assert_eq!(
+            store
+                .stop_transaction(t.id, stop(5000))
+                .expect("stop")
+                .energy_wh(),
+            4000.0
+        );
+        assert_eq!(
+            store
+                .stop_transaction(t.id, stop(9000))
+                .expect("stop")
+                .energy_wh(),
+            4000.0
+        );
+        assert!(store.open_transactions().expect("list").is_empty());
+        assert!(matches!(
+            store.stop_transaction(999, stop(1)),
+            Err(StoreError::UnknownTransaction(999))
+        ));
+    }
+
+    #[test]
+    fn badges_are_case_insensitive() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        let badge = BadgeRecord {
+            id_tag: "04a1b2".into(),
+            vip: true,
+            expires: None,
+            blocked: false,
+            note: None,
+        };
+        store.put_badge(&badge).expect("put");
+        assert_eq!(store.badge(&"04A1B2".into()).expect("get"), Some(badge));
+        assert!(store.delete_badge(&"04A1b2".into()).expect("delete"));
+        assert!(store.badges().expect("list").is_empty());
+    }
+
+    #[test]
+    fn the_log_is_a_bounded_ring_listed_newest_first() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        let cp: ChargePointId = "CP1".into();
+        store.log(LogLevel::Info, None, "boot").expect("log");
+        store
+            .log(LogLevel::Warn, Some(&cp), "rejected profile")
+            .expect("log");
+        let all = store.logs(None, 10).expect("logs");
+        assert_eq!(
+            all.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(),
+            ["rejected profile", "boot"]
+        );
+        assert_eq!(store.logs(Some(&cp), 10).expect("logs").len(), 1);
+    }
+
+    #[test]
+    fn samples_are_kept_per_transaction_in_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        let s = |v| Sample {
+            at: Utc::now(),
+            measurand: "Current.Import".into(),
+            phase: Some("L1".into()),
+            value: v,
+            unit: Some("A".into()),
+        };
+        store.add_samples(7, &[s(1.0), s(2.0)]).expect("add");
+        store.add_samples(8, &[s(9.0)]).expect("add");
+        store.add_samples(7, &[s(3.0)]).expect("add");
+        let values: Vec<f64> = store
+            .samples(7)
+            .expect("samples")
+            .iter()
+            .map(|s| s.value)
+            .collect();
+        assert_eq!(values, [1.0, 2.0, 3.0]);
+    }
+}
