@@ -4,6 +4,7 @@
 //! Modules marked *pure* take values and return values: no actix, tokio, sled or I/O.
 
 pub mod allocation; // pure
+pub mod authorization; // pure
 pub mod calendar;
 pub mod config; // pure
 pub mod meter;
