@@ -1,1 +1,127 @@
-fn main() {}
+//! The `ampwarden` command: parse the command line, load the configuration, call the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ampwarden::{App, StartError};
+use ampwarden_actors::config::Config;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "ampwarden",
+    version,
+    about = "On-site EV-charging load management (OCPP 1.6J, Modbus meters)"
+)]
+struct Cli {
+    /// Configuration file (TOML). Without it, the embedded defaults are used.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller (the default).
+    Run,
+    /// Validate a configuration and print its zone tree; exit 0 if valid, 1 if not.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(cli.config),
+        Command::CheckConfig => check_config(cli.config),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Reads and validates the configuration; prints one line per problem on failure.
+fn load_config(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
+    let Some(path) = path else {
+        return Ok(Config::embedded_default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        eprintln!("cannot read configuration {}: {e}", path.display());
+        ExitCode::from(2)
+    })?;
+    Config::from_toml_str(&text).map_err(|problems| {
+        for p in &problems.0 {
+            eprintln!("{p}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+fn check_config(path: Option<PathBuf>) -> ExitCode {
+    match load_config(path.as_ref()) {
+        Ok(config) => {
+            print!("{}", config.zone_tree_text());
+            println!(
+                "configuration valid: {} zones, {} stations, {} meters, {} badges, {} tariff periods",
+                config.zones.len(),
+                config.stations.len(),
+                config.meters.len(),
+                config.badges.len(),
+                config.tariffs.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(_) => ExitCode::from(1),
+    }
+}
+
+fn run(path: Option<PathBuf>) -> ExitCode {
+    let config = match load_config(path.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let app = match App::start(config) {
+        Ok(app) => app,
+        Err(e @ StartError::Config(_)) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("ampwarden could not start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = wait_for_signal() {
+        eprintln!("cannot listen for signals: {e}");
+    }
+    tracing::info!("stopping: closing connections and flushing storage");
+    app.stop();
+    ExitCode::SUCCESS
+}
+
+/// Blocks until SIGINT or SIGTERM.
+fn wait_for_signal() -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r,
+                _ = term.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await
+    })
+}

@@ -1,1 +1,1160 @@
-//! (being built)
+//! StationActor: one per charge point. It owns the station's connectors, status, open
+//! transactions, last meter values and outgoing CALLs, and outlives its WebSocket
+//! session: a station that drops off keeps its state and its reserved share until it
+//! returns or its transaction ends.
+//!
+//! OCPP allows one outstanding CALL per direction, so our CALLs wait in `outbox` and go
+//! out one at a time; each is correlated by uniqueId and fails after `call_timeout`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::authorization::{authorize, Authorization, Verdict};
+use crate::config::{LiveConfig, StationConfig};
+use crate::ocpp::core::{
+    AuthorizationStatus, AuthorizeResponse, BootNotificationRequest, BootNotificationResponse,
+    DataTransferResponse, DataTransferStatus, HeartbeatResponse, IdTagInfo, RegistrationStatus,
+    StartTransactionRequest, StartTransactionResponse, StatusNotificationRequest,
+    StatusNotificationResponse, StopTransactionRequest, StopTransactionResponse,
+};
+use crate::ocpp::dispatch::{parse_payload, Request, StationRequest};
+use crate::ocpp::error::{CallError, ErrorCode};
+use crate::ocpp::firmware::{
+    DiagnosticsStatusNotificationResponse, FirmwareStatusNotificationResponse,
+};
+use crate::ocpp::frame::{encode_call, encode_call_error, encode_call_result, Frame};
+use crate::ocpp::meter_values::{
+    ImportReadings, MeterValue, MeterValuesRequest, MeterValuesResponse,
+};
+use crate::ocpp::remote::{ChangeConfigurationRequest, GetConfigurationRequest};
+use crate::ocpp::smart_charging::{
+    ChargingProfileStatus, SetChargingProfileRequest, SetpointPurpose,
+};
+use crate::ocpp::types::CiString50;
+use crate::store::{LogLevel, NewTransaction, Sample, StationRecord, Store, TransactionStop};
+use crate::units::{Amps, ChargePointId, IdTag, PerPhase};
+
+// --- the session protocol (used by the WebSocket layer) ------------------------------
+
+/// Text to the station, or a request to close its socket; sent to the session actor.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub enum ToStation {
+    Text(String),
+    Close { reason: String },
+}
+
+/// A new WebSocket connection for this station; it replaces any previous one.
+#[derive(Debug)]
+pub struct Attach {
+    pub connection: u64,
+    pub session: Recipient<ToStation>,
+}
+
+/// One text message from the station's socket.
+#[derive(Debug)]
+pub struct FromStation {
+    pub connection: u64,
+    pub text: String,
+}
+
+/// The socket of `connection` closed.
+#[derive(Debug)]
+pub struct Detach {
+    pub connection: u64,
+}
+
+/// What a WebSocket session tells its station actor.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub enum SessionEvent {
+    Attach(Attach),
+    Frame(FromStation),
+    /// A binary frame: OCPP-J is text only.
+    Binary {
+        connection: u64,
+    },
+    Detach(Detach),
+}
+
+// --- what the station actor tells others ----------------------------------------------
+
+/// A transaction as the rest of the controller sees it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TransactionSnapshot {
+    pub id: i32,
+    pub id_tag: IdTag,
+    pub vip: bool,
+    pub started_at: DateTime<Utc>,
+    pub energy_wh: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConnectorSnapshot {
+    pub connector: u32,
+    /// The OCPP ChargePointStatus, e.g. `Charging`, `SuspendedEVSE`.
+    pub status: String,
+    pub error_code: String,
+    pub status_since: DateTime<Utc>,
+    pub transaction: Option<TransactionSnapshot>,
+    /// Current.Import per phase as last reported; `None` where nothing was reported.
+    pub draw: PerPhase<Option<Amps>>,
+    pub power_w: Option<f64>,
+    /// The limit in force (conservative: while a profile is unanswered, the higher of
+    /// the old and new limits).
+    pub limit_in_force: Option<Amps>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StationSnapshot {
+    pub id: ChargePointId,
+    pub connected: bool,
+    pub booted: bool,
+    pub vendor: Option<String>,
+    pub model: Option<String>,
+    pub firmware: Option<String>,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub connectors: Vec<ConnectorSnapshot>,
+}
+
+/// Sent to the supervisor whenever something it allocates on changes.
+#[derive(Clone, Debug, Message)]
+#[rtype(result = "()")]
+pub struct StationReport {
+    pub snapshot: StationSnapshot,
+    pub why: ReportReason,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportReason {
+    Connected,
+    Disconnected,
+    Booted,
+    Status,
+    TransactionStarted,
+    TransactionStopped,
+    MeterValues,
+    LimitChanged,
+}
+
+// --- commands ------------------------------------------------------------------------
+
+/// Why one of our CALLs did not give an answer.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum CallFailure {
+    #[error("the station is not connected")]
+    NotConnected,
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the station answered with an error: {0}")]
+    Refused(CallError),
+    #[error("the station's answer is not valid: {0}")]
+    BadAnswer(CallError),
+    #[error("the station actor stopped")]
+    Stopped,
+}
+
+/// Sends one central→station request and waits for its typed answer.
+pub struct Call<R>(pub R);
+
+impl<R> Message for Call<R>
+where
+    R: Request + 'static,
+    R::Response: Send + 'static,
+{
+    type Result = Result<R::Response, CallFailure>;
+}
+
+/// A snapshot of the station, for the API and UI.
+#[derive(Message)]
+#[rtype(result = "StationSnapshot")]
+pub struct GetSnapshot;
+
+/// Which profile a limit is sent as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitPurpose {
+    /// TxDefaultProfile on a connector (0 = the whole station).
+    Default,
+    /// TxProfile of the given transaction.
+    Transaction(i32),
+}
+
+/// Sets the limit of a connector with SetChargingProfile and waits for the answer.
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "Result<LimitOutcome, CallFailure>")]
+pub struct ApplyLimit {
+    pub connector: u32,
+    pub limit: Amps,
+    pub purpose: LimitPurpose,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitOutcome {
+    Accepted,
+    Rejected,
+}
+
+/// Closes the station's socket (controller shutdown); the actor stays.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseSession;
+
+/// The station's configuration changed (zone, max current, …).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UpdateStationConfig(pub StationConfig);
+
+// --- the actor -------------------------------------------------------------------------
+
+/// What every station actor shares.
+#[derive(Clone)]
+pub struct StationDeps {
+    pub store: Store,
+    pub config: LiveConfig,
+    pub reports: Option<Recipient<StationReport>>,
+}
+
+#[derive(Default)]
+struct Limits {
+    /// Last accepted TxProfile: (transaction, limit).
+    tx: Option<(i32, Amps)>,
+    /// Last accepted TxDefaultProfile on this connector.
+    default: Option<Amps>,
+    /// A SetChargingProfile sent but not answered.
+    pending: Option<Amps>,
+}
+
+struct Connector {
+    status: String,
+    error_code: String,
+    status_since: DateTime<Utc>,
+    transaction: Option<TransactionSnapshot>,
+    draw: PerPhase<Option<Amps>>,
+    power_w: Option<f64>,
+    limits: Limits,
+}
+
+impl Connector {
+    fn new(now: DateTime<Utc>) -> Self {
+        Connector {
+            status: "Unknown".into(),
+            error_code: "NoError".into(),
+            status_since: now,
+            transaction: None,
+            draw: PerPhase::splat(None),
+            power_w: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+struct Session {
+    connection: u64,
+    recipient: Recipient<ToStation>,
+}
+
+type Responder = oneshot::Sender<Result<String, CallFailure>>;
+
+struct Outgoing {
+    unique_id: String,
+    action: &'static str,
+    text: String,
+    responder: Responder,
+}
+
+struct InFlight {
+    unique_id: String,
+    action: &'static str,
+    responder: Responder,
+    timeout: SpawnHandle,
+}
+
+pub struct StationActor {
+    id: ChargePointId,
+    station: StationConfig,
+    deps: StationDeps,
+    session: Option<Session>,
+    booted: bool,
+    record: Option<StationRecord>,
+    connectors: BTreeMap<u32, Connector>,
+    /// Connector 0's TxDefaultProfile limit (applies to every connector without its own).
+    default_limit: Option<Amps>,
+    default_pending: Option<Amps>,
+    next_unique_id: u64,
+    outbox: VecDeque<Outgoing>,
+    in_flight: Option<InFlight>,
+}
+
+impl StationActor {
+    /// A station actor with its open transactions restored from the store.
+    pub fn new(station: StationConfig, deps: StationDeps) -> Self {
+        let now = Utc::now();
+        let id = station.id.clone();
+        let record = deps.store.station(&id).unwrap_or_else(|e| {
+            tracing::error!(station = %id, error = %e, "cannot read the station's record");
+            None
+        });
+        let mut connectors = BTreeMap::new();
+        match deps.store.open_transactions() {
+            Ok(open) => {
+                for t in open.into_iter().filter(|t| t.station == id) {
+                    let c = connectors
+                        .entry(t.connector)
+                        .or_insert_with(|| Connector::new(now));
+                    c.transaction = Some(TransactionSnapshot {
+                        id: t.id,
+                        energy_wh: t.energy_wh(),
+                        id_tag: t.id_tag,
+                        vip: t.vip,
+                        started_at: t.started_at,
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::error!(station = %id, error = %e, "cannot restore open transactions")
+            }
+        }
+        StationActor {
+            id,
+            station,
+            deps,
+            session: None,
+            booted: false,
+            record,
+            connectors,
+            default_limit: None,
+            default_pending: None,
+            next_unique_id: 1,
+            outbox: VecDeque::new(),
+            in_flight: None,
+        }
+    }
+
+    fn call_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.deps.config.get().server.call_timeout_s))
+    }
+
+    fn send_text(&self, text: String) {
+        if let Some(s) = &self.session {
+            s.recipient.do_send(ToStation::Text(text));
+        }
+    }
+
+    fn snapshot(&self) -> StationSnapshot {
+        let connectors = self
+            .connectors
+            .iter()
+            .map(|(&n, c)| ConnectorSnapshot {
+                connector: n,
+                status: c.status.clone(),
+                error_code: c.error_code.clone(),
+                status_since: c.status_since,
+                transaction: c.transaction.clone(),
+                draw: c.draw,
+                power_w: c.power_w,
+                limit_in_force: self.limit_in_force(c),
+            })
+            .collect();
+        StationSnapshot {
+            id: self.id.clone(),
+            connected: self.session.is_some(),
+            booted: self.booted,
+            vendor: self.record.as_ref().and_then(|r| r.vendor.clone()),
+            model: self.record.as_ref().and_then(|r| r.model.clone()),
+            firmware: self.record.as_ref().and_then(|r| r.firmware.clone()),
+            last_seen: self.record.as_ref().map(|r| r.last_seen),
+            connectors,
+        }
+    }
+
+    /// SPEC: the last accepted TxProfile of the current transaction, else the connector's
+    /// TxDefaultProfile, else connector 0's; an unanswered profile counts if higher.
+    fn limit_in_force(&self, c: &Connector) -> Option<Amps> {
+        let tx = match (&c.transaction, c.limits.tx) {
+            (Some(t), Some((id, limit))) if t.id == id => Some(limit),
+            _ => None,
+        };
+        let accepted = tx.or(c.limits.default).or(self.default_limit);
+        let pending = c.limits.pending.or(self
+            .default_pending
+            .filter(|_| tx.is_none() && c.limits.default.is_none()));
+        match (accepted, pending) {
+            (Some(a), Some(p)) => Some(a.max(p)),
+            (a, p) => a.or(p),
+        }
+    }
+
+    fn report(&self, why: ReportReason) {
+        if let Some(r) = &self.deps.reports {
+            r.do_send(StationReport {
+                snapshot: self.snapshot(),
+                why,
+            });
+        }
+    }
+
+    fn log(&self, level: LogLevel, message: String) {
+        if let Err(e) = self.deps.store.log(level, Some(&self.id), message) {
+            tracing::error!(station = %self.id, error = %e, "cannot write the operator log");
+        }
+    }
+
+    fn connector(&mut self, n: u32) -> &mut Connector {
+        self.connectors
+            .entry(n)
+            .or_insert_with(|| Connector::new(Utc::now()))
+    }
+
+    // --- outgoing calls -------------------------------------------------------------
+
+    fn enqueue<R: Request>(
+        &mut self,
+        request: &R,
+        ctx: &mut Context<Self>,
+    ) -> oneshot::Receiver<Result<String, CallFailure>> {
+        let (responder, rx) = oneshot::channel();
+        if self.session.is_none() {
+            let _ = responder.send(Err(CallFailure::NotConnected));
+            return rx;
+        }
+        let unique_id = self.next_unique_id.to_string();
+        self.next_unique_id += 1;
+        let text = encode_call(&unique_id, request);
+        self.outbox.push_back(Outgoing {
+            unique_id,
+            action: R::ACTION,
+            text,
+            responder,
+        });
+        self.pump(ctx);
+        rx
+    }
+
+    /// Sends the next queued CALL if none is in flight.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight.is_some() {
+            return;
+        }
+        while let Some(next) = self.outbox.pop_front() {
+            if next.responder.is_closed() {
+                continue; // the asker gave up
+            }
+            if self.session.is_none() {
+                let _ = next.responder.send(Err(CallFailure::NotConnected));
+                continue;
+            }
+            let wait = self.call_timeout();
+            let unique_id = next.unique_id.clone();
+            let timeout = ctx.run_later(wait, move |act, ctx| act.time_out(&unique_id, wait, ctx));
+            self.send_text(next.text);
+            self.in_flight = Some(InFlight {
+                unique_id: next.unique_id,
+                action: next.action,
+                responder: next.responder,
+                timeout,
+            });
+            return;
+        }
+    }
+
+    fn time_out(&mut self, unique_id: &str, wait: Duration, ctx: &mut Context<Self>) {
+        if self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| f.unique_id == unique_id)
+        {
+            if let Some(f) = self.in_flight.take() {
+                tracing::warn!(station = %self.id, action = f.action, unique_id, "no answer within {wait:?}");
+                let _ = f.responder.send(Err(CallFailure::Timeout(wait)));
+            }
+            self.pump(ctx);
+        }
+    }
+
+    fn resolve(
+        &mut self,
+        unique_id: &str,
+        outcome: Result<String, CallFailure>,
+        ctx: &mut Context<Self>,
+    ) {
+        match self.in_flight.take() {
+            Some(f) if f.unique_id == unique_id => {
+                ctx.cancel_future(f.timeout);
+                let _ = f.responder.send(outcome);
+                self.pump(ctx);
+            }
+            other => {
+                self.in_flight = other;
+                tracing::warn!(station = %self.id, unique_id, "answer to no pending call: ignored");
+            }
+        }
+    }
+
+    fn fail_all_calls(&mut self, ctx: &mut Context<Self>) {
+        if let Some(f) = self.in_flight.take() {
+            ctx.cancel_future(f.timeout);
+            let _ = f.responder.send(Err(CallFailure::NotConnected));
+        }
+        for o in self.outbox.drain(..) {
+            let _ = o.responder.send(Err(CallFailure::NotConnected));
+        }
+    }
+
+    // --- incoming frames ----------------------------------------------------------------
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        match Frame::parse(text) {
+            Err(e) => {
+                tracing::warn!(station = %self.id, error = %e.error, "malformed frame");
+                match e.answer() {
+                    Some(answer) => self.send_text(answer),
+                    None => {
+                        if let Some(id) = e.unique_id.clone() {
+                            self.resolve(&id, Err(CallFailure::BadAnswer(e.error)), ctx);
+                        }
+                    }
+                }
+            }
+            Ok(Frame::Call {
+                unique_id,
+                action,
+                payload,
+            }) => match StationRequest::parse(&action, payload) {
+                Ok(request) => self.on_request(&unique_id, request, ctx),
+                Err(error) => {
+                    tracing::warn!(station = %self.id, %action, %error, "refused call");
+                    self.send_text(encode_call_error(&unique_id, &error));
+                }
+            },
+            Ok(Frame::CallResult { unique_id, payload }) => {
+                self.resolve(&unique_id, Ok(payload.get().to_owned()), ctx);
+            }
+            Ok(Frame::CallError {
+                unique_id, error, ..
+            }) => {
+                self.resolve(&unique_id, Err(CallFailure::Refused(error)), ctx);
+            }
+        }
+    }
+
+    /// Answers a station's CALL. The answer goes out before anything it triggers
+    /// (e.g. a TxProfile is only sent after the StartTransaction answer).
+    fn on_request(&mut self, uid: &str, request: StationRequest, ctx: &mut Context<Self>) {
+        self.touch();
+        match request {
+            StationRequest::BootNotification(boot) => {
+                self.on_boot(&boot);
+                let interval = self.deps.config.get().server.heartbeat_interval_s;
+                self.send_text(encode_call_result(
+                    uid,
+                    &BootNotificationResponse {
+                        current_time: Utc::now(),
+                        interval,
+                        status: RegistrationStatus::Accepted,
+                    },
+                ));
+                self.booted = true;
+                self.configure_for_control(ctx);
+                self.report(ReportReason::Booted);
+            }
+            StationRequest::Heartbeat(_) => {
+                self.send_text(encode_call_result(
+                    uid,
+                    &HeartbeatResponse {
+                        current_time: Utc::now(),
+                    },
+                ));
+            }
+            StationRequest::StatusNotification(status) => {
+                self.on_status(&status);
+                self.send_text(encode_call_result(uid, &StatusNotificationResponse {}));
+                self.report(ReportReason::Status);
+            }
+            StationRequest::Authorize(req) => {
+                let verdict = self.authorize(&IdTag::new(req.id_tag.as_str()));
+                self.send_text(encode_call_result(
+                    uid,
+                    &AuthorizeResponse {
+                        id_tag_info: id_tag_info(&verdict),
+                    },
+                ));
+            }
+            StationRequest::StartTransaction(start) => match self.on_start(&start) {
+                Ok(answer) => {
+                    self.send_text(encode_call_result(uid, &answer));
+                    self.report(ReportReason::TransactionStarted);
+                }
+                Err(error) => self.send_text(encode_call_error(uid, &error)),
+            },
+            StationRequest::StopTransaction(stop) => match self.on_stop(&stop) {
+                Ok(answer) => {
+                    self.send_text(encode_call_result(uid, &answer));
+                    self.report(ReportReason::TransactionStopped);
+                }
+                Err(error) => self.send_text(encode_call_error(uid, &error)),
+            },
+            StationRequest::MeterValues(values) => {
+                self.on_meter_values(&values);
+                self.send_text(encode_call_result(uid, &MeterValuesResponse {}));
+                self.report(ReportReason::MeterValues);
+            }
+            StationRequest::DataTransfer(req) => {
+                tracing::info!(station = %self.id, vendor = %req.vendor_id, "DataTransfer from an unknown vendor");
+                self.send_text(encode_call_result(
+                    uid,
+                    &DataTransferResponse {
+                        status: DataTransferStatus::UnknownVendorId,
+                        data: None,
+                    },
+                ));
+            }
+            StationRequest::DiagnosticsStatusNotification(n) => {
+                self.log(LogLevel::Info, format!("diagnostics upload: {}", n.status));
+                self.send_text(encode_call_result(
+                    uid,
+                    &DiagnosticsStatusNotificationResponse {},
+                ));
+            }
+            StationRequest::FirmwareStatusNotification(n) => {
+                self.log(LogLevel::Info, format!("firmware update: {}", n.status));
+                self.send_text(encode_call_result(
+                    uid,
+                    &FirmwareStatusNotificationResponse {},
+                ));
+            }
+        }
+    }
+
+    /// Keeps `last_seen` current in memory; it is written with the next record update.
+    fn touch(&mut self) {
+        if let Some(r) = &mut self.record {
+            r.last_seen = Utc::now();
+        }
+    }
+
+    fn on_boot(&mut self, boot: &BootNotificationRequest) {
+        let now = Utc::now();
+        let mut record = self.record.clone().unwrap_or_else(|| StationRecord {
+            id: self.id.clone(),
+            zone: Some(self.station.zone.clone()),
+            vendor: None,
+            model: None,
+            serial: None,
+            firmware: None,
+            first_seen: now,
+            last_seen: now,
+        });
+        record.vendor = Some(boot.charge_point_vendor.to_string());
+        record.model = Some(boot.charge_point_model.to_string());
+        record.serial = boot
+            .charge_point_serial_number
+            .as_ref()
+            .map(ToString::to_string);
+        record.firmware = boot.firmware_version.as_ref().map(ToString::to_string);
+        record.last_seen = now;
+        if let Err(e) = self.deps.store.put_station(&record) {
+            tracing::error!(station = %self.id, error = %e, "cannot store the station's boot data");
+        }
+        tracing::info!(station = %self.id, vendor = %boot.charge_point_vendor, model = %boot.charge_point_model, "boot accepted");
+        self.record = Some(record);
+    }
+
+    /// Asks the station to report what the control loop needs, and reads back what it took.
+    fn configure_for_control(&mut self, ctx: &mut Context<Self>) {
+        let config = self.deps.config.get();
+        let settings = [
+            (
+                "MeterValuesSampledData",
+                "Current.Import,Energy.Active.Import.Register,Power.Active.Import".to_owned(),
+            ),
+            (
+                "MeterValueSampleInterval",
+                config.control.meter_values_interval_s.to_string(),
+            ),
+            (
+                "HeartbeatInterval",
+                config.server.heartbeat_interval_s.to_string(),
+            ),
+        ];
+        for (key, value) in settings {
+            let request = ChangeConfigurationRequest::new(key, &value)
+                .expect("our configuration keys and values fit OCPP's CiString50/500");
+            let id = self.id.clone();
+            let rx = self.enqueue(&request, ctx);
+            ctx.spawn(
+                async move {
+                    match answer::<ChangeConfigurationRequest>(rx).await {
+                        Ok(r) => tracing::debug!(station = %id, key, status = %r.status, "configuration key set"),
+                        Err(e) => tracing::warn!(station = %id, key, error = %e, "cannot set configuration key"),
+                    }
+                }
+                .into_actor(self),
+            );
+        }
+        let keys = ["MeterValuesSampledData", "MeterValueSampleInterval"]
+            .into_iter()
+            .map(|k| CiString50::new(k).expect("our configuration keys fit CiString50"))
+            .collect();
+        let rx = self.enqueue(&GetConfigurationRequest { key: keys }, ctx);
+        let id = self.id.clone();
+        ctx.spawn(
+            async move {
+                match answer::<GetConfigurationRequest>(rx).await {
+                    Ok(r) => {
+                        for kv in r.configuration_key {
+                            tracing::info!(station = %id, key = %kv.key, value = ?kv.value.as_deref(), "station configuration");
+                        }
+                    }
+                    Err(e) => tracing::warn!(station = %id, error = %e, "cannot read the station's configuration"),
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn on_status(&mut self, status: &StatusNotificationRequest) {
+        let at = status.timestamp.unwrap_or_else(Utc::now);
+        if status.connector_id == 0 {
+            tracing::info!(station = %self.id, status = %status.status, error = %status.error_code, "station status");
+            return;
+        }
+        let c = self.connector(status.connector_id);
+        let new_status = status.status.as_str();
+        if c.status != new_status {
+            c.status_since = at;
+            c.status = new_status.to_owned();
+        }
+        c.error_code = status.error_code.as_str().to_owned();
+        if status.error_code.as_str() != "NoError" {
+            let message = format!(
+                "connector {} fault {} ({})",
+                status.connector_id,
+                status.error_code,
+                status.info.as_ref().map(|i| i.as_str()).unwrap_or("")
+            );
+            self.log(LogLevel::Warn, message);
+        }
+    }
+
+    fn authorize(&self, tag: &IdTag) -> Authorization {
+        let config = self.deps.config.get();
+        let stored = self.deps.store.badge(tag).unwrap_or_else(|e| {
+            tracing::error!(station = %self.id, error = %e, "cannot read badges");
+            None
+        });
+        if config.auth.mode == crate::config::AuthMode::Uplink {
+            tracing::warn!(station = %self.id, id_tag = %tag, "auth mode \"uplink\" has no CPO backend yet: answering Invalid");
+        }
+        authorize(
+            config.auth.mode,
+            tag,
+            stored.as_ref(),
+            &config.badges,
+            Utc::now(),
+        )
+    }
+
+    fn on_start(
+        &mut self,
+        start: &StartTransactionRequest,
+    ) -> Result<StartTransactionResponse, CallError> {
+        let tag = IdTag::new(start.id_tag.as_str());
+        let verdict = self.authorize(&tag);
+        let connector = start.connector_id.get();
+        let record = self
+            .deps
+            .store
+            .begin_transaction(NewTransaction {
+                station: self.id.clone(),
+                connector,
+                id_tag: tag.clone(),
+                meter_start_wh: start.meter_start,
+                started_at: start.timestamp,
+                reservation_id: start.reservation_id,
+                vip: verdict.vip || self.station.vip,
+            })
+            .map_err(|e| {
+                tracing::error!(station = %self.id, error = %e, "cannot store a new transaction");
+                CallError::new(
+                    ErrorCode::InternalError,
+                    "the transaction could not be stored; retry",
+                )
+            })?;
+        tracing::info!(station = %self.id, connector, transaction = record.id, id_tag = %tag, "transaction started");
+        let c = self.connector(connector);
+        c.transaction = Some(TransactionSnapshot {
+            id: record.id,
+            id_tag: tag,
+            vip: record.vip,
+            started_at: record.started_at,
+            energy_wh: 0.0,
+        });
+        Ok(StartTransactionResponse {
+            id_tag_info: id_tag_info(&verdict),
+            transaction_id: record.id,
+        })
+    }
+
+    fn on_stop(
+        &mut self,
+        stop: &StopTransactionRequest,
+    ) -> Result<StopTransactionResponse, CallError> {
+        let id = stop.transaction_id;
+        let tag = stop.id_tag.as_ref().map(|t| IdTag::new(t.as_str()));
+        if !stop.transaction_data.is_empty() {
+            self.store_samples(id, &stop.transaction_data);
+        }
+        let outcome = self.deps.store.stop_transaction(
+            id,
+            TransactionStop {
+                at: stop.timestamp,
+                meter_stop_wh: stop.meter_stop,
+                reason: stop.reason.map(|r| r.as_str().to_owned()),
+                id_tag: tag.clone(),
+            },
+        );
+        match outcome {
+            Ok(record) => {
+                tracing::info!(station = %self.id, transaction = id, energy_wh = record.energy_wh(), "transaction stopped");
+            }
+            Err(crate::store::StoreError::UnknownTransaction(_)) => {
+                // The station knows a transaction we do not (e.g. it started offline and
+                // its start was lost): acknowledge it so the station can move on.
+                self.log(
+                    LogLevel::Warn,
+                    format!("StopTransaction for unknown transaction {id} acknowledged"),
+                );
+            }
+            Err(e) => {
+                tracing::error!(station = %self.id, error = %e, "cannot store a transaction's stop");
+                return Err(CallError::new(
+                    ErrorCode::InternalError,
+                    "the stop could not be stored; retry",
+                ));
+            }
+        }
+        for c in self.connectors.values_mut() {
+            if c.transaction.as_ref().is_some_and(|t| t.id == id) {
+                c.transaction = None;
+                c.limits.tx = None;
+                c.draw = PerPhase::splat(None);
+                c.power_w = None;
+            }
+        }
+        Ok(StopTransactionResponse {
+            id_tag_info: tag.map(|t| id_tag_info(&self.authorize(&t))),
+        })
+    }
+
+    fn on_meter_values(&mut self, values: &MeterValuesRequest) {
+        let readings = ImportReadings::from_meter_values(&values.meter_value);
+        let single_phase = self.station.phases == crate::config::Phases::One;
+        let phase = self.station.phase;
+        if let Some(tx) = values.transaction_id {
+            self.store_samples(tx, &values.meter_value);
+        }
+        let c = self.connector(values.connector_id);
+        if readings.current.0.iter().any(Option::is_some) {
+            c.draw = readings.current;
+        } else if let Some(total) = readings.current_unphased {
+            c.draw = if single_phase {
+                let mut d = PerPhase::splat(Some(Amps::ZERO));
+                d.set(phase, Some(total));
+                d
+            } else {
+                PerPhase::splat(Some(total))
+            };
+        }
+        if readings.power_w.is_some() {
+            c.power_w = readings.power_w;
+        }
+        let tx = c.transaction.as_ref().map(|t| t.id);
+        if let (Some(wh), Some(id)) = (readings.energy_wh, tx) {
+            match self.deps.store.transaction(id) {
+                Ok(Some(mut record)) => {
+                    record.last_meter_wh = Some(wh);
+                    let energy = record.energy_wh();
+                    if let Err(e) = self.deps.store.update_transaction(&record) {
+                        tracing::error!(station = %self.id, error = %e, "cannot store transaction energy");
+                    }
+                    if let Some(t) = self.connector(values.connector_id).transaction.as_mut() {
+                        t.energy_wh = energy;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(station = %self.id, error = %e, "cannot read a transaction")
+                }
+            }
+        }
+    }
+
+    fn store_samples(&self, transaction: i32, values: &[MeterValue]) {
+        let samples: Vec<Sample> = values
+            .iter()
+            .flat_map(|mv| {
+                mv.sampled_value.iter().filter_map(move |sv| {
+                    Some(Sample {
+                        at: mv.timestamp,
+                        measurand: sv.measurand_or_default().as_str().to_owned(),
+                        phase: sv.phase.map(|p| p.as_str().to_owned()),
+                        value: sv.number()?,
+                        unit: sv.unit.map(|u| u.as_str().to_owned()),
+                    })
+                })
+            })
+            .collect();
+        if let Err(e) = self.deps.store.add_samples(transaction, &samples) {
+            tracing::error!(station = %self.id, error = %e, "cannot store meter samples");
+        }
+    }
+
+    // --- setpoints ---------------------------------------------------------------------
+
+    fn apply_limit(
+        &mut self,
+        msg: ApplyLimit,
+        ctx: &mut Context<Self>,
+    ) -> oneshot::Receiver<Result<String, CallFailure>> {
+        let (purpose, profile_id) = match msg.purpose {
+            LimitPurpose::Default => (
+                SetpointPurpose::TxDefault,
+                DEFAULT_PROFILE_ID_BASE + msg.connector as i32,
+            ),
+            LimitPurpose::Transaction(t) => (
+                SetpointPurpose::Tx { transaction_id: t },
+                TX_PROFILE_ID_BASE + msg.connector as i32,
+            ),
+        };
+        let stack_level = match msg.purpose {
+            LimitPurpose::Default => DEFAULT_STACK_LEVEL,
+            LimitPurpose::Transaction(_) => TX_STACK_LEVEL,
+        };
+        let request = SetChargingProfileRequest::current_limit(
+            msg.connector,
+            profile_id,
+            stack_level,
+            purpose,
+            msg.limit,
+            self.station.phases.count(),
+        );
+        let limit = msg.limit.floor_tenth();
+        if msg.connector == 0 {
+            self.default_pending = Some(limit);
+        } else {
+            self.connector(msg.connector).limits.pending = Some(limit);
+        }
+        self.enqueue(&request, ctx)
+    }
+
+    fn limit_answered(&mut self, msg: &ApplyLimit, outcome: &Result<LimitOutcome, CallFailure>) {
+        let limit = msg.limit.floor_tenth();
+        let accepted = matches!(outcome, Ok(LimitOutcome::Accepted));
+        // A lost answer leaves the pending (conservative) value in place.
+        let settled = matches!(
+            outcome,
+            Ok(_) | Err(CallFailure::Refused(_)) | Err(CallFailure::BadAnswer(_))
+        );
+        if msg.connector == 0 {
+            if accepted {
+                self.default_limit = Some(limit);
+            }
+            if settled {
+                self.default_pending = None;
+            }
+        } else {
+            let c = self.connector(msg.connector);
+            if accepted {
+                match msg.purpose {
+                    LimitPurpose::Default => c.limits.default = Some(limit),
+                    LimitPurpose::Transaction(t) => c.limits.tx = Some((t, limit)),
+                }
+            }
+            if settled {
+                c.limits.pending = None;
+            }
+        }
+        if let Ok(LimitOutcome::Rejected) = outcome {
+            self.log(
+                LogLevel::Warn,
+                format!("connector {} rejected a limit of {limit}", msg.connector),
+            );
+        }
+    }
+}
+
+/// Profile ids are fixed per connector and purpose, so each new setpoint replaces the last.
+const DEFAULT_PROFILE_ID_BASE: i32 = 1000;
+const TX_PROFILE_ID_BASE: i32 = 2000;
+/// One stack level per purpose (SPEC: the limit in force is then well defined).
+const DEFAULT_STACK_LEVEL: u32 = 0;
+const TX_STACK_LEVEL: u32 = 1;
+
+fn id_tag_info(a: &Authorization) -> IdTagInfo {
+    let status = match a.verdict {
+        Verdict::Accepted => AuthorizationStatus::Accepted,
+        Verdict::Blocked => AuthorizationStatus::Blocked,
+        Verdict::Expired => AuthorizationStatus::Expired,
+        Verdict::Invalid => AuthorizationStatus::Invalid,
+    };
+    IdTagInfo {
+        expiry_date: a.expires,
+        parent_id_tag: None,
+        status,
+    }
+}
+
+/// Waits for the answer to a queued CALL and parses it into the request's response type.
+async fn answer<R: Request>(
+    rx: oneshot::Receiver<Result<String, CallFailure>>,
+) -> Result<R::Response, CallFailure> {
+    let text = rx.await.map_err(|_| CallFailure::Stopped)??;
+    let raw: Box<serde_json::value::RawValue> = serde_json::from_str(&text).map_err(|e| {
+        CallFailure::BadAnswer(CallError::new(ErrorCode::FormationViolation, e.to_string()))
+    })?;
+    parse_payload::<R::Response>(&raw).map_err(CallFailure::BadAnswer)
+}
+
+impl Actor for StationActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Many stations, few threads: a generous mailbox keeps bursts from blocking senders.
+        ctx.set_mailbox_capacity(1024);
+    }
+}
+
+impl Handler<SessionEvent> for StationActor {
+    type Result = ();
+
+    fn handle(&mut self, event: SessionEvent, ctx: &mut Self::Context) {
+        match event {
+            SessionEvent::Attach(a) => {
+                if let Some(old) = self.session.take() {
+                    tracing::info!(station = %self.id, "a new connection replaces the previous one");
+                    old.recipient.do_send(ToStation::Close {
+                        reason: "replaced by a new connection".into(),
+                    });
+                    self.fail_all_calls(ctx);
+                }
+                self.session = Some(Session {
+                    connection: a.connection,
+                    recipient: a.session,
+                });
+                self.touch();
+                self.report(ReportReason::Connected);
+            }
+            SessionEvent::Frame(f) => {
+                if self
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| s.connection == f.connection)
+                {
+                    self.on_text(&f.text, ctx);
+                }
+            }
+            SessionEvent::Binary { connection } => {
+                if self
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| s.connection == connection)
+                {
+                    let error = CallError::new(
+                        ErrorCode::FormationViolation,
+                        "binary frames are not OCPP-J; send text",
+                    );
+                    self.send_text(encode_call_error(
+                        crate::ocpp::frame::UNKNOWN_UNIQUE_ID,
+                        &error,
+                    ));
+                }
+            }
+            SessionEvent::Detach(d) => {
+                if self
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| s.connection == d.connection)
+                {
+                    self.session = None;
+                    self.booted = false;
+                    self.fail_all_calls(ctx);
+                    if let Some(r) = &self.record {
+                        if let Err(e) = self.deps.store.put_station(r) {
+                            tracing::error!(station = %self.id, error = %e, "cannot store the station's record");
+                        }
+                    }
+                    self.report(ReportReason::Disconnected);
+                }
+            }
+        }
+    }
+}
+
+impl<R> Handler<Call<R>> for StationActor
+where
+    R: Request + Send + 'static,
+    R::Response: Send + 'static,
+{
+    type Result = ResponseFuture<Result<R::Response, CallFailure>>;
+
+    fn handle(&mut self, Call(request): Call<R>, ctx: &mut Self::Context) -> Self::Result {
+        let rx = self.enqueue(&request, ctx);
+        Box::pin(answer::<R>(rx))
+    }
+}
+
+impl Handler<ApplyLimit> for StationActor {
+    type Result = ResponseActFuture<Self, Result<LimitOutcome, CallFailure>>;
+
+    fn handle(&mut self, msg: ApplyLimit, ctx: &mut Self::Context) -> Self::Result {
+        let rx = self.apply_limit(msg, ctx);
+        Box::pin(
+            answer::<SetChargingProfileRequest>(rx)
+                .into_actor(self)
+                .map(move |answer, act, _| {
+                    let outcome = answer.map(|r| match r.status {
+                        ChargingProfileStatus::Accepted => LimitOutcome::Accepted,
+                        _ => LimitOutcome::Rejected,
+                    });
+                    act.limit_answered(&msg, &outcome);
+                    act.report(ReportReason::LimitChanged);
+                    outcome
+                }),
+        )
+    }
+}
+
+impl Handler<GetSnapshot> for StationActor {
+    type Result = MessageResult<GetSnapshot>;
+
+    fn handle(&mut self, _: GetSnapshot, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.snapshot())
+    }
+}
+
+impl Handler<CloseSession> for StationActor {
+    type Result = ();
+
+    fn handle(&mut self, _: CloseSession, ctx: &mut Self::Context) {
+        if let Some(s) = self.session.take() {
+            s.recipient.do_send(ToStation::Close {
+                reason: "controller shutting down".into(),
+            });
+        }
+        self.fail_all_calls(ctx);
+    }
+}
+
+impl Handler<UpdateStationConfig> for StationActor {
+    type Result = ();
+
+    fn handle(&mut self, UpdateStationConfig(station): UpdateStationConfig, _: &mut Self::Context) {
+        self.station = station;
+        self.report(ReportReason::Status);
+    }
+}

@@ -130,3 +130,31 @@ fn located(text: &str, e: &toml::de::Error) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// The configuration in force, shared by the actors and the HTTP layer; replaced whole
+/// when an operator changes it (readers keep the `Arc` they took).
+#[derive(Clone, Debug)]
+pub struct LiveConfig(std::sync::Arc<std::sync::RwLock<std::sync::Arc<Config>>>);
+
+impl LiveConfig {
+    pub fn new(config: Config) -> Self {
+        LiveConfig(std::sync::Arc::new(std::sync::RwLock::new(
+            std::sync::Arc::new(config),
+        )))
+    }
+
+    pub fn get(&self) -> std::sync::Arc<Config> {
+        // A poisoned lock only means a writer panicked after validation; the value is whole.
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn replace(&self, config: Config) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(config);
+    }
+}

@@ -134,7 +134,7 @@ fn site(ck: &mut Checker, c: &Config) {
 
 fn server(ck: &mut Checker, c: &Config) {
     let s = &c.server;
-    if s.http_listen == s.ocpp_listen {
+    if s.http_listen == s.ocpp_listen && s.http_listen.port() != 0 {
         ck.push(
             "server.ocpp_listen",
             format!(

@@ -1,0 +1,90 @@
+//! Nothing is lost across a restart: a transaction opened before it is still open after
+//! it and can be closed; transaction ids never repeat.
+
+mod common;
+
+use ampwarden_actors::station::GetSnapshot;
+use ampwarden_actors::units::ChargePointId;
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_transaction_survives_a_restart_and_closes_after_it() {
+    let mut app = TestApp::start("", SMALL_SITE);
+    let station = app.booted("CP001").await;
+    let start =
+        json!({ "connectorId": 1, "idTag": "GOODTAG", "meterStart": 500, "timestamp": now_text() });
+    let first_id = ok(station
+        .call("StartTransaction", start.clone())
+        .await
+        .expect("answered"))["transactionId"]
+        .as_i64()
+        .expect("id");
+    drop(station);
+
+    app.restart();
+
+    let actor_snapshot = |app: &TestApp| {
+        let actor = app
+            .app()
+            .controller()
+            .station(&ChargePointId::from("CP001"));
+        async move {
+            actor
+                .expect("actor after reconnect")
+                .send(GetSnapshot)
+                .await
+                .expect("snapshot")
+        }
+    };
+    let station = app.booted("CP001").await;
+    let snapshot = actor_snapshot(&app).await;
+    let open = snapshot
+        .connectors
+        .iter()
+        .find_map(|c| c.transaction.as_ref())
+        .expect("restored transaction");
+    assert_eq!(i64::from(open.id), first_id);
+
+    // A new transaction elsewhere gets a fresh id.
+    let other = app.booted("CP002").await;
+    let second_id = ok(other
+        .call("StartTransaction", start)
+        .await
+        .expect("answered"))["transactionId"]
+        .as_i64()
+        .expect("id");
+    assert!(second_id > first_id, "{second_id} after {first_id}");
+
+    let stop = json!({ "transactionId": first_id, "idTag": "GOODTAG", "meterStop": 2500, "timestamp": now_text() });
+    let stopped = ok(station
+        .call("StopTransaction", stop)
+        .await
+        .expect("answered"));
+    assert_eq!(stopped["idTagInfo"]["status"], "Accepted");
+    let record = app
+        .app()
+        .controller()
+        .store()
+        .transaction(first_id as i32)
+        .expect("store")
+        .expect("kept");
+    assert_eq!(record.energy_wh(), 2000.0);
+    assert!(actor_snapshot(&app)
+        .await
+        .connectors
+        .iter()
+        .all(|c| c.transaction.is_none()));
+}
+
+#[tokio::test]
+async fn stopping_closes_station_sockets() {
+    let mut app = TestApp::start("", SMALL_SITE);
+    let mut station = app.booted("CP001").await;
+    app.stop();
+    let code = station
+        .closed(WAIT)
+        .await
+        .expect("closed by the controller");
+    assert_eq!(code, 1000);
+}
