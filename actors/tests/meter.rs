@@ -374,3 +374,22 @@ async fn stopping_the_actor_stops_polling() {
         "no reading after the actor stopped"
     );
 }
+
+#[test]
+fn unit_id_255_is_accepted_over_tcp_and_refused_on_a_serial_line() {
+    use ampwarden_actors::config::Config;
+    let with_meter = |protocol: &str, address: &str| {
+        format!(
+            "[[zones]]\nid = \"main\"\nlimit_a = 100.0\nmeter = \"mtz\"\n\n\
+             [[meters]]\nid = \"mtz\"\nprotocol = \"{protocol}\"\naddress = \"{address}\"\nunit_id = 255\nprofile = \"mtz\"\n"
+        )
+    };
+    // A MasterPact MTZ behind an IFE answers at unit 255.
+    assert!(Config::from_toml_str(&with_meter("modbus-tcp", "192.0.2.10:502")).is_ok());
+    let problems = Config::from_toml_str(&with_meter("modbus-rtu", "/dev/ttyUSB0"))
+        .expect_err("255 is reserved on RS-485");
+    assert!(
+        problems.to_string().contains("meters[0].unit_id"),
+        "{problems}"
+    );
+}

@@ -170,7 +170,7 @@ impl Poller {
                     tracing::debug!(meter = %self.meter, "dropping the Modbus connection");
                 }
                 self.next_due = self.next_due.max(Instant::now() + self.backoff);
-                self.backoff = (self.backoff * 2).min(self.timing.reconnect_max);
+                self.backoff = self.backoff.saturating_mul(2).min(self.timing.reconnect_max);
             }
             Err(_) => {}
         }
