@@ -393,3 +393,47 @@ fn unit_id_255_is_accepted_over_tcp_and_refused_on_a_serial_line() {
         "{problems}"
     );
 }
+
+#[actix::test]
+async fn a_meter_that_refuses_its_power_register_still_gives_its_currents() {
+    // The device (like a MicroLogic A ammeter) has no power register; the map asks for one.
+    let device = GenericMap {
+        currents: [101, 102, 103],
+        power: None,
+        register_type: RegisterType::U16,
+        word_order: WordOrder::HighFirst,
+        kind: RegisterKind::Holding,
+        current_scale: 1.0,
+        power_scale: 1.0,
+    };
+    let configured = GenericMap {
+        power: Some(110),
+        ..device.clone()
+    };
+    let sim = SimulatedMeter::start(
+        loopback(),
+        RegisterMap::generic(&device).expect("a valid map"),
+    )
+    .await
+    .expect("the simulator starts");
+    sim.set_currents(PerPhase([Amps(16.0), Amps(17.0), Amps(18.0)]));
+    let (addr, collector) = start_actor(
+        config(sim.local_addr(), MeterProfile::Generic, Some(configured)),
+        LONG,
+    );
+    wait_until("currents without power", || {
+        let readings = collector.readings();
+        async move {
+            readings.iter().any(|r| {
+                r.power_kw.is_none()
+                    && r.currents
+                        .0
+                        .iter()
+                        .zip([16.0, 17.0, 18.0])
+                        .all(|(a, b)| close(a.0, b))
+            })
+        }
+    })
+    .await;
+    assert!(status_of(&addr).await.last_error.is_none());
+}

@@ -140,6 +140,8 @@ pub(super) struct Poller {
     next_due: Instant,
     /// The wait before the next reconnection attempt; doubles up to `reconnect_max`.
     backoff: Duration,
+    /// Whether the refusal of the power register was logged (it is, once).
+    power_refused: bool,
 }
 
 impl Poller {
@@ -153,6 +155,7 @@ impl Poller {
             timing,
             connection: None,
             next_due: Instant::now(),
+            power_refused: false,
         }
     }
 
@@ -170,7 +173,10 @@ impl Poller {
                     tracing::debug!(meter = %self.meter, "dropping the Modbus connection");
                 }
                 self.next_due = self.next_due.max(Instant::now() + self.backoff);
-                self.backoff = self.backoff.saturating_mul(2).min(self.timing.reconnect_max);
+                self.backoff = self
+                    .backoff
+                    .saturating_mul(2)
+                    .min(self.timing.reconnect_max);
             }
             Err(_) => {}
         }
@@ -212,12 +218,25 @@ impl Poller {
             let answer = timeout(self.timing.timeout, call)
                 .await
                 .map_err(|_| ReadFailure::Timeout(self.timing.timeout))?;
-            let block = answer
-                .map_err(|e| match e {
-                    tokio_modbus::Error::Transport(e) => ReadFailure::Io(e.to_string()),
-                    tokio_modbus::Error::Protocol(e) => ReadFailure::Protocol(e.to_string()),
-                })?
-                .map_err(|code| ReadFailure::Exception(code.to_string()))?;
+            let block = match answer.map_err(|e| match e {
+                tokio_modbus::Error::Transport(e) => ReadFailure::Io(e.to_string()),
+                tokio_modbus::Error::Protocol(e) => ReadFailure::Protocol(e.to_string()),
+            })? {
+                Ok(block) => block,
+                Err(code) if request.optional => {
+                    if !self.power_refused {
+                        self.power_refused = true;
+                        tracing::warn!(
+                            meter = %self.meter,
+                            address = request.address,
+                            exception = %code,
+                            "the meter refuses its power register: reading currents only"
+                        );
+                    }
+                    continue;
+                }
+                Err(code) => return Err(ReadFailure::Exception(code.to_string())),
+            };
             if block.len() != usize::from(request.count) {
                 return Err(ReadFailure::Protocol(format!(
                     "asked for {} registers at address {}, got {}",

@@ -134,6 +134,9 @@ pub struct ReadRequest {
     pub kind: RegisterKind,
     pub address: u16,
     pub count: u16,
+    /// Holds no current, only the power: a device without that register (a MicroLogic A
+    /// ammeter, say) answers it with an exception and still gives its currents.
+    pub optional: bool,
 }
 
 /// The words answered to the read requests, by wire address.
@@ -249,43 +252,43 @@ impl RegisterMap {
         }
     }
 
-    fn fields(&self) -> impl Iterator<Item = &Field> {
-        self.currents.iter().chain(self.power.iter())
-    }
-
     /// The reads that fetch every register of the map: adjacent or overlapping registers
     /// share one read, up to [`MAX_REGISTERS_PER_READ`]. Gaps are never bridged, because a
     /// meter may answer "illegal data address" for the reserved registers in between.
     pub fn read_requests(&self) -> Vec<ReadRequest> {
-        let mut spans: Vec<(u32, u32)> = self
-            .fields()
-            .map(|f| {
-                (
-                    u32::from(f.address()),
-                    u32::from(f.address()) + u32::from(f.width()),
-                )
+        // (start, end, holds a current)
+        let mut spans: Vec<(u32, u32, bool)> = self
+            .currents
+            .iter()
+            .map(|f| (f, true))
+            .chain(self.power.iter().map(|f| (f, false)))
+            .map(|(f, current)| {
+                let start = u32::from(f.address());
+                (start, start + u32::from(f.width()), current)
             })
             .collect();
-        spans.sort_unstable();
-        let mut merged: Vec<(u32, u32)> = Vec::new();
-        for (start, end) in spans {
+        spans.sort_unstable_by_key(|&(start, end, _)| (start, end));
+        let mut merged: Vec<(u32, u32, bool)> = Vec::new();
+        for (start, end, current) in spans {
             match merged.last_mut() {
                 Some(last)
                     if start <= last.1
                         && end.max(last.1) - last.0 <= u32::from(MAX_REGISTERS_PER_READ) =>
                 {
                     last.1 = last.1.max(end);
+                    last.2 |= current;
                 }
-                _ => merged.push((start, end)),
+                _ => merged.push((start, end, current)),
             }
         }
         merged
             .into_iter()
-            .map(|(start, end)| ReadRequest {
+            .map(|(start, end, current)| ReadRequest {
                 kind: self.kind,
                 // Both fit: a field's address is a u16 and a span is at most 125 registers.
                 address: u16::try_from(start).expect("span starts at a u16 address"),
                 count: u16::try_from(end - start).expect("span is at most 125 registers"),
+                optional: !current,
             })
             .collect()
     }
@@ -293,8 +296,9 @@ impl RegisterMap {
     /// Turns the words read into a reading, or says why they are not one.
     ///
     /// Currents must all be present and plausible. The power is optional: a meter that
-    /// marks it "not available" (a 3-wire breaker, say) still gives a reading, without
-    /// power; a power that is garbage (NaN, absurd) makes the whole read suspect.
+    /// marks it "not available" (a 3-wire breaker, say) or refuses its read still gives a
+    /// reading, without power; a power that is garbage (NaN, absurd) makes the whole read
+    /// suspect.
     pub fn decode(
         &self,
         words: &RegisterWords,
@@ -318,7 +322,10 @@ impl RegisterMap {
                     })
                 }
                 Ok(kw) => Some(kw),
-                Err(ReadingError::NotAvailable { .. }) => None,
+                // Not measured, or its optional read was refused: currents only.
+                Err(ReadingError::NotAvailable { .. } | ReadingError::MissingRegister { .. }) => {
+                    None
+                }
                 Err(other) => return Err(other),
             },
         };
@@ -503,12 +510,14 @@ mod tests {
                 ReadRequest {
                     kind: RegisterKind::Holding,
                     address: 2999,
-                    count: 6
+                    count: 6,
+                    optional: false
                 },
                 ReadRequest {
                     kind: RegisterKind::Holding,
                     address: 3059,
-                    count: 2
+                    count: 2,
+                    optional: true
                 },
             ]
         );
@@ -573,12 +582,14 @@ mod tests {
                 ReadRequest {
                     kind: RegisterKind::Holding,
                     address: 32027,
-                    count: 6
+                    count: 6,
+                    optional: false
                 },
                 ReadRequest {
                     kind: RegisterKind::Holding,
                     address: 32077,
-                    count: 2
+                    count: 2,
+                    optional: true
                 },
             ]
         );
@@ -604,12 +615,14 @@ mod tests {
                 ReadRequest {
                     kind: RegisterKind::Holding,
                     address: 1015,
-                    count: 3
+                    count: 3,
+                    optional: false
                 },
                 ReadRequest {
                     kind: RegisterKind::Holding,
                     address: 1036,
-                    count: 1
+                    count: 1,
+                    optional: true
                 },
             ]
         );
@@ -777,17 +790,20 @@ mod tests {
                 ReadRequest {
                     kind: RegisterKind::Input,
                     address: 100,
-                    count: 1
+                    count: 1,
+                    optional: false
                 },
                 ReadRequest {
                     kind: RegisterKind::Input,
                     address: 102,
-                    count: 1
+                    count: 1,
+                    optional: false
                 },
                 ReadRequest {
                     kind: RegisterKind::Input,
                     address: 104,
-                    count: 1
+                    count: 1,
+                    optional: false
                 }
             ]
         );
@@ -839,7 +855,8 @@ mod tests {
             vec![ReadRequest {
                 kind: RegisterKind::Input,
                 address: 100,
-                count: 8
+                count: 8,
+                optional: false
             }]
         );
         // 70_000 × 0.01 = 700 A needs both words.
@@ -980,7 +997,8 @@ mod tests {
             vec![ReadRequest {
                 kind: RegisterKind::Holding,
                 address: 9,
-                count: 6
+                count: 6,
+                optional: false
             }]
         );
     }
@@ -992,5 +1010,17 @@ mod tests {
         let map = RegisterMap::generic(&g).expect("a valid map");
         let w = map.encode([Some(1.0e9), Some(0.0), Some(0.0)], None);
         assert_eq!(w.get(100), Some(0xFFFE));
+    }
+
+    #[test]
+    fn a_refused_power_read_still_gives_the_currents() {
+        let map = builtin(MeterProfile::Nsx);
+        let w = words(&[(1015, &[10, 20, 30])]);
+        let reading = map.decode(&w, &meter(), at()).expect("a reading");
+        assert_eq!(
+            reading.currents,
+            PerPhase([Amps(10.0), Amps(20.0), Amps(30.0)])
+        );
+        assert_eq!(reading.power_kw, None);
     }
 }
