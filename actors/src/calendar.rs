@@ -246,10 +246,14 @@ mod tests {
         }
     }
 
-    /// A clock that runs at real speed from `start`.
+    /// A clock that reads `start` when first read, then runs at real speed: however late
+    /// the actor starts, it first sees `start`.
     fn running_from(start: DateTime<Utc>) -> Clock {
-        let origin = Instant::now();
-        Arc::new(move || start + TimeDelta::from_std(origin.elapsed()).expect("a short test"))
+        let origin = std::sync::OnceLock::new();
+        Arc::new(move || {
+            let elapsed = origin.get_or_init(Instant::now).elapsed();
+            start + TimeDelta::from_std(elapsed).expect("a short test")
+        })
     }
 
     /// A clock that stands still until the test moves it.

@@ -178,10 +178,11 @@ async fn a_silent_meter_times_out_and_goes_stale_after_the_configured_time() {
         async move { n > 0 }
     })
     .await;
+    let announced_before = collector.stale().len();
     sim.set_mode(Mode::Silent);
     wait_until("the meter is announced stale", || {
         let n = collector.stale().len();
-        async move { n > 0 }
+        async move { n > announced_before }
     })
     .await;
     let status = status_of(&addr).await;
@@ -197,15 +198,27 @@ async fn a_silent_meter_times_out_and_goes_stale_after_the_configured_time() {
         "{:?}",
         status.last_error
     );
-    let stale = collector.stale();
+    let stale = collector.stale().last().cloned().expect("an announcement");
     let last = collector
         .readings()
         .last()
         .cloned()
         .expect("a reading before the silence");
-    assert_eq!(stale[0].meter, MeterId::from("main-meter"));
-    assert_eq!(stale[0].since, last.at, "stale since the last good reading");
-    assert_eq!(stale.len(), 1, "one announcement per stale episode");
+    assert_eq!(stale.meter, MeterId::from("main-meter"));
+    assert_eq!(stale.since, last.at, "stale since the last good reading");
+
+    // Still silent a few timeouts later: still one announcement for this episode.
+    let failed = status.failed_reads;
+    wait_until("more timeouts", || {
+        let addr = addr.clone();
+        async move { status_of(&addr).await.failed_reads >= failed + 3 }
+    })
+    .await;
+    assert_eq!(
+        collector.stale().len(),
+        announced_before + 1,
+        "one announcement per episode"
+    );
 
     // It comes back: readings resume and the status is fresh again.
     sim.set_mode(Mode::Normal);
