@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
-pub use poller::ReadFailure;
 pub use profiles::{MeterReading, ProfileError, Quantity, ReadingError, RegisterMap};
 
 use crate::config::{Control, MeterConfig};
