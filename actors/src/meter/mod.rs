@@ -217,10 +217,12 @@ impl StreamHandler<PollOutcome> for MeterActor {
     fn handle(&mut self, outcome: PollOutcome, _: &mut Self::Context) {
         match outcome {
             Ok(reading) => {
-                self.good_reads += 1;
-                if self.stale_announced {
+                if self.good_reads == 0 {
+                    tracing::info!(meter = %self.id(), currents = ?reading.currents.0, "first reading from the meter");
+                } else if self.stale_announced {
                     tracing::info!(meter = %self.id(), "meter reads again");
                 }
+                self.good_reads += 1;
                 self.stale_announced = false;
                 self.last_error = None;
                 tracing::trace!(meter = %self.id(), currents = ?reading.currents.0, power_kw = ?reading.power_kw, "reading");

@@ -194,7 +194,9 @@ impl Poller {
                         address: self.endpoint.address().to_owned(),
                         reason: e.to_string(),
                     })?;
-                tracing::info!(meter = %self.meter, address = self.endpoint.address(), "connected to the meter");
+                // Debug only: a meter that accepts connections and never answers would
+                // repeat this at every reconnection.
+                tracing::debug!(meter = %self.meter, address = self.endpoint.address(), "connected to the meter");
                 connection
             }
         };
