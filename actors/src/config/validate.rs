@@ -330,13 +330,15 @@ fn meters(ck: &mut Checker, c: &Config) {
                 if !(1..=2).contains(&m.stop_bits) {
                     ck.push(format!("{at}.stop_bits"), "must be 1 or 2");
                 }
+                // On a serial line 0 is broadcast (never answered) and 248-255 are reserved;
+                // over TCP any unit id is fine (255 addresses a breaker behind an IFE).
+                if !(1..=247).contains(&m.unit_id) {
+                    ck.push(
+                        format!("{at}.unit_id"),
+                        format!("{} is out of range (1 to 247 on a serial line)", m.unit_id),
+                    );
+                }
             }
-        }
-        if m.unit_id > 247 {
-            ck.push(
-                format!("{at}.unit_id"),
-                format!("{} is out of range (0 to 247)", m.unit_id),
-            );
         }
         ck.range(&format!("{at}.poll_ms"), m.poll_ms, 100, 60_000);
         ck.range(&format!("{at}.timeout_ms"), m.timeout_ms, 50, 30_000);
