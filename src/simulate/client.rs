@@ -173,15 +173,15 @@ impl StationClient {
         let answer_writer = writer.clone();
         let auto = options.auto_answer;
         tokio::spawn(async move {
+            let mut close_code = u16::from(CloseCode::Abnormal);
             while let Some(frame) = source.next().await {
                 let text = match frame {
                     Ok(Message::Text(t)) => t.to_string(),
                     Ok(Message::Close(close)) => {
-                        let code = close
+                        close_code = close
                             .map(|c| u16::from(c.code))
                             .unwrap_or(u16::from(CloseCode::Status));
-                        let _ = closed_tx.send(Some(code));
-                        return;
+                        break;
                     }
                     Ok(_) => continue,
                     Err(_) => break,
@@ -246,7 +246,12 @@ impl StationClient {
                     _ => {}
                 }
             }
-            let _ = closed_tx.send(Some(u16::from(CloseCode::Abnormal)));
+            // Our CALLs still waiting will get no answer: fail them now, not at their timeout.
+            reader_pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear();
+            let _ = closed_tx.send(Some(close_code));
         });
         Ok(StationClient {
             writer,
@@ -337,6 +342,14 @@ impl StationClient {
                 return Ok(call);
             }
         }
+    }
+
+    /// Takes the stream of the central system's CALLs, so that they can be answered while
+    /// one of our CALLs waits for its answer (as a station's firmware does). Later calls
+    /// of [`StationClient::next_call`] see none.
+    pub fn take_calls(&mut self) -> mpsc::UnboundedReceiver<IncomingCall> {
+        let (_, closed) = mpsc::unbounded_channel();
+        std::mem::replace(&mut self.calls, closed)
     }
 
     /// Answers a CALL of the central system.
