@@ -12,7 +12,7 @@ use ampwarden_actors::config::MeterProfile;
 use ampwarden_actors::meter::profiles::RegisterMap;
 use ampwarden_actors::meter::simulated::{Mode, SimulatedMeter, SimulatedMeterHandle};
 use ampwarden_actors::ocpp::core::ChargePointStatus;
-use ampwarden_actors::store::Store;
+use ampwarden_actors::store::{Store, TransactionFilter};
 use ampwarden_actors::units::{Amps, PerPhase};
 use chrono::Timelike;
 use tokio::sync::{watch, Semaphore};
@@ -520,6 +520,16 @@ impl FleetReport {
                 Ok(None) | Err(_) => audit.lost.push(*id),
             }
         }
+        match store.transactions(&TransactionFilter::default()) {
+            Ok(all) => {
+                audit.unknown = all
+                    .iter()
+                    .map(|t| t.id)
+                    .filter(|id| !self.transactions.contains_key(id))
+                    .collect();
+            }
+            Err(e) => tracing::error!(error = %e, "cannot list the stored transactions"),
+        }
         audit
     }
 }
@@ -535,6 +545,9 @@ pub struct TransactionAudit {
     pub lost: Vec<i32>,
     /// Present, but with another station, meter start or meter stop.
     pub mismatched: Vec<i32>,
+    /// In the store but never confirmed to the fleet (e.g. a StartTransaction whose
+    /// answer was lost with its connection, then sent again): left open for ever.
+    pub unknown: Vec<i32>,
 }
 
 impl fmt::Display for FleetReport {
