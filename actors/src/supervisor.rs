@@ -158,7 +158,7 @@ pub struct SiteStatus {
     pub sessions: Vec<SessionStatus>,
     pub last_round: Option<RoundSummary>,
     /// Meters attached to no zone (other feeders), reported only.
-    pub other_meters: Vec<(MeterId, PerPhase<Amps>, Option<f64>, DateTime<Utc>)>,
+    pub other_meters: Vec<MeterReading>,
 }
 
 // --- the actor ---------------------------------------------------------------------------
@@ -497,11 +497,7 @@ impl ZoneSupervisor {
                 }
             })
             .collect();
-        let other_meters = self
-            .other_meters
-            .values()
-            .map(|r| (r.meter.clone(), r.currents, r.power_kw, r.at))
-            .collect();
+        let other_meters = self.other_meters.values().cloned().collect();
         let status = Arc::new(SiteStatus {
             at: Some(now),
             tariff_period: self.tariff.period.as_ref().map(|p| p.name.clone()),
