@@ -65,7 +65,9 @@ async fn connect(url: String, index: usize, received: Received) -> StationClient
     tokio::spawn(async move {
         while let Some(call) = calls.recv().await {
             let profile = &call.payload["csChargingProfiles"];
-            if call.action == "SetChargingProfile" && profile["chargingProfilePurpose"] == "TxProfile" {
+            if call.action == "SetChargingProfile"
+                && profile["chargingProfilePurpose"] == "TxProfile"
+            {
                 let limit = profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
                     .as_f64()
                     .unwrap_or(-1.0);
@@ -77,7 +79,10 @@ async fn connect(url: String, index: usize, received: Received) -> StationClient
         }
     });
     client
-        .call("BootNotification", json!({ "chargePointVendor": "bench", "chargePointModel": "L" }))
+        .call(
+            "BootNotification",
+            json!({ "chargePointVendor": "bench", "chargePointModel": "L" }),
+        )
         .await
         .expect("boot");
     let start = json!({
@@ -88,11 +93,18 @@ async fn connect(url: String, index: usize, received: Received) -> StationClient
 }
 
 /// Waits until every station has received `limit` after `since`; the time of the last one.
-async fn last_arrival(received: &Received, stations: usize, limit: f64, since: Instant) -> Option<Instant> {
+async fn last_arrival(
+    received: &Received,
+    stations: usize,
+    limit: f64,
+    since: Instant,
+) -> Option<Instant> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         {
-            let r = received.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let r = received
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut latest: HashMap<usize, Instant> = HashMap::new();
             for &(i, l, at) in r.iter() {
                 if at >= since && (l - limit).abs() < 0.05 {
@@ -111,7 +123,9 @@ async fn last_arrival(received: &Received, stations: usize, limit: f64, since: I
 }
 
 fn expected_limit(other: f64, stations: usize) -> f64 {
-    Amps(((LIMIT_A - other - MARGIN_A) / stations as f64).min(32.0)).floor_tenth().0
+    Amps(((LIMIT_A - other - MARGIN_A) / stations as f64).min(32.0))
+        .floor_tenth()
+        .0
 }
 
 #[tokio::main]
@@ -125,7 +139,8 @@ async fn main() {
         .expect("meter");
     let loads = [1000.0, 2000.0];
     meter.set_currents(PerPhase::splat(Amps(loads[0])));
-    let app = App::start(config(dir.path(), meter.local_addr(), stations)).expect("controller starts");
+    let app =
+        App::start(config(dir.path(), meter.local_addr(), stations)).expect("controller starts");
     let url = format!("ws://{}/ocpp/", app.ocpp_addr);
     let received: Received = Arc::default();
 
@@ -137,7 +152,10 @@ async fn main() {
             .map(|&i| connect(format!("{url}LAT{i:05}"), i, received.clone()));
         clients.extend(futures_util::future::join_all(batch).await);
     }
-    println!("{stations} stations connected, booted and charging in {:?}", started.elapsed());
+    println!(
+        "{stations} stations connected, booted and charging in {:?}",
+        started.elapsed()
+    );
     let first = expected_limit(loads[0], stations);
     last_arrival(&received, stations, first, started)
         .await

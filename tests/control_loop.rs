@@ -122,7 +122,7 @@ async fn decreases_are_in_force_before_any_increase_even_with_a_slow_station() {
     let timeline = Timeline::default();
     let slow = Behaviour {
         answer_delay: Some(Duration::from_millis(1500)),
-        report_draw: false,
+        ..Behaviour::default()
     };
     let evs = fleet(&app, &timeline, 3, |i| {
         if i == 1 {
@@ -252,8 +252,8 @@ async fn dynamic_budget_follows_the_meter_and_falls_back_when_it_dies() {
     let app = TestApp::start("", &body);
     let timeline = Timeline::default();
     let evs = fleet(&app, &timeline, 2, |_| Behaviour {
-        answer_delay: None,
         report_draw: true,
+        ..Behaviour::default()
     })
     .await;
     let mut other = 20.0;
@@ -317,4 +317,138 @@ async fn dynamic_budget_follows_the_meter_and_falls_back_when_it_dies() {
         .await
         .expect("status");
     assert_eq!(status.zones[0].source, "dynamic");
+}
+
+/// A station that rejects every profile is assumed to draw its maximum after a few tries.
+#[tokio::test]
+async fn a_station_that_keeps_rejecting_is_assumed_at_its_maximum() {
+    let app = TestApp::start("", &site(2, "increase_hold_s = 0", "", ""));
+    let timeline = Timeline::default();
+    let rejecting = Behaviour {
+        reject: true,
+        ..Behaviour::default()
+    };
+    let evs = fleet(&app, &timeline, 2, |i| {
+        if i == 1 {
+            rejecting
+        } else {
+            Behaviour::default()
+        }
+    })
+    .await;
+    start_transaction(&timeline, &evs[0], "EV01", "ANY").await;
+    start_transaction(&timeline, &evs[1], "EV02", "ANY").await;
+    // 63 A - EV01's assumed 32 A = 31 A for EV02 (31.5 A if EV01 were trusted).
+    timeline
+        .wait_for("EV02 at 31 A", LONG, |l| {
+            l.get("EV02").is_some_and(|&a| approx(a, 31.0))
+        })
+        .await;
+    assert!(
+        timeline.rejected() >= 3,
+        "{} rejections",
+        timeline.rejected()
+    );
+    let logs = app.app().controller().store().logs(None, 50).expect("logs");
+    assert!(
+        logs.iter().any(|l| l.message.contains("keeps rejecting")),
+        "{logs:?}"
+    );
+}
+
+/// A vehicle raised from 0 that stays SuspendedEVSE gets its profile cleared and re-sent.
+#[tokio::test]
+async fn a_vehicle_that_does_not_resume_gets_a_recovery() {
+    let body = site(2, "increase_hold_s = 0\nresume_check_s = 5", "", "")
+        .replace("limit_a = 63.0", "limit_a = 10.0");
+    let app = TestApp::start("", &body);
+    let mut first = app.booted("EV01").await;
+    let mut second = app.booted("EV02").await;
+    let start = |tag: &str| json_start(tag);
+    let t1 = ok(first
+        .call("StartTransaction", start("A"))
+        .await
+        .expect("answered"))["transactionId"]
+        .as_i64()
+        .expect("id");
+    let t2 = ok(second
+        .call("StartTransaction", start("B"))
+        .await
+        .expect("answered"))["transactionId"]
+        .as_i64()
+        .expect("id");
+    // 10 A cannot give 6 A to both: one is suspended. Stop the other: the suspended one
+    // is raised at once but keeps reporting SuspendedEVSE.
+    let settle = Duration::from_secs(2);
+    let (l1, l2) = tokio::join!(
+        latest_tx_limit(&mut first, t1, settle),
+        latest_tx_limit(&mut second, t2, settle)
+    );
+    // A vehicle never sent a TxProfile runs on the 0 A default: suspended too.
+    let (stopper, stop_tx, waiter) = match (l1.unwrap_or(0.0), l2.unwrap_or(0.0)) {
+        (a, b) if a == 0.0 && b > 0.0 => (&second, t2, &mut first),
+        (a, b) if b == 0.0 && a > 0.0 => (&first, t1, &mut second),
+        other => panic!("expected one vehicle suspended, got {other:?}"),
+    };
+    let stop =
+        serde_json::json!({ "transactionId": stop_tx, "meterStop": 10, "timestamp": now_text() });
+    ok(stopper
+        .call("StopTransaction", stop)
+        .await
+        .expect("answered"));
+    let suspended =
+        serde_json::json!({ "connectorId": 1, "errorCode": "NoError", "status": "SuspendedEVSE" });
+    ok(waiter
+        .call("StatusNotification", suspended)
+        .await
+        .expect("answered"));
+    let clear = waiter
+        .next_call_of("ClearChargingProfile", LONG)
+        .await
+        .expect("a recovery clears the profile");
+    assert_eq!(clear.payload["chargingProfilePurpose"], "TxProfile");
+    let resent = waiter
+        .next_call_of("SetChargingProfile", LONG)
+        .await
+        .expect("and sends it again");
+    assert_eq!(
+        resent.payload["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]
+            ["limit"],
+        10.0
+    );
+    let trigger = waiter
+        .next_call_of("TriggerMessage", LONG)
+        .await
+        .expect("and asks for the status");
+    assert_eq!(trigger.payload["requestedMessage"], "StatusNotification");
+    let logs = app.app().controller().store().logs(None, 50).expect("logs");
+    assert!(
+        logs.iter()
+            .any(|l| l.message.contains("stays SuspendedEVSE")),
+        "{logs:?}"
+    );
+}
+
+fn json_start(tag: &str) -> serde_json::Value {
+    serde_json::json!({ "connectorId": 1, "idTag": tag, "meterStart": 0, "timestamp": now_text() })
+}
+
+/// The last TxProfile limit for `tx` this station receives within `settle`.
+async fn latest_tx_limit(
+    station: &mut ampwarden::simulate::client::StationClient,
+    tx: i64,
+    settle: Duration,
+) -> Option<f64> {
+    let deadline = tokio::time::Instant::now() + settle;
+    let mut last = None;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Ok(call) = station.next_call_of("SetChargingProfile", left).await else {
+            return last;
+        };
+        let profile = &call.payload["csChargingProfiles"];
+        if profile["transactionId"] == tx {
+            last = profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"].as_f64();
+        }
+    }
 }

@@ -34,6 +34,7 @@ struct Span {
 struct Inner {
     events: Vec<LimitEvent>,
     spans: Vec<Span>,
+    rejected: usize,
 }
 
 /// Every limit the stations took, and when their transactions ran.
@@ -49,6 +50,8 @@ pub struct Behaviour {
     pub answer_delay: Option<Duration>,
     /// Reports `Current.Import` = its limit in force after every change (it draws it all).
     pub report_draw: bool,
+    /// Answers every SetChargingProfile with `Rejected` (the limit does not change).
+    pub reject: bool,
 }
 
 impl Timeline {
@@ -86,6 +89,11 @@ impl Timeline {
                         connector: p["connectorId"].as_u64().unwrap_or(0) as u32,
                     },
                 };
+                if behaviour.reject {
+                    let _ = answerer.answer(&call.unique_id, json!({ "status": "Rejected" }));
+                    timeline.lock().rejected += 1;
+                    continue;
+                }
                 let (timeline, answerer, station) =
                     (timeline.clone(), answerer.clone(), station.clone());
                 let uid = call.unique_id.clone();
@@ -202,6 +210,11 @@ impl Timeline {
                     .sum::<f64>()
             })
             .fold(0.0, f64::max)
+    }
+
+    /// How many profiles the watched stations rejected.
+    pub fn rejected(&self) -> usize {
+        self.lock().rejected
     }
 
     /// Every TxProfile limit sent, in order.
