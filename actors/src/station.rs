@@ -108,6 +108,9 @@ pub struct ConnectorSnapshot {
     /// The limit in force (conservative: while a profile is unanswered, the higher of
     /// the old and new limits).
     pub limit_in_force: Option<Amps>,
+    /// The TxProfile limit of the current transaction (accepted, or higher and pending);
+    /// `None` while the transaction runs on the default profile.
+    pub tx_limit: Option<Amps>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -364,6 +367,7 @@ impl StationActor {
                 draw: c.draw,
                 power_w: c.power_w,
                 limit_in_force: self.limit_in_force(c),
+                tx_limit: Self::tx_limit(c),
             })
             .collect();
         StationSnapshot {
@@ -375,6 +379,20 @@ impl StationActor {
             firmware: self.record.as_ref().and_then(|r| r.firmware.clone()),
             last_seen: self.record.as_ref().map(|r| r.last_seen),
             connectors,
+        }
+    }
+
+    fn tx_limit(c: &Connector) -> Option<Amps> {
+        let accepted = match (&c.transaction, c.limits.tx) {
+            (Some(t), Some((id, limit))) if t.id == id => Some(limit),
+            _ => None,
+        };
+        match (
+            accepted,
+            c.limits.pending.filter(|_| c.transaction.is_some()),
+        ) {
+            (Some(a), Some(p)) => Some(a.max(p)),
+            (a, p) => a.or(p),
         }
     }
 
