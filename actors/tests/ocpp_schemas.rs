@@ -56,6 +56,16 @@ where
     payload_conforms::<R>(&format!("{action}.json"), &request);
     payload_conforms::<R::Response>(&format!("{action}Response.json"), &response);
 
+    let schema = schema(&format!("{action}.json"));
+    let documents = violations(&schema, &request)
+        .into_iter()
+        .map(|v| v.document);
+    for document in documents.chain([request.clone(), without_optional_fields(&schema, &request)]) {
+        let text = format!(r#"[2,"id-1","{action}",{document}]"#);
+        one_pass_agrees_with_two_steps::<StationRequest>(&text);
+        one_pass_agrees_with_two_steps::<CentralCall>(&text);
+    }
+
     let request = raw(&request);
     let response = raw(&response);
     if matches!(sender, Sender::Station | Sender::Either) {
@@ -94,6 +104,22 @@ where
             "{action} sent by a station"
         );
     }
+}
+
+/// `Incoming::parse` (one pass when it can) gives what `Frame::parse` then
+/// `RequestSet::parse` give.
+fn one_pass_agrees_with_two_steps<Set: RequestSet + Debug + PartialEq>(text: &str) {
+    let Ok(Incoming::Call { unique_id, request }) = Incoming::<Set>::parse(text) else {
+        panic!("{text} is a call");
+    };
+    let Ok(Frame::Call {
+        action, payload, ..
+    }) = Frame::parse(text)
+    else {
+        panic!("{text} is a call");
+    };
+    assert_eq!(unique_id, "id-1");
+    assert_eq!(request, Set::parse(&action, payload), "{text}");
 }
 
 fn payload_conforms<P: Payload + Debug + PartialEq>(file: &str, full: &Value) {

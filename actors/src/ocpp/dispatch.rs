@@ -2,7 +2,7 @@
 //! and that turns a raw payload into its typed message.
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
 use super::core::*;
@@ -94,6 +94,21 @@ pub const OCPP16_ACTIONS: [&str; 28] = [
     "UpdateFirmware",
 ];
 
+/// The requests one side of the link receives, as an enum: [`StationRequest`] on the
+/// central system, [`CentralCall`] on a station.
+pub trait RequestSet: Sized {
+    /// The typed request of a CALL, or the CALLERROR to answer it with.
+    fn parse(action: &str, payload: &RawValue) -> Result<Self, CallError>;
+
+    /// Reads the payload of a call of `action` straight from a deserializer (the
+    /// one-pass path of [`super::Incoming`]); `None` for an action this side does not
+    /// receive. Errors carry no field path: callers fall back to [`RequestSet::parse`].
+    fn deserialize_call<'de, D: Deserializer<'de>>(
+        action: &str,
+        deserializer: D,
+    ) -> Option<Result<Self, D::Error>>;
+}
+
 /// A known action sent to the wrong side is NotSupported; an unknown one NotImplemented.
 fn refuse(action: &str, receiver: &str) -> CallError {
     if OCPP16_ACTIONS.contains(&action) {
@@ -162,6 +177,24 @@ macro_rules! direction {
         #[derive(Clone, Debug, PartialEq)]
         pub enum $requests {
             $( $action($request) ),+
+        }
+
+        impl RequestSet for $requests {
+            fn parse(action: &str, payload: &RawValue) -> Result<$requests, CallError> {
+                $requests::parse(action, payload)
+            }
+
+            fn deserialize_call<'de, D: Deserializer<'de>>(
+                action: &str,
+                deserializer: D,
+            ) -> Option<Result<$requests, D::Error>> {
+                $(
+                    if action == <$request as Request>::ACTION {
+                        return Some(<$request>::deserialize(ObjectOnly(deserializer)).map($requests::$action));
+                    }
+                )+
+                None
+            }
         }
 
         impl $requests {
