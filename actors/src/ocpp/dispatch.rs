@@ -21,6 +21,12 @@ pub trait Payload: Serialize + DeserializeOwned {}
 pub trait Request: Payload {
     const ACTION: &'static str;
     type Response: Payload;
+
+    /// Reads the CALLRESULT payload answering this request; a bad answer is an error
+    /// with the code and field, for the log (it is not answered).
+    fn parse_response(payload: &RawValue) -> Result<Self::Response, CallError> {
+        parse_payload(payload)
+    }
 }
 
 /// A request the central system sends to a station (what the controller sends).
@@ -458,6 +464,22 @@ mod tests {
             error.description.starts_with("idTag:"),
             "{}",
             error.description
+        );
+    }
+
+    #[test]
+    fn a_typed_request_reads_its_own_answer_and_refuses_a_bad_one() {
+        let answer = SetChargingProfileRequest::parse_response(raw(r#"{"status":"Rejected"}"#));
+        assert_eq!(
+            answer,
+            Ok(SetChargingProfileResponse {
+                status: ChargingProfileStatus::Rejected
+            })
+        );
+        let bad = SetChargingProfileRequest::parse_response(raw("{}"));
+        assert_eq!(
+            bad.map_err(|e| e.code),
+            Err(ErrorCode::OccurenceConstraintViolation)
         );
     }
 
