@@ -27,7 +27,8 @@ use crate::ocpp::error::{CallError, ErrorCode};
 use crate::ocpp::firmware::{
     DiagnosticsStatusNotificationResponse, FirmwareStatusNotificationResponse,
 };
-use crate::ocpp::frame::{encode_call, encode_call_error, encode_call_result, Frame};
+use crate::ocpp::frame::{encode_call, encode_call_error, encode_call_result};
+use crate::ocpp::incoming::Incoming;
 use crate::ocpp::meter_values::{
     ImportReadings, MeterValue, MeterValuesRequest, MeterValuesResponse,
 };
@@ -533,7 +534,7 @@ impl StationActor {
     // --- incoming frames ----------------------------------------------------------------
 
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
-        match Frame::parse(text) {
+        match Incoming::<StationRequest>::parse(text) {
             Err(e) => {
                 tracing::warn!(station = %self.id, error = %e.error, "malformed frame");
                 match e.answer() {
@@ -545,21 +546,17 @@ impl StationActor {
                     }
                 }
             }
-            Ok(Frame::Call {
-                unique_id,
-                action,
-                payload,
-            }) => match StationRequest::parse(&action, payload) {
+            Ok(Incoming::Call { unique_id, request }) => match request {
                 Ok(request) => self.on_request(&unique_id, request, ctx),
                 Err(error) => {
-                    tracing::warn!(station = %self.id, %action, %error, "refused call");
+                    tracing::warn!(station = %self.id, %error, "refused call");
                     self.send_text(encode_call_error(&unique_id, &error));
                 }
             },
-            Ok(Frame::CallResult { unique_id, payload }) => {
+            Ok(Incoming::CallResult { unique_id, payload }) => {
                 self.resolve(&unique_id, Ok(payload.get().to_owned()), ctx);
             }
-            Ok(Frame::CallError {
+            Ok(Incoming::CallError {
                 unique_id, error, ..
             }) => {
                 self.resolve(&unique_id, Err(CallFailure::Refused(error)), ctx);
