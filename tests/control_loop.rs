@@ -5,7 +5,6 @@ mod common;
 
 use std::time::Duration;
 
-use ampwarden::simulate::client::ConnectOptions;
 use ampwarden_actors::config::{Config, MeterProfile, TariffConfig};
 use ampwarden_actors::meter::profiles::RegisterMap;
 use ampwarden_actors::meter::simulated::{Mode, SimulatedMeter};
@@ -39,16 +38,7 @@ async fn fleet(
     let mut out = Vec::new();
     for i in 1..=n {
         let id = format!("EV{i:02}");
-        let mut client = app
-            .connect_with(
-                &id,
-                ConnectOptions {
-                    auto_answer: false,
-                    ..ConnectOptions::default()
-                },
-            )
-            .await
-            .expect("connects");
+        let mut client = app.manual(&id).await;
         timeline.watch(&mut client, &id, behaviour(i));
         ok(client
             .call("BootNotification", boot_payload())
