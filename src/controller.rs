@@ -6,9 +6,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use actix::{Actor, Addr, Recipient};
-use ampwarden_actors::config::{Config, LiveConfig, Phases, StationConfig};
-use ampwarden_actors::station::{CloseSession, SessionEvent, StationActor, StationDeps};
+use ampwarden_actors::calendar::LivePrice;
+use ampwarden_actors::config::{
+    Config, ConfigProblem, ConfigProblems, LiveConfig, Phases, StationConfig,
+};
+use ampwarden_actors::station::{
+    CloseSession, SessionEvent, StationActor, StationDeps, UpdateStationConfig,
+};
 use ampwarden_actors::store::{LogLevel, StationRecord, Store};
+use ampwarden_actors::supervisor::{ConfigChanged, StopSupervisor, ZoneSupervisor};
 use ampwarden_actors::units::{Amps, ChargePointId, Phase};
 use chrono::Utc;
 
@@ -32,6 +38,8 @@ pub struct Controller {
 
 struct Inner {
     store: Store,
+    price: LivePrice,
+    supervisor: Addr<ZoneSupervisor>,
     /// Station actors live on their own threads, not on the HTTP workers', so that a
     /// shutdown can stop and join them (and release the store) deterministically.
     arbiters: Vec<actix::ArbiterHandle>,
@@ -61,20 +69,34 @@ impl Controller {
         if let Err(e) = store.log(LogLevel::Info, None, "controller started") {
             tracing::error!(error = %e, "cannot write the operator log");
         }
+        let live = LiveConfig::new(config);
+        let price = LivePrice::new();
+        let supervisor = match ZoneSupervisor::new(live.clone(), store.clone(), price.clone()) {
+            Ok(s) => s.start(),
+            Err(e) => unreachable_tree(e),
+        };
         let arbiter_threads: Vec<actix::Arbiter> = (0..STATION_THREADS)
             .map(|_| actix::Arbiter::new())
             .collect();
-        Controller {
+        let controller = Controller {
             inner: Arc::new(Inner {
                 store,
+                price,
+                supervisor,
                 arbiters: arbiter_threads.iter().map(actix::Arbiter::handle).collect(),
                 arbiter_threads: std::sync::Mutex::new(arbiter_threads),
                 next_arbiter: AtomicU64::new(0),
-                config: LiveConfig::new(config),
+                config: live,
                 stations: RwLock::new(HashMap::new()),
                 next_connection: AtomicU64::new(1),
             }),
+        };
+        // Every station gets its actor now, so that transactions left open by a previous
+        // run are known (and their load reserved) before the station reconnects.
+        for station in controller.config().stations.iter().cloned() {
+            controller.station_actor(station);
         }
+        controller
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -83,6 +105,43 @@ impl Controller {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The zone supervisor: live site status, recent rounds, history, subscriptions.
+    pub fn supervisor(&self) -> &Addr<ZoneSupervisor> {
+        &self.inner.supervisor
+    }
+
+    /// Validates `next`, stores it and puts it in force at once: the supervisor rebuilds
+    /// zones, meters and tariffs, and station actors take their new settings.
+    pub fn apply_config(&self, next: Config) -> Result<(), ConfigProblems> {
+        next.validate()?;
+        if let Err(e) = self
+            .inner
+            .store
+            .save_config_snapshot(&next.to_toml_string())
+        {
+            tracing::error!(error = %e, "cannot store the configuration snapshot");
+            return Err(ConfigProblems(vec![ConfigProblem::new(
+                "",
+                format!("cannot store the configuration: {e}"),
+            )]));
+        }
+        self.inner.config.replace(next);
+        let config = self.inner.config.get();
+        for (id, addr) in self
+            .inner
+            .stations
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            if let Some(sc) = config.station(id) {
+                addr.do_send(UpdateStationConfig(sc.clone()));
+            }
+        }
+        self.inner.supervisor.do_send(ConfigChanged);
+        Ok(())
     }
 
     pub fn next_connection_id(&self) -> u64 {
@@ -136,18 +195,25 @@ impl Controller {
         if !station.password.is_empty() && password != Some(station.password.as_str()) {
             return Admission::BadPassword;
         }
+        let addr = self.station_actor(station);
+        Admission::Accepted(addr.recipient())
+    }
+
+    /// The station's actor, started on one of the station threads if it was not yet.
+    fn station_actor(&self, station: StationConfig) -> Addr<StationActor> {
         let mut stations = self
             .inner
             .stations
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let addr = stations
-            .entry(id.clone())
+        stations
+            .entry(station.id.clone())
             .or_insert_with(|| {
                 let deps = StationDeps {
                     store: self.inner.store.clone(),
                     config: self.inner.config.clone(),
-                    reports: None,
+                    reports: self.inner.supervisor.clone().recipient(),
+                    price: self.inner.price.clone(),
                 };
                 let n = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed) as usize
                     % self.inner.arbiters.len();
@@ -155,8 +221,7 @@ impl Controller {
                     StationActor::new(station, deps)
                 })
             })
-            .clone();
-        Admission::Accepted(addr.recipient())
+            .clone()
     }
 
     /// Commissioning scan: the station joins `server.default_zone` with safe defaults.
@@ -236,6 +301,7 @@ impl Controller {
         for s in stations {
             let _ = s.send(CloseSession).await;
         }
+        let _ = self.inner.supervisor.send(StopSupervisor).await;
     }
 
     /// Stops the station actors' threads, waits for them and flushes storage; called
@@ -279,4 +345,9 @@ fn scanned_station(id: ChargePointId, zone: ampwarden_actors::units::ZoneId) -> 
         password: String::new(),
         connectors: 1,
     }
+}
+
+/// `App::start` validated the configuration, and validation refuses every tree error.
+fn unreachable_tree(e: ampwarden_actors::allocation::TreeError) -> ! {
+    panic!("a validated configuration gave an invalid zone tree: {e}")
 }

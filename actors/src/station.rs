@@ -27,7 +27,8 @@ use crate::ocpp::error::{CallError, ErrorCode};
 use crate::ocpp::firmware::{
     DiagnosticsStatusNotificationResponse, FirmwareStatusNotificationResponse,
 };
-use crate::ocpp::frame::{encode_call, encode_call_error, encode_call_result, Frame};
+use crate::ocpp::frame::{encode_call, encode_call_error, encode_call_result};
+use crate::ocpp::incoming::Incoming;
 use crate::ocpp::meter_values::{
     ImportReadings, MeterValue, MeterValuesRequest, MeterValuesResponse,
 };
@@ -108,6 +109,9 @@ pub struct ConnectorSnapshot {
     /// The limit in force (conservative: while a profile is unanswered, the higher of
     /// the old and new limits).
     pub limit_in_force: Option<Amps>,
+    /// The TxProfile limit of the current transaction (accepted, or higher and pending);
+    /// `None` while the transaction runs on the default profile.
+    pub tx_limit: Option<Amps>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -126,6 +130,8 @@ pub struct StationSnapshot {
 #[derive(Clone, Debug, Message)]
 #[rtype(result = "()")]
 pub struct StationReport {
+    /// Where to send setpoints and commands.
+    pub addr: Addr<StationActor>,
     pub snapshot: StationSnapshot,
     pub why: ReportReason,
 }
@@ -216,7 +222,10 @@ pub struct UpdateStationConfig(pub StationConfig);
 pub struct StationDeps {
     pub store: Store,
     pub config: LiveConfig,
-    pub reports: Option<Recipient<StationReport>>,
+    /// The zone supervisor.
+    pub reports: Recipient<StationReport>,
+    /// The energy price in force, for transaction costs.
+    pub price: crate::calendar::LivePrice,
 }
 
 #[derive(Default)]
@@ -288,6 +297,8 @@ pub struct StationActor {
     next_unique_id: u64,
     outbox: VecDeque<Outgoing>,
     in_flight: Option<InFlight>,
+    /// Our own address, for the reports (set when started).
+    addr: Option<Addr<StationActor>>,
 }
 
 impl StationActor {
@@ -332,6 +343,7 @@ impl StationActor {
             next_unique_id: 1,
             outbox: VecDeque::new(),
             in_flight: None,
+            addr: None,
         }
     }
 
@@ -358,6 +370,7 @@ impl StationActor {
                 draw: c.draw,
                 power_w: c.power_w,
                 limit_in_force: self.limit_in_force(c),
+                tx_limit: Self::tx_limit(c),
             })
             .collect();
         StationSnapshot {
@@ -369,6 +382,20 @@ impl StationActor {
             firmware: self.record.as_ref().and_then(|r| r.firmware.clone()),
             last_seen: self.record.as_ref().map(|r| r.last_seen),
             connectors,
+        }
+    }
+
+    fn tx_limit(c: &Connector) -> Option<Amps> {
+        let accepted = match (&c.transaction, c.limits.tx) {
+            (Some(t), Some((id, limit))) if t.id == id => Some(limit),
+            _ => None,
+        };
+        match (
+            accepted,
+            c.limits.pending.filter(|_| c.transaction.is_some()),
+        ) {
+            (Some(a), Some(p)) => Some(a.max(p)),
+            (a, p) => a.or(p),
         }
     }
 
@@ -390,8 +417,9 @@ impl StationActor {
     }
 
     fn report(&self, why: ReportReason) {
-        if let Some(r) = &self.deps.reports {
-            r.do_send(StationReport {
+        if let Some(addr) = &self.addr {
+            self.deps.reports.do_send(StationReport {
+                addr: addr.clone(),
                 snapshot: self.snapshot(),
                 why,
             });
@@ -508,7 +536,7 @@ impl StationActor {
     // --- incoming frames ----------------------------------------------------------------
 
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
-        match Frame::parse(text) {
+        match Incoming::<StationRequest>::parse(text) {
             Err(e) => {
                 tracing::warn!(station = %self.id, error = %e.error, "malformed frame");
                 match e.answer() {
@@ -520,21 +548,17 @@ impl StationActor {
                     }
                 }
             }
-            Ok(Frame::Call {
-                unique_id,
-                action,
-                payload,
-            }) => match StationRequest::parse(&action, payload) {
+            Ok(Incoming::Call { unique_id, request }) => match request {
                 Ok(request) => self.on_request(&unique_id, request, ctx),
                 Err(error) => {
-                    tracing::warn!(station = %self.id, %action, %error, "refused call");
+                    tracing::warn!(station = %self.id, %error, "refused call");
                     self.send_text(encode_call_error(&unique_id, &error));
                 }
             },
-            Ok(Frame::CallResult { unique_id, payload }) => {
+            Ok(Incoming::CallResult { unique_id, payload }) => {
                 self.resolve(&unique_id, Ok(payload.get().to_owned()), ctx);
             }
-            Ok(Frame::CallError {
+            Ok(Incoming::CallError {
                 unique_id, error, ..
             }) => {
                 self.resolve(&unique_id, Err(CallFailure::Refused(error)), ctx);
@@ -817,10 +841,11 @@ impl StationActor {
                 reason: stop.reason.map(|r| r.as_str().to_owned()),
                 id_tag: tag.clone(),
             },
+            self.deps.price.get(),
         );
         match outcome {
             Ok(record) => {
-                tracing::info!(station = %self.id, transaction = id, energy_wh = record.energy_wh(), "transaction stopped");
+                tracing::info!(station = %self.id, transaction = id, energy_wh = record.energy_wh(), cost = record.cost, "transaction stopped");
             }
             Err(crate::store::StoreError::UnknownTransaction(_)) => {
                 // The station knows a transaction we do not (e.g. it started offline and
@@ -877,7 +902,7 @@ impl StationActor {
         if let (Some(wh), Some(id)) = (readings.energy_wh, tx) {
             match self.deps.store.transaction(id) {
                 Ok(Some(mut record)) => {
-                    record.last_meter_wh = Some(wh);
+                    record.advance_register(wh, self.deps.price.get());
                     let energy = record.energy_wh();
                     if let Err(e) = self.deps.store.update_transaction(&record) {
                         tracing::error!(station = %self.id, error = %e, "cannot store transaction energy");
@@ -1026,6 +1051,11 @@ impl Actor for StationActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Many stations, few threads: a generous mailbox keeps bursts from blocking senders.
         ctx.set_mailbox_capacity(1024);
+        self.addr = Some(ctx.address());
+        // Restored open transactions must be known to the supervisor from the start.
+        if self.connectors.values().any(|c| c.transaction.is_some()) {
+            self.report(ReportReason::Status);
+        }
     }
 }
 

@@ -9,6 +9,8 @@ use ampwarden::{App, AppHandle};
 use ampwarden_actors::config::Config;
 use serde_json::{json, Value};
 
+pub mod fleet;
+
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// A running controller and its data directory (removed when dropped).
@@ -122,6 +124,25 @@ impl TestApp {
         options: ConnectOptions,
     ) -> Result<StationClient, ampwarden::simulate::client::ClientError> {
         StationClient::connect(&self.ocpp_url(id), options).await
+    }
+
+    /// Connects a station that answers nothing by itself (the test answers its calls).
+    pub async fn manual(&self, id: &str) -> StationClient {
+        let options = ConnectOptions {
+            auto_answer: false,
+            ..ConnectOptions::default()
+        };
+        self.connect_with(id, options)
+            .await
+            .expect("station connects")
+    }
+
+    /// The station's actor in the controller.
+    pub fn actor(&self, id: &str) -> actix::Addr<ampwarden_actors::station::StationActor> {
+        self.app()
+            .controller()
+            .station(&id.into())
+            .expect("the station has an actor")
     }
 
     /// Connects and boots a station.
