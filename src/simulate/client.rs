@@ -361,14 +361,6 @@ impl StationClient {
         }
     }
 
-    /// Takes the stream of the central system's CALLs, so that they can be answered while
-    /// one of our CALLs waits for its answer (as a station's firmware does). Later calls
-    /// of [`StationClient::next_call`] see none.
-    pub fn take_calls(&mut self) -> mpsc::UnboundedReceiver<IncomingCall> {
-        let (_, closed) = mpsc::unbounded_channel();
-        std::mem::replace(&mut self.calls, closed)
-    }
-
     /// Answers a CALL of the central system.
     pub fn answer(&self, unique_id: &str, payload: Value) -> Result<(), ClientError> {
         self.answerer().answer(unique_id, payload)
