@@ -255,6 +255,8 @@ impl Controller {
             return None;
         }
         self.inner.config.replace(next);
+        // The supervisor allocates only to the stations of the configuration it was given.
+        self.inner.supervisor.do_send(ConfigChanged);
         let message = format!("new station registered by the commissioning scan in zone {zone}");
         tracing::info!(station = %id, %zone, "{message}");
         if let Err(e) = self.inner.store.log(LogLevel::Info, Some(id), message) {
