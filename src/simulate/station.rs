@@ -52,6 +52,8 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 const LAST_RETRY: Duration = Duration::from_secs(30);
 /// A WebSocket handshake that takes longer has failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a closing station waits for the central system's close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(3);
 /// Measurands this station can sample.
 const SUPPORTED_MEASURANDS: [&str; 3] = [
     "Current.Import",
@@ -229,6 +231,7 @@ impl Station {
             if self.restart {
                 self.restart = false;
                 client.close();
+                let _ = client.closed(CLOSE_WAIT).await;
                 return End::Reconnect;
             }
             if std::mem::take(&mut self.retime) {
@@ -243,6 +246,8 @@ impl Station {
                         let _ = self.flush(&client, &mut calls).await;
                     }
                     client.close();
+                    // Let the close handshake finish before the socket goes.
+                    let _ = client.closed(CLOSE_WAIT).await;
                     return End::Stop;
                 }
                 call = calls.recv() => match call {
@@ -258,7 +263,7 @@ impl Station {
                 _ = heartbeat.tick() => self.outbox.push_back(Outgoing::Heartbeat),
                 _ = &mut churn_at => {
                     client.close();
-                    let _ = client.closed(Duration::from_secs(5)).await;
+                    let _ = client.closed(CLOSE_WAIT).await;
                     return End::Reconnect;
                 }
             }
