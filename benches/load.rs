@@ -617,8 +617,8 @@ async fn load(kind: TargetKind, n: usize, args: &Args) -> Result<LoadRow, String
     drop(fleet);
     target.stop();
     let lost = match &target.store_path {
-        Some(path) => Some(audit_store(path, &stopped)?),
-        None => None,
+        Some(path) if !stopped.is_empty() => Some(audit_store(path, &stopped)?),
+        _ => None,
     };
     if let Some(lost) = lost {
         println!(
