@@ -1,10 +1,12 @@
 //! ampwarden, the controller: wiring of the actors behind the HTTP API, the OCPP endpoint
 //! and the operator UI. [`App::start`] is what `main` and the integration tests both use.
 
+pub mod backup;
 pub mod controller;
 pub mod http;
 pub mod ocpp_ws;
 pub mod simulate;
+pub mod snapshot;
 
 use std::net::SocketAddr;
 use std::sync::mpsc;

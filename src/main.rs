@@ -27,6 +27,17 @@ enum Command {
     Run,
     /// Validate a configuration and print its zone tree; exit 0 if valid, 1 if not.
     CheckConfig,
+    /// Save the commissioned configuration, badges, users and tokens to one JSON file
+    /// (the controller must be stopped).
+    Backup {
+        #[arg(long, value_name = "FILE.json")]
+        out: PathBuf,
+    },
+    /// Restore a backup into the storage of a stopped controller; its next start runs it.
+    Restore {
+        #[arg(long, value_name = "FILE.json")]
+        from: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -35,6 +46,8 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(cli.config),
         Command::CheckConfig => check_config(cli.config),
+        Command::Backup { out } => backup(cli.config, &out),
+        Command::Restore { from } => restore(cli.config, &from),
     }
 }
 
@@ -79,6 +92,54 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(_) => ExitCode::from(1),
+    }
+}
+
+fn backup(path: Option<PathBuf>, out: &std::path::Path) -> ExitCode {
+    let config = match load_config(path.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match ampwarden::backup::backup_to_file(&config, out) {
+        Ok(b) => {
+            println!(
+                "backup written to {}: {} zones, {} stations, {} badges, {} accounts",
+                out.display(),
+                b.config.zones.len(),
+                b.config.stations.len(),
+                b.badges.len(),
+                b.accounts.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("backup failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn restore(path: Option<PathBuf>, from: &std::path::Path) -> ExitCode {
+    let config = match load_config(path.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match ampwarden::backup::restore_from_file(&config, from) {
+        Ok(b) => {
+            println!(
+                "restored {}: {} zones, {} stations, {} badges, {} accounts; start the controller with the same --config to run it",
+                from.display(),
+                b.config.zones.len(),
+                b.config.stations.len(),
+                b.badges.len(),
+                b.accounts.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("restore failed: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
