@@ -7,11 +7,13 @@ use std::sync::{Arc, RwLock};
 
 use actix::{Actor, Addr, Recipient};
 use ampwarden_actors::config::{Config, ConfigProblems, LiveConfig, Phases, StationConfig};
+use ampwarden_actors::meter::{GetMeterStatus, MeterStatus};
 use ampwarden_actors::station::{
     CloseSession, SessionEvent, StationActor, StationDeps, UpdateStationConfig,
 };
 use ampwarden_actors::store::{LogLevel, StationRecord, Store, StoreError};
-use ampwarden_actors::units::{Amps, ChargePointId, Phase, ZoneId};
+use ampwarden_actors::supervisor::{ConfigChanged, GetMeter, StopSupervisor, ZoneSupervisor};
+use ampwarden_actors::units::{Amps, ChargePointId, MeterId, Phase, ZoneId};
 use chrono::Utc;
 
 use crate::http::auth::AuthState;
@@ -37,6 +39,7 @@ pub struct Controller {
 
 struct Inner {
     store: Store,
+    supervisor: Addr<ZoneSupervisor>,
     /// Station actors live on their own threads, not on the HTTP workers', so that a
     /// shutdown can stop and join them (and release the store) deterministically.
     arbiters: Vec<actix::ArbiterHandle>,
@@ -95,6 +98,11 @@ impl Controller {
         if let Err(e) = store.log(LogLevel::Info, None, "controller started") {
             tracing::error!(error = %e, "cannot write the operator log");
         }
+        let live = LiveConfig::new(config);
+        let supervisor = match ZoneSupervisor::new(live.clone(), store.clone()) {
+            Ok(s) => s.start(),
+            Err(e) => unreachable_tree(e),
+        };
         let arbiter_threads: Vec<actix::Arbiter> = (0..STATION_THREADS)
             .map(|_| actix::Arbiter::new())
             .collect();
@@ -104,10 +112,11 @@ impl Controller {
                 file_config,
                 edit_lock: std::sync::Mutex::new(()),
                 store,
+                supervisor,
                 arbiters: arbiter_threads.iter().map(actix::Arbiter::handle).collect(),
                 arbiter_threads: std::sync::Mutex::new(arbiter_threads),
                 next_arbiter: AtomicU64::new(0),
-                config: LiveConfig::new(config),
+                config: live,
                 stations: RwLock::new(HashMap::new()),
                 next_connection: AtomicU64::new(1),
             }),
@@ -120,6 +129,11 @@ impl Controller {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The zone supervisor: live site status, recent rounds, history, subscriptions.
+    pub fn supervisor(&self) -> &Addr<ZoneSupervisor> {
+        &self.inner.supervisor
     }
 
     /// Users, sessions, tokens and the setup state.
@@ -169,6 +183,7 @@ impl Controller {
             .stations
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.inner.supervisor.do_send(ConfigChanged);
         stations.retain(|id, addr| match after.station(id) {
             Some(now) => {
                 if before.station(id) != Some(now) {
@@ -229,7 +244,7 @@ impl Controller {
 
     /// Replaces the whole commissioned configuration (restore of a backup); the file's
     /// listeners, storage and federation stay.
-    pub fn replace_config(&self, config: Config) -> Result<Arc<Config>, EditError<()>> {
+    pub fn apply_config(&self, config: Config) -> Result<Arc<Config>, EditError<()>> {
         self.edit_config(|c| {
             *c = config;
             Ok::<(), ()>(())
@@ -237,12 +252,16 @@ impl Controller {
         .map(|((), c)| c)
     }
 
-    /// The latest status of a polled meter; `None` when nothing polls it.
-    pub async fn meter_status(
-        &self,
-        _id: &ampwarden_actors::units::MeterId,
-    ) -> Option<serde_json::Value> {
-        None
+    /// "Read now": the latest status of a meter, from its actor; `None` when it is not
+    /// polled (not configured, or its actor stopped).
+    pub async fn meter_status(&self, id: &MeterId) -> Option<MeterStatus> {
+        let meter = self
+            .inner
+            .supervisor
+            .send(GetMeter(id.clone()))
+            .await
+            .ok()??;
+        meter.send(GetMeterStatus).await.ok()
     }
 
     pub fn next_connection_id(&self) -> u64 {
@@ -307,7 +326,7 @@ impl Controller {
                 let deps = StationDeps {
                     store: self.inner.store.clone(),
                     config: self.inner.config.clone(),
-                    reports: None,
+                    reports: self.inner.supervisor.clone().recipient(),
                 };
                 let n = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed) as usize
                     % self.inner.arbiters.len();
@@ -406,6 +425,7 @@ impl Controller {
         for s in stations {
             let _ = s.send(CloseSession).await;
         }
+        let _ = self.inner.supervisor.send(StopSupervisor).await;
     }
 
     /// Stops the station actors' threads, waits for them and flushes storage; called
@@ -449,4 +469,9 @@ fn scanned_station(id: ChargePointId, zone: ZoneId) -> StationConfig {
         password: String::new(),
         connectors: 1,
     }
+}
+
+/// `App::start` validated the configuration, and validation refuses every tree error.
+fn unreachable_tree(e: ampwarden_actors::allocation::TreeError) -> ! {
+    panic!("a validated configuration gave an invalid zone tree: {e}")
 }

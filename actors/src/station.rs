@@ -126,6 +126,8 @@ pub struct StationSnapshot {
 #[derive(Clone, Debug, Message)]
 #[rtype(result = "()")]
 pub struct StationReport {
+    /// Where to send setpoints and commands.
+    pub addr: Addr<StationActor>,
     pub snapshot: StationSnapshot,
     pub why: ReportReason,
 }
@@ -216,7 +218,8 @@ pub struct UpdateStationConfig(pub StationConfig);
 pub struct StationDeps {
     pub store: Store,
     pub config: LiveConfig,
-    pub reports: Option<Recipient<StationReport>>,
+    /// The zone supervisor.
+    pub reports: Recipient<StationReport>,
 }
 
 #[derive(Default)]
@@ -288,6 +291,8 @@ pub struct StationActor {
     next_unique_id: u64,
     outbox: VecDeque<Outgoing>,
     in_flight: Option<InFlight>,
+    /// Our own address, for the reports (set when started).
+    addr: Option<Addr<StationActor>>,
 }
 
 impl StationActor {
@@ -332,6 +337,7 @@ impl StationActor {
             next_unique_id: 1,
             outbox: VecDeque::new(),
             in_flight: None,
+            addr: None,
         }
     }
 
@@ -390,8 +396,9 @@ impl StationActor {
     }
 
     fn report(&self, why: ReportReason) {
-        if let Some(r) = &self.deps.reports {
-            r.do_send(StationReport {
+        if let Some(addr) = &self.addr {
+            self.deps.reports.do_send(StationReport {
+                addr: addr.clone(),
                 snapshot: self.snapshot(),
                 why,
             });
@@ -1026,6 +1033,11 @@ impl Actor for StationActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Many stations, few threads: a generous mailbox keeps bursts from blocking senders.
         ctx.set_mailbox_capacity(1024);
+        self.addr = Some(ctx.address());
+        // Restored open transactions must be known to the supervisor from the start.
+        if self.connectors.values().any(|c| c.transaction.is_some()) {
+            self.report(ReportReason::Status);
+        }
     }
 }
 

@@ -5,7 +5,9 @@ use std::fmt::Write;
 
 use actix_web::HttpResponse;
 
-use super::api::site::site_status;
+use ampwarden_actors::units::{Amps, PerPhase};
+
+use super::api::site::site_view;
 use super::api::stations::views;
 use super::api::Ctl;
 use crate::http::error::ApiResult;
@@ -115,16 +117,18 @@ pub async fn metrics(ctl: Ctl) -> ApiResult<HttpResponse> {
         }
     }
 
-    let snapshots = views
-        .into_iter()
-        .filter_map(|v| v.live.map(|l| (v.id, l)))
-        .collect();
-    let site = site_status(&config, &snapshots);
+    let site = site_view(&ctl).await?;
+    let zones = &site.status.zones;
+    let per_phase = |m: &mut Exposition, name: &str, zone: &str, values: &PerPhase<Amps>| {
+        for (phase, a) in PHASES.iter().zip(values.0) {
+            m.sample(name, &[("zone", zone), ("phase", phase)], a.0);
+        }
+    };
     m.family(
         "ampwarden_zone_limit_amps",
         "Breaker or subscribed limit of a zone, per phase.",
     );
-    for z in &site.zones {
+    for z in zones {
         m.sample(
             "ampwarden_zone_limit_amps",
             &[("zone", z.id.as_str())],
@@ -133,31 +137,128 @@ pub async fn metrics(ctl: Ctl) -> ApiResult<HttpResponse> {
     }
     m.family(
         "ampwarden_zone_ev_budget_amps",
-        "EV budget of a zone, per phase.",
+        "EV budget of a zone in force, per phase.",
     );
-    for z in &site.zones {
-        if let Some(budget) = z.ev_budget_a {
-            for (phase, a) in PHASES.iter().zip(budget.0) {
-                m.sample(
-                    "ampwarden_zone_ev_budget_amps",
-                    &[("zone", z.id.as_str()), ("phase", phase)],
-                    a.0,
-                );
-            }
-        }
+    for z in zones {
+        per_phase(
+            &mut m,
+            "ampwarden_zone_ev_budget_amps",
+            z.id.as_str(),
+            &z.budget,
+        );
     }
     m.family(
         "ampwarden_zone_ev_draw_amps",
         "What the vehicles below a zone draw, per phase.",
     );
-    for z in &site.zones {
-        for (phase, a) in PHASES.iter().zip(z.ev_draw_a.0) {
-            m.sample(
-                "ampwarden_zone_ev_draw_amps",
-                &[("zone", z.id.as_str()), ("phase", phase)],
-                a.0,
-            );
+    for z in zones {
+        per_phase(
+            &mut m,
+            "ampwarden_zone_ev_draw_amps",
+            z.id.as_str(),
+            &z.ev_draw,
+        );
+    }
+    m.family(
+        "ampwarden_zone_allocated_amps",
+        "Sum of the limits given below a zone, per phase.",
+    );
+    for z in zones {
+        per_phase(
+            &mut m,
+            "ampwarden_zone_allocated_amps",
+            z.id.as_str(),
+            &z.allocated,
+        );
+    }
+    m.family(
+        "ampwarden_zone_other_loads_amps",
+        "Other loads of a metered zone, per phase.",
+    );
+    for z in zones {
+        if let Some(o) = &z.other_loads {
+            per_phase(&mut m, "ampwarden_zone_other_loads_amps", z.id.as_str(), o);
         }
+    }
+    m.family(
+        "ampwarden_zone_production_amps",
+        "Local production feeding a zone, per phase.",
+    );
+    for z in zones {
+        if let Some(p) = &z.production {
+            per_phase(&mut m, "ampwarden_zone_production_amps", z.id.as_str(), p);
+        }
+    }
+    m.family(
+        "ampwarden_zone_budget_fallback",
+        "1 while a dynamic zone runs on its static limit (stale meter).",
+    );
+    for z in zones {
+        let fallback = if z.source == "stale_fallback" {
+            1.0
+        } else {
+            0.0
+        };
+        m.sample(
+            "ampwarden_zone_budget_fallback",
+            &[("zone", z.id.as_str())],
+            fallback,
+        );
+    }
+    m.family(
+        "ampwarden_zone_suspended_sessions",
+        "Vehicles suspended (limit 0) below a zone.",
+    );
+    for z in zones {
+        m.sample(
+            "ampwarden_zone_suspended_sessions",
+            &[("zone", z.id.as_str())],
+            f64::from(z.suspended),
+        );
+    }
+    if let Some(round) = &site.status.last_round {
+        m.family(
+            "ampwarden_allocation_round_seconds",
+            "Time the last allocation took to compute.",
+        );
+        m.sample(
+            "ampwarden_allocation_round_seconds",
+            &[],
+            round.compute_us as f64 / 1e6,
+        );
+        m.family(
+            "ampwarden_allocation_sessions",
+            "Sessions in the last allocation round.",
+        );
+        m.sample("ampwarden_allocation_sessions", &[], round.sessions as f64);
+    }
+    m.family(
+        "ampwarden_meter_reading_age_seconds",
+        "Age of a meter's last good reading.",
+    );
+    let mut stale = Vec::new();
+    for meter in &config.meters {
+        if let Some(status) = ctl.meter_status(&meter.id).await {
+            if let Some(age) = status.age {
+                m.sample(
+                    "ampwarden_meter_reading_age_seconds",
+                    &[("meter", meter.id.as_str())],
+                    age.as_secs_f64(),
+                );
+            }
+            stale.push((meter.id.clone(), status.stale));
+        }
+    }
+    m.family(
+        "ampwarden_meter_stale",
+        "1 while a meter has no recent good reading.",
+    );
+    for (id, is_stale) in stale {
+        m.sample(
+            "ampwarden_meter_stale",
+            &[("meter", id.as_str())],
+            if is_stale { 1.0 } else { 0.0 },
+        );
     }
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod chart;
 pub mod error;
 pub mod events;
 pub mod metrics;

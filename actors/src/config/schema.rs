@@ -195,6 +195,9 @@ pub struct ZoneConfig {
     pub static_ev_limit_a: Option<Amps>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meter: Option<MeterId>,
+    /// A separate meter of local production (solar) feeding the zone; raises its budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production_meter: Option<MeterId>,
 }
 
 impl ZoneConfig {

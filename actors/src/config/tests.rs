@@ -424,3 +424,32 @@ fn zone_tree_text_shows_limits_and_stations() {
          panel-1 limit 63.0 A\n    - station CP001 max 32.0 A 3-phase\n"
     );
 }
+
+#[test]
+fn production_meters_attach_as_production_meter_only() {
+    let solar = "[[meters]]\nid = \"solar\"\naddress = \"127.0.0.1:5021\"\nprofile = \"pm5320\"\nmeasures = \"production\"\n";
+    let lines = problems_with(solar);
+    assert_eq!(
+        lines,
+        vec!["meters[1].measures: a production meter must be attached to a zone"]
+    );
+    let lines = problems_replacing(
+        "parent = \"main\"\nlimit_a = 63.0",
+        "parent = \"main\"\nlimit_a = 63.0\nproduction_meter = \"main-meter\"",
+    );
+    assert_reports(
+        &lines,
+        r#"zones[1].production_meter: meter "main-meter" does not measure production (measures = "production")"#,
+    );
+    assert_reports(
+        &lines,
+        r#"zones: meter "main-meter" is attached to zones "main" and "panel-1"; a meter measures one feeder"#,
+    );
+    let ok = BASE.replacen(
+        "meter = \"main-meter\"",
+        "meter = \"main-meter\"\nproduction_meter = \"solar\"",
+        1,
+    );
+    Config::from_toml_str(&format!("{ok}\n{solar}"))
+        .expect("a zone with a consumption and a production meter");
+}

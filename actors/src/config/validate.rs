@@ -228,11 +228,35 @@ fn zones(ck: &mut Checker, c: &Config) {
             }
         }
         if let Some(m) = &z.meter {
-            if c.meter(m).is_none() {
-                ck.push(
+            match c.meter(m) {
+                None => ck.push(
                     format!("{at}.meter"),
                     format!("unknown meter {:?}", m.as_str()),
-                );
+                ),
+                Some(meter) if meter.measures == Measures::Production => ck.push(
+                    format!("{at}.meter"),
+                    format!(
+                        "meter {:?} measures production: attach it as production_meter",
+                        m.as_str()
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+        if let Some(m) = &z.production_meter {
+            match c.meter(m) {
+                None => ck.push(
+                    format!("{at}.production_meter"),
+                    format!("unknown meter {:?}", m.as_str()),
+                ),
+                Some(meter) if meter.measures != Measures::Production => ck.push(
+                    format!("{at}.production_meter"),
+                    format!(
+                        "meter {:?} does not measure production (measures = \"production\")",
+                        m.as_str()
+                    ),
+                ),
+                Some(_) => {}
             }
         }
     }
@@ -285,10 +309,23 @@ fn zones(ck: &mut Checker, c: &Config) {
 
 fn meters(ck: &mut Checker, c: &Config) {
     let mut seen = HashMap::new();
-    let mut used = HashSet::new();
+    // Which zone each meter feeds: a meter measures one feeder.
+    let mut used: HashMap<&crate::units::MeterId, &ZoneId> = HashMap::new();
     for z in &c.zones {
-        if let Some(m) = &z.meter {
-            used.insert(m);
+        for m in z.meter.iter().chain(z.production_meter.iter()) {
+            if let Some(first) = used.insert(m, &z.id) {
+                if first != &z.id {
+                    ck.push(
+                        "zones",
+                        format!(
+                            "meter {:?} is attached to zones {:?} and {:?}; a meter measures one feeder",
+                            m.as_str(),
+                            first.as_str(),
+                            z.id.as_str()
+                        ),
+                    );
+                }
+            }
         }
     }
     for (i, m) in c.meters.iter().enumerate() {
@@ -372,7 +409,7 @@ fn meters(ck: &mut Checker, c: &Config) {
             ),
             (_, None) => {}
         }
-        if m.measures == Measures::Production && !used.contains(&m.id) {
+        if m.measures == Measures::Production && !used.contains_key(&m.id) {
             ck.push(
                 format!("{at}.measures"),
                 "a production meter must be attached to a zone",

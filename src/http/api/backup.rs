@@ -41,7 +41,7 @@ pub async fn import(ctl: Ctl, who: Identity, Body(b): Body<Backup>) -> ApiResult
             "the backup has no admin user: restoring it would lock everyone out",
         ));
     }
-    ctl.replace_config(config).map_err(|e| match e {
+    ctl.apply_config(config).map_err(|e| match e {
         EditError::Invalid(p) => ApiError::config(p, None),
         EditError::Storage(e) => e.into(),
         EditError::Refused(()) => ApiError::internal("the restore was refused"),

@@ -6,9 +6,10 @@ use actix_web::{web, HttpResponse};
 use ampwarden_actors::config::{
     Auth, Config, Control, MeterConfig, Site, TariffConfig, ZoneConfig,
 };
+use ampwarden_actors::meter::{MeterReading, MeterStatus};
 use ampwarden_actors::units::{MeterId, ZoneId};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{created, edit_error, no_content, ok, Ctl};
@@ -130,11 +131,39 @@ fn meter_index(c: &Config, id: &MeterId) -> ApiResult<usize> {
         .ok_or_else(|| ApiError::not_found(format!("no meter {id}")))
 }
 
+/// A meter's status as shown (ages in seconds).
+#[derive(Serialize)]
+pub struct MeterStatusView {
+    pub reading: Option<MeterReading>,
+    pub age_s: Option<f64>,
+    pub stale: bool,
+    pub last_error: Option<String>,
+    pub good_reads: u64,
+    pub failed_reads: u64,
+}
+
+impl From<MeterStatus> for MeterStatusView {
+    fn from(s: MeterStatus) -> Self {
+        MeterStatusView {
+            reading: s.last_reading,
+            age_s: s.age.map(|a| a.as_secs_f64()),
+            stale: s.stale,
+            last_error: s.last_error,
+            good_reads: s.good_reads,
+            failed_reads: s.failed_reads,
+        }
+    }
+}
+
+async fn meter_status(ctl: &Controller, id: &MeterId) -> Option<MeterStatusView> {
+    ctl.meter_status(id).await.map(Into::into)
+}
+
 pub async fn meters(ctl: Ctl) -> ApiResult<HttpResponse> {
     let config = ctl.config();
     let mut out = Vec::new();
     for m in &config.meters {
-        out.push(json!({ "config": m, "status": ctl.meter_status(&m.id).await }));
+        out.push(json!({ "config": m, "status": meter_status(&ctl, &m.id).await }));
     }
     Ok(ok(out))
 }
@@ -144,7 +173,7 @@ pub async fn meter(ctl: Ctl, path: web::Path<String>) -> ApiResult<HttpResponse>
     let i = meter_index(&config, &MeterId::new(path.into_inner()))?;
     let m = &config.meters[i];
     Ok(ok(
-        json!({ "config": m, "status": ctl.meter_status(&m.id).await }),
+        json!({ "config": m, "status": meter_status(&ctl, &m.id).await }),
     ))
 }
 
@@ -152,7 +181,7 @@ pub async fn meter(ctl: Ctl, path: web::Path<String>) -> ApiResult<HttpResponse>
 pub async fn meter_reading(ctl: Ctl, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = MeterId::new(path.into_inner());
     meter_index(&ctl.config(), &id)?;
-    match ctl.meter_status(&id).await {
+    match meter_status(&ctl, &id).await {
         Some(status) => Ok(ok(status)),
         None => Err(ApiError::new(
             actix_web::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -1,110 +1,109 @@
-//! The site at a glance: per zone its limit, EV budget, EV draw, other loads and
-//! production, from the configuration and the stations' live state.
+//! The site at a glance, from the zone supervisor: per zone its limit, EV budget, EV
+//! draw, other loads and production; per vehicle its limit and why; and the chart of
+//! the last 24 h.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
-use ampwarden_actors::config::{Config, SiteMode};
-use ampwarden_actors::station::StationSnapshot;
-use ampwarden_actors::units::{Amps, ChargePointId, PerPhase, ZoneId};
-use serde::Serialize;
+use actix_web::{web, HttpResponse};
+use ampwarden_actors::config::SiteMode;
+use ampwarden_actors::supervisor::{GetHistory, GetSiteStatus, SiteStatus};
+use ampwarden_actors::units::ZoneId;
+use chrono::{Duration, Utc};
+use serde::{Deserialize, Serialize};
 
-use super::stations::views;
 use super::{ok, Ctl};
-use crate::http::error::ApiResult;
+use crate::controller::Controller;
+use crate::http::chart::{chart_svg, ChartPoint};
+use crate::http::error::{ApiError, ApiResult};
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ZoneStatus {
-    pub id: ZoneId,
-    pub parent: Option<ZoneId>,
-    pub limit_a: Amps,
-    /// What the vehicles below this zone may draw, per phase; `None` while unknown.
-    pub ev_budget_a: Option<PerPhase<Amps>>,
-    /// What the vehicles below this zone draw (MeterValues), per phase.
-    pub ev_draw_a: PerPhase<Amps>,
-    pub other_loads_a: Option<PerPhase<Amps>>,
-    pub production_a: Option<PerPhase<Amps>>,
-    pub stations: usize,
-    pub charging: usize,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SiteStatus {
+/// What `GET /api/v1/site` and the events stream give.
+#[derive(Serialize)]
+pub struct SiteView {
     pub name: String,
     pub mode: SiteMode,
-    pub zones: Vec<ZoneStatus>,
+    #[serde(flatten)]
+    pub status: SiteStatus,
 }
 
-/// Zones from the root down, each with everything below it.
-pub fn site_status(
-    config: &Config,
-    snapshots: &HashMap<ChargePointId, StationSnapshot>,
-) -> SiteStatus {
-    let below = |zone: &ZoneId| -> Vec<ZoneId> {
-        let mut out = vec![zone.clone()];
-        let mut i = 0;
-        while i < out.len() {
-            let z = out[i].clone();
-            out.extend(
-                config
-                    .zones
-                    .iter()
-                    .filter(|c| c.parent.as_ref() == Some(&z))
-                    .map(|c| c.id.clone()),
-            );
-            i += 1;
-        }
-        out
-    };
-    let zones = config
-        .zones
-        .iter()
-        .map(|z| {
-            let subtree = below(&z.id);
-            let mut draw = PerPhase::splat(Amps::ZERO);
-            let (mut stations, mut charging) = (0, 0);
-            for s in config.stations.iter().filter(|s| subtree.contains(&s.zone)) {
-                stations += 1;
-                let Some(snap) = snapshots.get(&s.id) else {
-                    continue;
-                };
-                for c in &snap.connectors {
-                    if c.transaction.is_some() {
-                        charging += 1;
-                    }
-                    for (i, d) in c.draw.0.iter().enumerate() {
-                        draw.0[i] += d.unwrap_or(Amps::ZERO);
-                    }
-                }
-            }
-            let ev_budget_a = match config.site.mode {
-                SiteMode::Static => Some(PerPhase::splat(z.static_budget())),
-                SiteMode::Dynamic => None,
-            };
-            ZoneStatus {
-                id: z.id.clone(),
-                parent: z.parent.clone(),
-                limit_a: z.limit_a,
-                ev_budget_a,
-                ev_draw_a: draw,
-                other_loads_a: None,
-                production_a: None,
-                stations,
-                charging,
-            }
-        })
-        .collect();
-    SiteStatus {
+pub async fn site_view(ctl: &Controller) -> ApiResult<SiteView> {
+    let status = ctl
+        .supervisor()
+        .send(GetSiteStatus)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(with_names(ctl, status))
+}
+
+pub fn with_names(ctl: &Controller, status: Arc<SiteStatus>) -> SiteView {
+    let config = ctl.config();
+    SiteView {
         name: config.site.name.clone(),
         mode: config.site.mode,
-        zones,
+        status: (*status).clone(),
     }
 }
 
-pub async fn site(ctl: Ctl) -> ApiResult<actix_web::HttpResponse> {
-    let snapshots = views(&ctl)
-        .await?
-        .into_iter()
-        .filter_map(|v| v.live.map(|l| (v.id, l)))
+pub async fn site(ctl: Ctl) -> ApiResult<HttpResponse> {
+    Ok(ok(site_view(&ctl).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChartQuery {
+    zone: Option<String>,
+    hours: Option<u32>,
+}
+
+pub async fn chart(ctl: Ctl, query: web::Query<ChartQuery>) -> ApiResult<HttpResponse> {
+    let hours = query.hours.unwrap_or(24);
+    if !(1..=24).contains(&hours) {
+        return Err(ApiError::bad("hours", "must be 1 to 24"));
+    }
+    let config = ctl.config();
+    let zone = match &query.zone {
+        Some(z) => {
+            let id = ZoneId::new(z.as_str());
+            match config.zone(&id) {
+                Some(zc) if zc.parent.is_none() => id,
+                Some(_) => return Err(ApiError::bad("zone", "the chart covers root zones only")),
+                None => return Err(ApiError::bad("zone", format!("unknown zone {z:?}"))),
+            }
+        }
+        None => config
+            .zones
+            .iter()
+            .find(|z| z.parent.is_none())
+            .map(|z| z.id.clone())
+            .ok_or_else(|| ApiError::internal("the configuration has no root zone"))?,
+    };
+    let history = ctl
+        .supervisor()
+        .send(GetHistory)
+        .await
+        .map_err(ApiError::internal)?;
+    let points: Vec<ChartPoint> = history
+        .iter()
+        .filter_map(|s| {
+            let (_, load, ev, budget) = s.zones.iter().find(|(id, ..)| *id == zone)?;
+            Some(ChartPoint {
+                at: s.at,
+                site_load: load.map(|a| a.0),
+                ev_load: ev.0,
+                budget: budget.0,
+            })
+        })
         .collect();
-    Ok(ok(site_status(&ctl.config(), &snapshots)))
+    let now = Utc::now();
+    let timezone = config.site.timezone.parse().unwrap_or(chrono_tz::Tz::UTC);
+    let svg = chart_svg(
+        &points,
+        now - Duration::hours(i64::from(hours)),
+        now,
+        zone.as_str(),
+        timezone,
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-cache"))
+        .body(svg))
 }
