@@ -172,6 +172,19 @@ pub fn table<T: Table>(t: &mut T) {
     );
     t.add(
         get(
+            "/api/v1/site/chart.svg",
+            VIEWER,
+            "The last hours of site load, EV load and EV budget of a root zone, as SVG",
+        )
+        .query(&[
+            ("zone", "a root zone (default: the first)"),
+            ("hours", "1 to 24 (default 24)"),
+        ])
+        .produces(Svg),
+        site::chart,
+    );
+    t.add(
+        get(
             "/api/v1/events",
             VIEWER,
             "WebSocket of live updates (station snapshots, site totals)",
