@@ -785,6 +785,8 @@ impl Actor for ZoneSupervisor {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(64 * 1024);
         self.start_inputs(ctx);
+        // A first round at once, so that the site status is whole from the start.
+        self.schedule_round(ctx);
         let every = Duration::from_secs(u64::from(self.current.control.interval_s));
         ctx.run_interval(every, |act, ctx| {
             act.run_round(ctx);
