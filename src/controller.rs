@@ -123,6 +123,11 @@ impl Controller {
         }
     }
 
+    /// Whether this is the only handle left (the others went with the servers' workers).
+    pub fn is_last_handle(&self) -> bool {
+        Arc::strong_count(&self.inner) == 1
+    }
+
     pub fn config(&self) -> Arc<Config> {
         self.inner.config.get()
     }

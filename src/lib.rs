@@ -134,6 +134,15 @@ impl AppHandle {
             if thread.join().is_err() {
                 tracing::error!("the controller thread panicked while stopping");
             }
+            // The HTTP workers drop their handles on their own threads, just after they
+            // report stopped; wait for that, so the storage is closed when this returns.
+            let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+            while !self.controller.is_last_handle() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if !self.controller.is_last_handle() {
+                tracing::warn!("some part of the controller is still running after the stop");
+            }
         }
     }
 }

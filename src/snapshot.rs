@@ -75,7 +75,7 @@ mod tests {
 
     fn edited(file: &Config) -> Config {
         let mut c = file.clone();
-        c.zones[0].limit_a = Amps(40.0);
+        c.zones[0].limit_a = Amps(70.0);
         c
     }
 

@@ -27,6 +27,15 @@ const BOTTOM: f64 = 26.0;
 const GAP: Duration = Duration::minutes(3);
 
 const BUDGET_COLOUR: &str = "#b45309";
+
+/// One line of the chart.
+struct Series {
+    name: &'static str,
+    colour: &'static str,
+    dash: &'static str,
+    value: fn(&ChartPoint) -> Option<f64>,
+}
+
 const SITE_COLOUR: &str = "#1d4ed8";
 const EV_COLOUR: &str = "#15803d";
 
@@ -124,17 +133,33 @@ pub fn chart_svg(
         HEIGHT - BOTTOM
     );
     // The three series, broken where samples are missing.
-    let series: [(&str, &str, &str, Box<dyn Fn(&ChartPoint) -> Option<f64>>); 3] = [
-        (
-            "EV budget",
-            BUDGET_COLOUR,
-            r#" stroke-dasharray="6 4""#,
-            Box::new(|p| Some(p.budget)),
-        ),
-        ("site load", SITE_COLOUR, "", Box::new(|p| p.site_load)),
-        ("EV load", EV_COLOUR, "", Box::new(|p| Some(p.ev_load))),
+    let series = [
+        Series {
+            name: "EV budget",
+            colour: BUDGET_COLOUR,
+            dash: r#" stroke-dasharray="6 4""#,
+            value: |p| Some(p.budget),
+        },
+        Series {
+            name: "site load",
+            colour: SITE_COLOUR,
+            dash: "",
+            value: |p| p.site_load,
+        },
+        Series {
+            name: "EV load",
+            colour: EV_COLOUR,
+            dash: "",
+            value: |p| Some(p.ev_load),
+        },
     ];
-    for (_, colour, dash, value) in &series {
+    for Series {
+        colour,
+        dash,
+        value,
+        ..
+    } in &series
+    {
         let mut segment: Vec<String> = Vec::new();
         let mut last: Option<DateTime<Utc>> = None;
         let flush = |segment: &mut Vec<String>, svg: &mut String| {
@@ -163,7 +188,10 @@ pub fn chart_svg(
     }
     // Legend.
     let mut lx = LEFT;
-    for (name, colour, dash, _) in &series {
+    for Series {
+        name, colour, dash, ..
+    } in &series
+    {
         let _ = write!(
             svg,
             r##"<line x1="{lx:.1}" y1="14" x2="{:.1}" y2="14" stroke="{colour}" stroke-width="3"{dash}/><text x="{:.1}" y="18" fill="#111827">{name}</text>"##,

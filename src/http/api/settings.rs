@@ -21,7 +21,11 @@ use crate::http::error::{ApiError, ApiResult, Body};
 fn typed<T: DeserializeOwned>(value: Value) -> ApiResult<T> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path };
+        let field = if path == "." || path == "?" {
+            "body".to_owned()
+        } else {
+            path
+        };
         ApiError::bad(field, e.inner().to_string())
     })
 }

@@ -214,7 +214,7 @@ pub async fn tokens(ctl: Ctl) -> ApiResult<HttpResponse> {
             created_by: t.created_by,
         })
         .collect();
-    tokens.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    tokens.sort_by_key(|t| t.created_at);
     Ok(ok(tokens))
 }
 
