@@ -106,7 +106,7 @@ impl Controller {
         let arbiter_threads: Vec<actix::Arbiter> = (0..STATION_THREADS)
             .map(|_| actix::Arbiter::new())
             .collect();
-        Controller {
+        let controller = Controller {
             inner: Arc::new(Inner {
                 auth: AuthState::new(store.clone()),
                 file_config,
@@ -120,7 +120,13 @@ impl Controller {
                 stations: RwLock::new(HashMap::new()),
                 next_connection: AtomicU64::new(1),
             }),
+        };
+        // Every station gets its actor now, so that transactions left open by a previous
+        // run are known (and their load reserved) before the station reconnects.
+        for station in controller.config().stations.iter().cloned() {
+            controller.station_actor(station);
         }
+        controller
     }
 
     /// Whether this is the only handle left (the others went with the servers' workers).
@@ -320,13 +326,19 @@ impl Controller {
         if !station.password.is_empty() && password != Some(station.password.as_str()) {
             return Admission::BadPassword;
         }
+        let addr = self.station_actor(station);
+        Admission::Accepted(addr.recipient())
+    }
+
+    /// The station's actor, started on one of the station threads if it was not yet.
+    fn station_actor(&self, station: StationConfig) -> Addr<StationActor> {
         let mut stations = self
             .inner
             .stations
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let addr = stations
-            .entry(id.clone())
+        stations
+            .entry(station.id.clone())
             .or_insert_with(|| {
                 let deps = StationDeps {
                     store: self.inner.store.clone(),
@@ -339,8 +351,7 @@ impl Controller {
                     StationActor::new(station, deps)
                 })
             })
-            .clone();
-        Admission::Accepted(addr.recipient())
+            .clone()
     }
 
     /// Commissioning scan: the station joins `server.default_zone` with safe defaults.

@@ -88,3 +88,41 @@ async fn stopping_closes_station_sockets() {
         .expect("closed by the controller");
     assert_eq!(code, 1000);
 }
+
+/// After a restart, a station with an open transaction that has not reconnected yet
+/// keeps its load reserved (its maximum: its limit is unknown).
+#[tokio::test]
+async fn an_open_transaction_of_an_absent_station_is_reserved_after_a_restart() {
+    let mut app = TestApp::start("", SMALL_SITE);
+    let station = app.booted("CP001").await;
+    let start =
+        json!({ "connectorId": 1, "idTag": "GOODTAG", "meterStart": 0, "timestamp": now_text() });
+    ok(station
+        .call("StartTransaction", start.clone())
+        .await
+        .expect("answered"));
+    drop(station);
+    app.restart();
+
+    let mut other = app.booted("CP002").await;
+    let tx = ok(other
+        .call("StartTransaction", start)
+        .await
+        .expect("answered"))["transactionId"]
+        .as_i64()
+        .expect("id");
+    loop {
+        let call = other
+            .next_call_of("SetChargingProfile", WAIT)
+            .await
+            .expect("a TxProfile");
+        let profile = &call.payload["csChargingProfiles"];
+        if profile["transactionId"] == tx {
+            let limit = profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
+                .as_f64()
+                .expect("limit");
+            assert_eq!(limit, 31.0, "63 A minus the 32 A reserved for CP001");
+            break;
+        }
+    }
+}

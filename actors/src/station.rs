@@ -27,7 +27,8 @@ use crate::ocpp::error::{CallError, ErrorCode};
 use crate::ocpp::firmware::{
     DiagnosticsStatusNotificationResponse, FirmwareStatusNotificationResponse,
 };
-use crate::ocpp::frame::{encode_call, encode_call_error, encode_call_result, Frame};
+use crate::ocpp::frame::{encode_call, encode_call_error, encode_call_result};
+use crate::ocpp::incoming::Incoming;
 use crate::ocpp::meter_values::{
     ImportReadings, MeterValue, MeterValuesRequest, MeterValuesResponse,
 };
@@ -108,6 +109,9 @@ pub struct ConnectorSnapshot {
     /// The limit in force (conservative: while a profile is unanswered, the higher of
     /// the old and new limits).
     pub limit_in_force: Option<Amps>,
+    /// The TxProfile limit of the current transaction (accepted, or higher and pending);
+    /// `None` while the transaction runs on the default profile.
+    pub tx_limit: Option<Amps>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -364,6 +368,7 @@ impl StationActor {
                 draw: c.draw,
                 power_w: c.power_w,
                 limit_in_force: self.limit_in_force(c),
+                tx_limit: Self::tx_limit(c),
             })
             .collect();
         StationSnapshot {
@@ -375,6 +380,20 @@ impl StationActor {
             firmware: self.record.as_ref().and_then(|r| r.firmware.clone()),
             last_seen: self.record.as_ref().map(|r| r.last_seen),
             connectors,
+        }
+    }
+
+    fn tx_limit(c: &Connector) -> Option<Amps> {
+        let accepted = match (&c.transaction, c.limits.tx) {
+            (Some(t), Some((id, limit))) if t.id == id => Some(limit),
+            _ => None,
+        };
+        match (
+            accepted,
+            c.limits.pending.filter(|_| c.transaction.is_some()),
+        ) {
+            (Some(a), Some(p)) => Some(a.max(p)),
+            (a, p) => a.or(p),
         }
     }
 
@@ -515,7 +534,7 @@ impl StationActor {
     // --- incoming frames ----------------------------------------------------------------
 
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
-        match Frame::parse(text) {
+        match Incoming::<StationRequest>::parse(text) {
             Err(e) => {
                 tracing::warn!(station = %self.id, error = %e.error, "malformed frame");
                 match e.answer() {
@@ -527,21 +546,17 @@ impl StationActor {
                     }
                 }
             }
-            Ok(Frame::Call {
-                unique_id,
-                action,
-                payload,
-            }) => match StationRequest::parse(&action, payload) {
+            Ok(Incoming::Call { unique_id, request }) => match request {
                 Ok(request) => self.on_request(&unique_id, request, ctx),
                 Err(error) => {
-                    tracing::warn!(station = %self.id, %action, %error, "refused call");
+                    tracing::warn!(station = %self.id, %error, "refused call");
                     self.send_text(encode_call_error(&unique_id, &error));
                 }
             },
-            Ok(Frame::CallResult { unique_id, payload }) => {
+            Ok(Incoming::CallResult { unique_id, payload }) => {
                 self.resolve(&unique_id, Ok(payload.get().to_owned()), ctx);
             }
-            Ok(Frame::CallError {
+            Ok(Incoming::CallError {
                 unique_id, error, ..
             }) => {
                 self.resolve(&unique_id, Err(CallFailure::Refused(error)), ctx);

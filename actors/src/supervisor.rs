@@ -163,7 +163,7 @@ pub struct SiteStatus {
     pub sessions: Vec<SessionStatus>,
     pub last_round: Option<RoundSummary>,
     /// Meters attached to no zone (other feeders), reported only.
-    pub other_meters: Vec<(MeterId, PerPhase<Amps>, Option<f64>, DateTime<Utc>)>,
+    pub other_meters: Vec<MeterReading>,
 }
 
 // --- the actor ---------------------------------------------------------------------------
@@ -329,10 +329,18 @@ impl ZoneSupervisor {
                     [Some(a), Some(b), Some(c3)] => Some(PerPhase([a, b, c3])),
                     _ => None,
                 };
-                let in_force = c.limit_in_force;
+                // What the station may draw now. Under our 0 A default profile a session
+                // without a TxProfile is new (its first limit is not held); with no known
+                // profile at all it could draw its maximum.
+                let in_force = match (c.tx_limit, c.limit_in_force) {
+                    (Some(tx), _) => Some(tx),
+                    (None, Some(default)) if default.0 > 0.0 => Some(default),
+                    (None, Some(_)) => None,
+                    (None, None) => Some(sc.max_current_a),
+                };
                 let fixed = if !entry.snapshot.connected {
                     // Station lost: its last limit is assumed drawn (its maximum if unknown).
-                    Some(in_force.unwrap_or(sc.max_current_a))
+                    Some(c.tx_limit.or(c.limit_in_force).unwrap_or(sc.max_current_a))
                 } else if self.rejections.get(&key).copied().unwrap_or(0) >= REJECTIONS_BEFORE_MAX {
                     Some(sc.max_current_a)
                 } else {
@@ -502,11 +510,7 @@ impl ZoneSupervisor {
                 }
             })
             .collect();
-        let other_meters = self
-            .other_meters
-            .values()
-            .map(|r| (r.meter.clone(), r.currents, r.power_kw, r.at))
-            .collect();
+        let other_meters = self.other_meters.values().cloned().collect();
         let status = Arc::new(SiteStatus {
             at: Some(now),
             tariff_period: self.tariff.period.as_ref().map(|p| p.name.clone()),

@@ -35,6 +35,8 @@ impl Reply {
 /// A CALL from the central system.
 #[derive(Clone, Debug)]
 pub struct IncomingCall {
+    /// When it arrived (with auto-answer, also when it was answered).
+    pub received: std::time::Instant,
     pub unique_id: String,
     pub action: String,
     pub payload: Value,
@@ -197,6 +199,7 @@ impl StationClient {
                 match items.first().and_then(Value::as_u64) {
                     Some(2) => {
                         let call = IncomingCall {
+                            received: std::time::Instant::now(),
                             unique_id: uid.clone(),
                             action: items
                                 .get(2)
@@ -323,6 +326,20 @@ impl StationClient {
         }
     }
 
+    /// Hands over the stream of the central system's CALLs (e.g. to a task that records
+    /// setpoints); `next_call` then reports the connection closed.
+    pub fn take_calls(&mut self) -> mpsc::UnboundedReceiver<IncomingCall> {
+        let (_, empty) = mpsc::unbounded_channel();
+        std::mem::replace(&mut self.calls, empty)
+    }
+
+    /// A handle that can send answers from another task.
+    pub fn answerer(&self) -> Answerer {
+        Answerer {
+            writer: self.writer.clone(),
+        }
+    }
+
     /// The next CALL with this action, skipping others.
     pub async fn next_call_of(
         &mut self,
@@ -341,7 +358,7 @@ impl StationClient {
 
     /// Answers a CALL of the central system.
     pub fn answer(&self, unique_id: &str, payload: Value) -> Result<(), ClientError> {
-        self.send_raw(&json!([3, unique_id, payload]).to_string())
+        self.answerer().answer(unique_id, payload)
     }
 
     /// Waits for the server to close the connection; the close code.
@@ -357,5 +374,26 @@ impl StationClient {
     /// Closes the connection.
     pub fn close(&self) {
         let _ = self.writer.send(Message::Close(None));
+    }
+}
+
+/// Sends answers to the central system's CALLs on a client's connection.
+#[derive(Clone)]
+pub struct Answerer {
+    writer: mpsc::UnboundedSender<Message>,
+}
+
+impl Answerer {
+    /// Sends any text frame (e.g. a CALL whose answer nobody waits for).
+    pub fn send_raw(&self, text: String) -> Result<(), ClientError> {
+        self.writer
+            .send(Message::text(text))
+            .map_err(|_| ClientError::Closed)
+    }
+
+    pub fn answer(&self, unique_id: &str, payload: Value) -> Result<(), ClientError> {
+        self.writer
+            .send(Message::text(json!([3, unique_id, payload]).to_string()))
+            .map_err(|_| ClientError::Closed)
     }
 }

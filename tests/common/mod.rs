@@ -11,6 +11,8 @@ use ampwarden::{App, AppHandle};
 use ampwarden_actors::config::Config;
 use serde_json::{json, Value};
 
+pub mod fleet;
+
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// A running controller and its data directory (removed when dropped).

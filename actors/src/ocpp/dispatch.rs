@@ -2,7 +2,7 @@
 //! and that turns a raw payload into its typed message.
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
 use super::core::*;
@@ -21,6 +21,12 @@ pub trait Payload: Serialize + DeserializeOwned {}
 pub trait Request: Payload {
     const ACTION: &'static str;
     type Response: Payload;
+
+    /// Reads the CALLRESULT payload answering this request; a bad answer is an error
+    /// with the code and field, for the log (it is not answered).
+    fn parse_response(payload: &RawValue) -> Result<Self::Response, CallError> {
+        parse_payload(payload)
+    }
 }
 
 /// A request the central system sends to a station (what the controller sends).
@@ -94,6 +100,21 @@ pub const OCPP16_ACTIONS: [&str; 28] = [
     "UpdateFirmware",
 ];
 
+/// The requests one side of the link receives, as an enum: [`StationRequest`] on the
+/// central system, [`CentralCall`] on a station.
+pub trait RequestSet: Sized {
+    /// The typed request of a CALL, or the CALLERROR to answer it with.
+    fn parse(action: &str, payload: &RawValue) -> Result<Self, CallError>;
+
+    /// Reads the payload of a call of `action` straight from a deserializer (the
+    /// one-pass path of [`super::Incoming`]); `None` for an action this side does not
+    /// receive. Errors carry no field path: callers fall back to [`RequestSet::parse`].
+    fn deserialize_call<'de, D: Deserializer<'de>>(
+        action: &str,
+        deserializer: D,
+    ) -> Option<Result<Self, D::Error>>;
+}
+
 /// A known action sent to the wrong side is NotSupported; an unknown one NotImplemented.
 fn refuse(action: &str, receiver: &str) -> CallError {
     if OCPP16_ACTIONS.contains(&action) {
@@ -162,6 +183,24 @@ macro_rules! direction {
         #[derive(Clone, Debug, PartialEq)]
         pub enum $requests {
             $( $action($request) ),+
+        }
+
+        impl RequestSet for $requests {
+            fn parse(action: &str, payload: &RawValue) -> Result<$requests, CallError> {
+                $requests::parse(action, payload)
+            }
+
+            fn deserialize_call<'de, D: Deserializer<'de>>(
+                action: &str,
+                deserializer: D,
+            ) -> Option<Result<$requests, D::Error>> {
+                $(
+                    if action == <$request as Request>::ACTION {
+                        return Some(<$request>::deserialize(ObjectOnly(deserializer)).map($requests::$action));
+                    }
+                )+
+                None
+            }
         }
 
         impl $requests {
@@ -425,6 +464,22 @@ mod tests {
             error.description.starts_with("idTag:"),
             "{}",
             error.description
+        );
+    }
+
+    #[test]
+    fn a_typed_request_reads_its_own_answer_and_refuses_a_bad_one() {
+        let answer = SetChargingProfileRequest::parse_response(raw(r#"{"status":"Rejected"}"#));
+        assert_eq!(
+            answer,
+            Ok(SetChargingProfileResponse {
+                status: ChargingProfileStatus::Rejected
+            })
+        );
+        let bad = SetChargingProfileRequest::parse_response(raw("{}"));
+        assert_eq!(
+            bad.map_err(|e| e.code),
+            Err(ErrorCode::OccurenceConstraintViolation)
         );
     }
 

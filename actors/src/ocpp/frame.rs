@@ -281,7 +281,7 @@ impl Fault {
 
 /// One array element read without committing to its type, so that a wrong type is a
 /// [`Fault`] (answered with the uniqueId) rather than a serde error.
-enum Element<'a> {
+pub(crate) enum Element<'a> {
     Integer(u64),
     Text(Cow<'a, str>),
     Other(&'static str),
@@ -417,10 +417,10 @@ fn read_frame<'de, A: SeqAccess<'de>>(
     let unique_id = match seq.next_element::<Element>()? {
         None => return Ok(Err(Fault::protocol("the frame ends before its uniqueId"))),
         Some(Element::Text(id)) => {
-            let chars = id.chars().count();
-            if chars == 0 || chars > MAX_UNIQUE_ID_CHARS {
+            if !is_unique_id(&id) {
                 return Ok(Err(Fault::formation(format!(
-                    "the uniqueId must have 1 to {MAX_UNIQUE_ID_CHARS} characters, it has {chars}"
+                    "the uniqueId must have 1 to {MAX_UNIQUE_ID_CHARS} characters, it has {}",
+                    id.chars().count()
                 ))));
             }
             header.unique_id = Some(id.clone());
@@ -522,6 +522,11 @@ fn read_frame<'de, A: SeqAccess<'de>>(
             }))
         }
     }
+}
+
+/// A uniqueId has 1 to 36 characters.
+pub(crate) fn is_unique_id(id: &str) -> bool {
+    !id.is_empty() && (id.len() <= MAX_UNIQUE_ID_CHARS || id.chars().count() <= MAX_UNIQUE_ID_CHARS)
 }
 
 /// serde_json's raw values start at the value itself, without leading whitespace.

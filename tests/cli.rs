@@ -1,0 +1,144 @@
+//! The command line as an installer uses it: check-config, refusal of bad configurations
+//! with one line per problem, and a clean exit on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ampwarden");
+
+fn write_config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("site.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+#[test]
+fn check_config_prints_the_zone_tree_of_the_example_site() {
+    let out = Command::new(BIN)
+        .args([
+            "check-config",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples/depot.toml"),
+        ])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("main limit 250.0 A, static EV 100.0 A, meter incomer"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  panel-b limit 80.0 A"), "{stdout}");
+    assert!(
+        stdout.contains("- station DEPOT-B1 max 32.0 A 1-phase L2"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_config_of_the_embedded_default_succeeds() {
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("main limit 63.0 A"));
+}
+
+#[test]
+fn a_bad_configuration_is_refused_with_one_line_per_problem() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(
+        dir.path(),
+        "[[zones]]\nid = \"main\"\nlimit_a = 100.0\n[[zones]]\nid = \"sub\"\nparent = \"panl-1\"\nlimit_a = 10.0\n\
+         [[stations]]\nid = \"CP1\"\nzone = \"nowhere\"\nmax_current_a = 16.0\n",
+    );
+    let check = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert_eq!(check.status.code(), Some(1));
+    let run = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert_eq!(run.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            r#"zones[1].parent: unknown zone "panl-1""#,
+            r#"stations[0].zone: unknown zone "nowhere""#
+        ],
+        "nothing but the problems"
+    );
+    assert!(!dir.path().join("data").exists(), "nothing is half-started");
+}
+
+#[test]
+fn a_missing_configuration_file_is_refused() {
+    let run = Command::new(BIN)
+        .args(["--config", "/nonexistent/ampwarden.toml"])
+        .output()
+        .expect("runs");
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr)
+        .contains("cannot read configuration /nonexistent/ampwarden.toml"));
+}
+
+#[test]
+fn sigterm_stops_the_controller_cleanly_with_exit_code_0() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[server]\nhttp_listen = \"127.0.0.1:0\"\nocpp_listen = \"127.0.0.1:0\"\n[storage]\npath = {:?}\n\
+             [[zones]]\nid = \"main\"\nlimit_a = 63.0\n",
+            dir.path().join("data").display().to_string()
+        ),
+    );
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let running = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("ampwarden is running"));
+    assert!(running, "the controller announced it is running");
+    let pid = child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        dir.path().join("data").join("db").exists(),
+        "storage was written"
+    );
+}
