@@ -155,7 +155,7 @@ pub fn table<T: Table>(t: &mut T) {
     t.add(
         get(
             "/api/v1/auth/session",
-            VIEWER,
+            PUBLIC,
             "Who is logged in, with the session's CSRF token",
         ),
         session::current,

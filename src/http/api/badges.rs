@@ -12,7 +12,7 @@ use ampwarden_actors::config::BadgeConfig;
 use ampwarden_actors::ocpp::{
     AuthorizationData, AuthorizationStatus, IdTagInfo, IdToken, SendLocalListRequest, UpdateType,
 };
-use ampwarden_actors::station::Call;
+use ampwarden_actors::station::{Call, CallFailure};
 use ampwarden_actors::store::BadgeRecord;
 use ampwarden_actors::units::{ChargePointId, IdTag};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -450,6 +450,7 @@ pub async fn push(
                 None => "NotConnected".to_owned(),
                 Some(addr) => match addr.send(Call(request)).await {
                     Ok(Ok(answer)) => answer.status.to_string(),
+                    Ok(Err(CallFailure::NotConnected)) => "NotConnected".to_owned(),
                     Ok(Err(e)) => e.to_string(),
                     Err(e) => e.to_string(),
                 },

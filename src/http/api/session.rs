@@ -135,14 +135,20 @@ pub async fn logout(req: HttpRequest, ctl: Ctl) -> HttpResponse {
     HttpResponse::NoContent().cookie(removal_cookie()).finish()
 }
 
-pub async fn current(who: Identity) -> HttpResponse {
+/// Who is logged in: `{"authenticated": false}` when nobody (not a 401, so that the UI
+/// can ask at load without an error).
+pub async fn current(who: Option<Identity>) -> HttpResponse {
+    let Some(who) = who else {
+        return ok(json!({ "authenticated": false }));
+    };
     let csrf_token = match who.via {
         Via::Session { csrf, .. } => Some(csrf),
         Via::Token { .. } => None,
     };
-    ok(SessionInfo {
-        name: who.name,
-        role: who.role,
-        csrf_token,
-    })
+    ok(json!({
+        "authenticated": true,
+        "name": who.name,
+        "role": who.role,
+        "csrf_token": csrf_token,
+    }))
 }

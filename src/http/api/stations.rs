@@ -62,7 +62,7 @@ pub struct StationView {
     pub config: StationSettings,
     /// What the station said about itself, when it was first and last seen.
     pub record: Option<StationRecord>,
-    /// The live state; `None` until the station connected once since the start.
+    /// The live state; `None` for a station added since the start that has not connected.
     pub live: Option<StationSnapshot>,
 }
 
