@@ -179,6 +179,7 @@ pub fn table<T: Table>(t: &mut T) {
         .query(&[
             ("zone", "a root zone (default: the first)"),
             ("hours", "1 to 24 (default 24)"),
+            ("t", "ignored: lets a page reload the image"),
         ])
         .produces(Svg),
         site::chart,

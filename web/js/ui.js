@@ -45,7 +45,7 @@ export function amps(value) {
 
 /** A per-phase triple: "16.0 / 16.0 / 16.0 A", or one value when all are equal. */
 export function perPhase(values) {
-  if (!Array.isArray(values)) return "–";
+  if (!Array.isArray(values) || values.every((v) => v === null || v === undefined)) return "–";
   const shown = values.map((v) => (v === null || v === undefined ? "–" : Number(v).toFixed(1)));
   if (shown.every((v) => v === shown[0])) return `${shown[0]} A`;
   return `${shown.join(" / ")} A`;
@@ -172,7 +172,7 @@ export function form(attrs, fields, submitLabel, onsubmit, extraButtons = []) {
     "form",
     Object.assign({ novalidate: true }, attrs),
     h("p", { class: "form-error", role: "alert" }),
-    fields,
+    h("div", { class: "fields" }, fields),
     h("div", { class: "buttons" }, button, extraButtons),
   );
   el.addEventListener("submit", async (event) => {
@@ -215,7 +215,7 @@ export function table(caption, headers, rows, empty = "Nothing yet.") {
       {},
       h("caption", { class: "visually-hidden" }, caption),
       h("thead", {}, h("tr", {}, headers.map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c) => h("td", {}, c))))),
+      h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c, i) => h("td", { "data-label": headers[i] || "" }, c))))),
     ),
   );
 }

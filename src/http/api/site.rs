@@ -52,6 +52,9 @@ pub async fn site(ctl: Ctl) -> ApiResult<HttpResponse> {
 pub struct ChartQuery {
     zone: Option<String>,
     hours: Option<u32>,
+    /// Ignored: lets a page reload the image by changing its URL.
+    #[serde(rename = "t")]
+    _reload: Option<String>,
 }
 
 pub async fn chart(ctl: Ctl, query: web::Query<ChartQuery>) -> ApiResult<HttpResponse> {

@@ -32,7 +32,7 @@ export function settingsForm(s, after) {
     [
       h("h3", {}, "Site"),
       field("site.name", "Site name", { value: site.name, required: true }),
-      field("site.mode", "Mode", { choices: [["dynamic", "Dynamic (budgets follow the meters)"], ["static", "Static (fixed budgets)"]], value: site.mode }),
+      field("site.mode", "Mode", { choices: [["dynamic", "Dynamic (meters)"], ["static", "Static (fixed)"]], value: site.mode }),
       field("site.voltage_v", "Phase-to-neutral voltage (V)", { type: "number", step: "1", value: site.voltage_v }),
       field("site.timezone", "Time zone (IANA, for tariffs)", { value: site.timezone }),
       h("h3", {}, "Control"),

@@ -23,15 +23,23 @@ const STATUS_KIND = {
   Unavailable: "bad",
 };
 
-function bar(draw, budget, limit) {
-  const scale = Math.max(limit, budget, draw, 1);
+function bar(draw, allocated, budget, limit) {
+  const scale = Math.max(limit, budget, allocated, draw, 1);
+  const share = (a) => `${Math.min(100, (100 * a) / scale)}%`;
+  const given = h("span", { class: "bar-allocated" });
+  given.style.width = share(allocated);
   const fill = h("span", { class: "bar-fill" });
-  fill.style.width = `${(100 * draw) / scale}%`;
+  fill.style.width = share(draw);
   const mark = h("span", { class: "bar-budget" });
-  mark.style.left = `${(100 * budget) / scale}%`;
+  mark.style.left = `calc(${share(budget)} - 3px)`;
   return h(
     "div",
-    { class: "bar", role: "img", "aria-label": `EV draw ${draw.toFixed(1)} A of a ${budget.toFixed(1)} A budget` },
+    {
+      class: "bar",
+      role: "img",
+      "aria-label": `EV draw ${draw.toFixed(1)} A, limits given ${allocated.toFixed(1)} A, budget ${budget.toFixed(1)} A`,
+    },
+    given,
     fill,
     mark,
   );
@@ -43,7 +51,7 @@ function zoneCard(z) {
     "article",
     { class: "card zone" },
     h("h3", {}, `Zone ${z.id}`, z.parent ? h("span", { class: "muted" }, ` in ${z.parent}`) : null),
-    bar(maxOf(z.ev_draw), maxOf(z.budget), Number(z.limit_a)),
+    bar(maxOf(z.ev_draw), maxOf(z.allocated), maxOf(z.budget), Number(z.limit_a)),
     h(
       "dl",
       {},
@@ -100,8 +108,8 @@ export async function dashboard(main) {
     info,
     state,
     h("section", { "aria-label": "Zones" }, zones),
-    h("section", { class: "card" }, h("h2", {}, "Last 24 hours", rootZone), chart),
     h("section", { class: "card" }, h("h2", {}, "Stations and vehicles"), rows),
+    h("section", { class: "card" }, h("h2", {}, "Last 24 hours", rootZone), chart),
   );
 
   const update = (live) => {

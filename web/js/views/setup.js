@@ -81,6 +81,13 @@ const STEPS = [
   ["badges", "Badges"],
 ];
 
+/** Shows a page's own title as a section title inside the assistant. */
+function demoteTitles(el) {
+  for (const title of el.querySelectorAll("h1")) {
+    title.replaceWith(h("h2", {}, ...title.childNodes));
+  }
+}
+
 /** The setup assistant: one step per page, each using the same forms as Configuration. */
 export async function wizard(main, step = "site") {
   const index = Math.max(0, STEPS.findIndex(([s]) => s === step));
@@ -109,11 +116,14 @@ export async function wizard(main, step = "site") {
   } else if (current === "stations") {
     const inner = h("div");
     mount(body, h("p", {}, "Point the stations at this controller (ws://THIS-HOST:PORT/ocpp/ID). Those that try to connect appear below; accept them into their zone. You can also add them by hand in Stations."), inner);
-    return commissioning(inner);
+    const stop = await commissioning(inner);
+    demoteTitles(inner);
+    return stop;
   } else {
     const inner = h("div");
     mount(body, h("p", {}, "Add the badges allowed to charge, or import them from a CSV file."), inner);
-    return badges(inner);
+    await badges(inner);
+    demoteTitles(inner);
   }
   return undefined;
 }

@@ -38,7 +38,7 @@ export async function transactions(main) {
     ]);
     mount(
       results,
-      h("p", { class: "totals", role: "status" }, `${t.count} sessions · ${kwh(t.energy_wh)} · cost ${t.cost.toFixed(2)}`),
+      h("p", { class: "totals", role: "status" }, `${t.count} ${t.count === 1 ? "session" : "sessions"} · ${kwh(t.energy_wh)} · cost ${t.cost.toFixed(2)}`),
       answer.stations.length > 1
         ? section("Per station", table("Totals per station", ["Station", "Sessions", "Energy", "Cost"], answer.stations.map((s) => [s.station, String(s.count), kwh(s.energy_wh), s.cost.toFixed(2)])))
         : null,
