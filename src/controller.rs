@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use actix::{Actor, Addr, Recipient};
+use ampwarden_actors::calendar::LivePrice;
 use ampwarden_actors::config::{Config, ConfigProblems, LiveConfig, Phases, StationConfig};
 use ampwarden_actors::meter::{GetMeterStatus, MeterStatus};
 use ampwarden_actors::station::{
@@ -39,6 +40,7 @@ pub struct Controller {
 
 struct Inner {
     store: Store,
+    price: LivePrice,
     supervisor: Addr<ZoneSupervisor>,
     /// Station actors live on their own threads, not on the HTTP workers', so that a
     /// shutdown can stop and join them (and release the store) deterministically.
@@ -99,7 +101,8 @@ impl Controller {
             tracing::error!(error = %e, "cannot write the operator log");
         }
         let live = LiveConfig::new(config);
-        let supervisor = match ZoneSupervisor::new(live.clone(), store.clone()) {
+        let price = LivePrice::new();
+        let supervisor = match ZoneSupervisor::new(live.clone(), store.clone(), price.clone()) {
             Ok(s) => s.start(),
             Err(e) => unreachable_tree(e),
         };
@@ -112,6 +115,7 @@ impl Controller {
                 file_config,
                 edit_lock: std::sync::Mutex::new(()),
                 store,
+                price,
                 supervisor,
                 arbiters: arbiter_threads.iter().map(actix::Arbiter::handle).collect(),
                 arbiter_threads: std::sync::Mutex::new(arbiter_threads),
@@ -344,6 +348,7 @@ impl Controller {
                     store: self.inner.store.clone(),
                     config: self.inner.config.clone(),
                     reports: self.inner.supervisor.clone().recipient(),
+                    price: self.inner.price.clone(),
                 };
                 let n = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed) as usize
                     % self.inner.arbiters.len();

@@ -5,7 +5,6 @@ mod common;
 
 use std::time::Duration;
 
-use ampwarden::simulate::client::ConnectOptions;
 use ampwarden_actors::config::{Config, MeterProfile, TariffConfig};
 use ampwarden_actors::meter::profiles::RegisterMap;
 use ampwarden_actors::meter::simulated::{Mode, SimulatedMeter};
@@ -39,16 +38,7 @@ async fn fleet(
     let mut out = Vec::new();
     for i in 1..=n {
         let id = format!("EV{i:02}");
-        let mut client = app
-            .connect_with(
-                &id,
-                ConnectOptions {
-                    auto_answer: false,
-                    ..ConnectOptions::default()
-                },
-            )
-            .await
-            .expect("connects");
+        let mut client = app.manual(&id).await;
         timeline.watch(&mut client, &id, behaviour(i));
         ok(client
             .call("BootNotification", boot_payload())
@@ -451,4 +441,59 @@ async fn latest_tx_limit(
             last = profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"].as_f64();
         }
     }
+}
+
+/// Energy is priced at the tariff in force: the transaction's cost is stored with it.
+#[tokio::test]
+async fn a_transaction_is_priced_at_the_tariff_in_force() {
+    let tariff = "[[tariffs]]\nname = \"flat\"\ndays = [\"mon\",\"tue\",\"wed\",\"thu\",\"fri\",\"sat\",\"sun\"]\n\
+                  from = \"00:00\"\nto = \"24:00\"\nprice_per_kwh = 0.25\n";
+    let app = TestApp::start("", &site(1, "", "", tariff));
+    let supervisor = app.app().controller().supervisor().clone();
+    let deadline = std::time::Instant::now() + LONG;
+    while supervisor
+        .send(ampwarden_actors::supervisor::GetSiteStatus)
+        .await
+        .expect("status")
+        .price_per_kwh
+        != Some(0.25)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tariff never came into force"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let station = app.booted("EV01").await;
+    let tx = ok(station
+        .call("StartTransaction", json_start("T"))
+        .await
+        .expect("answered"))["transactionId"]
+        .as_i64()
+        .expect("id");
+    let values = serde_json::json!({
+        "connectorId": 1, "transactionId": tx,
+        "meterValue": [{ "timestamp": now_text(), "sampledValue": [
+            { "value": "2.0", "measurand": "Energy.Active.Import.Register", "unit": "kWh" }
+        ] }]
+    });
+    ok(station.call("MeterValues", values).await.expect("answered"));
+    let stop =
+        serde_json::json!({ "transactionId": tx, "meterStop": 4000, "timestamp": now_text() });
+    ok(station
+        .call("StopTransaction", stop)
+        .await
+        .expect("answered"));
+    let record = app
+        .app()
+        .controller()
+        .store()
+        .transaction(tx as i32)
+        .expect("store")
+        .expect("kept");
+    assert!(
+        (record.cost - 1.0).abs() < 1e-9,
+        "4 kWh at 0.25 = 1.00, got {}",
+        record.cost
+    );
 }

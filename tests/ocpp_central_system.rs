@@ -187,10 +187,7 @@ async fn boot_heartbeat_status_and_authorize_are_answered() {
     }
 
     let snapshot = app
-        .app()
-        .controller()
-        .station(&ChargePointId::from("CP001"))
-        .expect("actor")
+        .actor("CP001")
         .send(GetSnapshot)
         .await
         .expect("snapshot");
@@ -257,11 +254,7 @@ async fn a_transaction_runs_from_start_to_stop_with_meter_values() {
         json!({})
     );
 
-    let actor = app
-        .app()
-        .controller()
-        .station(&ChargePointId::from("CP001"))
-        .expect("actor");
+    let actor = app.actor("CP001");
     let snapshot = actor.send(GetSnapshot).await.expect("snapshot");
     let connector = &snapshot.connectors[0];
     let t = connector.transaction.as_ref().expect("open transaction");
@@ -503,11 +496,7 @@ async fn a_second_connection_with_the_same_id_replaces_the_first() {
 async fn every_central_to_station_command_is_sent_and_answered() {
     let app = TestApp::start("", SMALL_SITE);
     let mut station = app.booted("CP001").await;
-    let actor = app
-        .app()
-        .controller()
-        .station(&ChargePointId::from("CP001"))
-        .expect("actor");
+    let actor = app.actor("CP001");
     // Let the boot-time configuration calls pass first.
     station
         .next_call_of("GetConfiguration", WAIT)
@@ -679,21 +668,8 @@ async fn every_central_to_station_command_is_sent_and_answered() {
 #[tokio::test]
 async fn a_command_to_a_station_that_does_not_answer_times_out_and_the_next_one_goes_out() {
     let app = TestApp::start("call_timeout_s = 1", SMALL_SITE);
-    let mut station = app
-        .connect_with(
-            "CP002",
-            ConnectOptions {
-                auto_answer: false,
-                ..options()
-            },
-        )
-        .await
-        .expect("connects");
-    let actor = app
-        .app()
-        .controller()
-        .station(&ChargePointId::from("CP002"))
-        .expect("actor");
+    let mut station = app.manual("CP002").await;
+    let actor = app.actor("CP002");
     let first = actor
         .send(Call(ClearCacheRequest {}))
         .await
@@ -726,21 +702,8 @@ async fn a_command_to_a_station_that_does_not_answer_times_out_and_the_next_one_
 #[tokio::test]
 async fn a_command_answered_with_a_call_error_reports_it() {
     let app = TestApp::start("", SMALL_SITE);
-    let mut station = app
-        .connect_with(
-            "CP002",
-            ConnectOptions {
-                auto_answer: false,
-                ..options()
-            },
-        )
-        .await
-        .expect("connects");
-    let actor = app
-        .app()
-        .controller()
-        .station(&ChargePointId::from("CP002"))
-        .expect("actor");
+    let mut station = app.manual("CP002").await;
+    let actor = app.actor("CP002");
     let pending = tokio::spawn(async move { actor.send(Call(ClearCacheRequest {})).await });
     let call = station
         .next_call_of("ClearCache", WAIT)

@@ -343,3 +343,32 @@ mod tests {
         assert_eq!(inbox.all(), [off_peak(), peak()]);
     }
 }
+
+/// The energy price in force, shared by the supervisor (which sets it at each tariff
+/// change) and the station actors (which price transactions with it).
+#[derive(Clone, Debug, Default)]
+pub struct LivePrice(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl LivePrice {
+    const NONE: u64 = u64::MAX;
+
+    pub fn new() -> LivePrice {
+        LivePrice(std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
+            Self::NONE,
+        )))
+    }
+
+    pub fn set(&self, price_per_kwh: Option<f64>) {
+        let bits = price_per_kwh
+            .filter(|p| p.is_finite())
+            .map_or(Self::NONE, f64::to_bits);
+        self.0.store(bits, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> Option<f64> {
+        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            Self::NONE => None,
+            bits => Some(f64::from_bits(bits)),
+        }
+    }
+}

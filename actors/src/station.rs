@@ -224,6 +224,8 @@ pub struct StationDeps {
     pub config: LiveConfig,
     /// The zone supervisor.
     pub reports: Recipient<StationReport>,
+    /// The energy price in force, for transaction costs.
+    pub price: crate::calendar::LivePrice,
 }
 
 #[derive(Default)]
@@ -839,10 +841,11 @@ impl StationActor {
                 reason: stop.reason.map(|r| r.as_str().to_owned()),
                 id_tag: tag.clone(),
             },
+            self.deps.price.get(),
         );
         match outcome {
             Ok(record) => {
-                tracing::info!(station = %self.id, transaction = id, energy_wh = record.energy_wh(), "transaction stopped");
+                tracing::info!(station = %self.id, transaction = id, energy_wh = record.energy_wh(), cost = record.cost, "transaction stopped");
             }
             Err(crate::store::StoreError::UnknownTransaction(_)) => {
                 // The station knows a transaction we do not (e.g. it started offline and
@@ -899,7 +902,7 @@ impl StationActor {
         if let (Some(wh), Some(id)) = (readings.energy_wh, tx) {
             match self.deps.store.transaction(id) {
                 Ok(Some(mut record)) => {
-                    record.last_meter_wh = Some(wh);
+                    record.advance_register(wh, self.deps.price.get());
                     let energy = record.energy_wh();
                     if let Err(e) = self.deps.store.update_transaction(&record) {
                         tracing::error!(station = %self.id, error = %e, "cannot store transaction energy");

@@ -77,6 +77,19 @@ impl TransactionRecord {
         self.stop.is_none()
     }
 
+    /// Moves the energy register to `wh`, pricing the energy since the previous reading at
+    /// the price in force now (registers never go back; a lower reading is ignored).
+    pub fn advance_register(&mut self, wh: f64, price_per_kwh: Option<f64>) {
+        let previous = self.last_meter_wh.unwrap_or(self.meter_start_wh as f64);
+        if !wh.is_finite() || wh <= previous {
+            return;
+        }
+        if let Some(price) = price_per_kwh {
+            self.cost += (wh - previous) / 1000.0 * price;
+        }
+        self.last_meter_wh = Some(wh);
+    }
+
     /// Energy since start, in Wh, from the latest register seen.
     pub fn energy_wh(&self) -> f64 {
         let end = match &self.stop {
@@ -285,11 +298,17 @@ impl Store {
     }
 
     /// Closes a transaction and flushes. Closing an already closed one keeps the first stop.
-    pub fn stop_transaction(&self, id: i32, stop: TransactionStop) -> Result<TransactionRecord> {
+    pub fn stop_transaction(
+        &self,
+        id: i32,
+        stop: TransactionStop,
+        price_per_kwh: Option<f64>,
+    ) -> Result<TransactionRecord> {
         let mut record = self
             .transaction(id)?
             .ok_or(StoreError::UnknownTransaction(id))?;
         if record.stop.is_none() {
+            record.advance_register(stop.meter_stop_wh as f64, price_per_kwh);
             record.stop = Some(stop);
             self.transactions
                 .insert(id.to_be_bytes(), encode(&record))?;
@@ -518,23 +537,45 @@ mod tests {
         };
         assert_eq!(
             store
-                .stop_transaction(t.id, stop(5000))
+                .stop_transaction(t.id, stop(5000), None)
                 .expect("stop")
                 .energy_wh(),
             4000.0
         );
         assert_eq!(
             store
-                .stop_transaction(t.id, stop(9000))
+                .stop_transaction(t.id, stop(9000), None)
                 .expect("stop")
                 .energy_wh(),
             4000.0
         );
         assert!(store.open_transactions().expect("list").is_empty());
         assert!(matches!(
-            store.stop_transaction(999, stop(1)),
+            store.stop_transaction(999, stop(1), None),
             Err(StoreError::UnknownTransaction(999))
         ));
+    }
+
+    #[test]
+    fn energy_is_priced_at_the_price_in_force_when_it_was_taken() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut t = store.begin_transaction(new_tx("CP1")).expect("begin");
+        t.advance_register(3000.0, Some(0.30)); // 2 kWh at 0.30
+        t.advance_register(2500.0, Some(9.99)); // a register never goes back
+        t.advance_register(4000.0, None); // 1 kWh outside any period: free
+        store.update_transaction(&t).expect("update");
+        let stop = TransactionStop {
+            at: Utc::now(),
+            meter_stop_wh: 6000,
+            reason: None,
+            id_tag: None,
+        };
+        let done = store
+            .stop_transaction(t.id, stop, Some(0.10))
+            .expect("stop"); // 2 kWh at 0.10
+        assert!((done.cost - 0.80).abs() < 1e-9, "cost {}", done.cost);
+        assert_eq!(done.energy_wh(), 5000.0);
     }
 
     #[test]

@@ -19,7 +19,9 @@ use crate::allocation::{
     self, Allocation, AllocatorState, BudgetSource, Decision, Params, Round, Session, SessionKey,
     SessionPhases, ZoneIdx, ZoneReading, ZoneTree,
 };
-use crate::calendar::{system_clock, ReplaceTariffs, TariffCalendarActor, TariffPeriodChanged};
+use crate::calendar::{
+    system_clock, LivePrice, ReplaceTariffs, TariffCalendarActor, TariffPeriodChanged,
+};
 use crate::config::{Config, LiveConfig, StationConfig};
 use crate::meter::{MeterActor, MeterReading, MeterRecipients, MeterStale, MeterTiming, StopMeter};
 use crate::ocpp::remote::{MessageTrigger, TriggerMessageRequest};
@@ -182,6 +184,7 @@ struct Unconfirmed {
 
 pub struct ZoneSupervisor {
     config: LiveConfig,
+    price: LivePrice,
     store: Store,
     current: Arc<Config>,
     tree: ZoneTree,
@@ -210,7 +213,11 @@ pub struct ZoneSupervisor {
 
 impl ZoneSupervisor {
     /// Fails only if the configuration's zone tree is invalid, which validation refuses.
-    pub fn new(config: LiveConfig, store: Store) -> Result<ZoneSupervisor, allocation::TreeError> {
+    pub fn new(
+        config: LiveConfig,
+        store: Store,
+        price: LivePrice,
+    ) -> Result<ZoneSupervisor, allocation::TreeError> {
         let current = config.get();
         let tree = ZoneTree::from_config(&current)?;
         Ok(ZoneSupervisor {
@@ -220,6 +227,7 @@ impl ZoneSupervisor {
             current,
             config,
             store,
+            price,
             state: AllocatorState::default(),
             stations: BTreeMap::new(),
             imposed: None,
@@ -850,6 +858,7 @@ impl Handler<TariffPeriodChanged> for ZoneSupervisor {
 
     fn handle(&mut self, t: TariffPeriodChanged, ctx: &mut Self::Context) {
         tracing::info!(period = ?t.period.as_ref().map(|p| &p.name), cap = t.cap_fraction, "tariff period");
+        self.price.set(t.price_per_kwh);
         self.tariff = t;
         self.schedule_round(ctx);
     }

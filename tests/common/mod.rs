@@ -128,6 +128,25 @@ impl TestApp {
         StationClient::connect(&self.ocpp_url(id), options).await
     }
 
+    /// Connects a station that answers nothing by itself (the test answers its calls).
+    pub async fn manual(&self, id: &str) -> StationClient {
+        let options = ConnectOptions {
+            auto_answer: false,
+            ..ConnectOptions::default()
+        };
+        self.connect_with(id, options)
+            .await
+            .expect("station connects")
+    }
+
+    /// The station's actor in the controller.
+    pub fn actor(&self, id: &str) -> actix::Addr<ampwarden_actors::station::StationActor> {
+        self.app()
+            .controller()
+            .station(&id.into())
+            .expect("the station has an actor")
+    }
+
     /// Connects and boots a station.
     pub async fn booted(&self, id: &str) -> StationClient {
         let station = self.connect(id).await;
