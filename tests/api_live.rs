@@ -95,6 +95,14 @@ async fn the_site_shows_each_zone_and_why_each_vehicle_has_its_limit() {
 async fn the_events_stream_greets_then_reports_station_changes() {
     let app = TestApp::start("", SMALL_SITE);
     let viewer = Api::setup(&app).await;
+    // The zones are in the site status from the first allocation round on.
+    for _ in 0..50 {
+        let site = viewer.get("/api/v1/site").await.expect(200).json();
+        if site["zones"].as_array().is_some_and(|z| !z.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let mut stream = events(&viewer, None).await.expect("connected");
     let hello = next_event(&mut stream, "hello", |_| true).await;
     assert_eq!(hello["stations"].as_array().map(Vec::len), Some(4));
