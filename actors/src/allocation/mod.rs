@@ -134,18 +134,62 @@ pub(crate) struct Demand {
     pub max: f64,
 }
 
-/// The constraints a demand is subject to, `zone * 3 + phase`: every phase it loads in
-/// every zone from its own up to the root.
-pub(crate) fn constraints_of<'a>(
-    tree: &'a ZoneTree,
-    d: &Demand,
-) -> impl Iterator<Item = usize> + 'a {
-    let mask = d.mask;
-    tree.path(ZoneIdx(d.zone)).iter().flat_map(move |&z| {
-        (0..3)
-            .filter(move |p| mask & (1 << p) != 0)
-            .map(move |p| usize::from(z) * 3 + p)
-    })
+impl Demand {
+    /// The constraints this demand is subject to (`zone * 3 + phase`): every phase it
+    /// loads in every zone from its own up to the root.
+    pub(crate) fn constraints<'t>(&self, tree: &'t ZoneTree) -> impl Iterator<Item = usize> + 't {
+        tree.constraints(self.zone, self.mask)
+            .iter()
+            .map(|&c| usize::from(c))
+    }
+
+    /// Demands of one class (same zone, same phases) are under the same constraints,
+    /// so work per class replaces work per session wherever it can.
+    pub(crate) fn class(&self) -> usize {
+        usize::from(self.zone) * 8 + usize::from(self.mask & 0b111)
+    }
+}
+
+/// For each class of demand present, a selection of its constraints, mapped to
+/// numbers the caller chooses (e.g. only the binding ones, as compact slots).
+pub(crate) struct ClassLists {
+    /// Per class: where its list starts in `items`, and its length (`u8::MAX` = absent).
+    start: Vec<u32>,
+    len: Vec<u8>,
+    items: Vec<u32>,
+}
+
+impl ClassLists {
+    pub fn build<'d>(
+        tree: &ZoneTree,
+        demands: impl Iterator<Item = &'d Demand>,
+        select: impl Fn(usize) -> Option<u32>,
+    ) -> Self {
+        let classes = tree.len() * 8;
+        let mut lists = ClassLists {
+            start: vec![0; classes],
+            len: vec![u8::MAX; classes],
+            items: Vec::new(),
+        };
+        for d in demands {
+            let class = d.class();
+            if lists.len[class] == u8::MAX {
+                let start = lists.items.len();
+                lists.items.extend(d.constraints(tree).filter_map(&select));
+                lists.start[class] = start as u32;
+                lists.len[class] = (lists.items.len() - start) as u8;
+            }
+        }
+        lists
+    }
+
+    /// The list of a class (empty for a class that was not built).
+    pub fn get(&self, class: usize) -> &[u32] {
+        match self.len[class] {
+            u8::MAX => &[],
+            len => &self.items[self.start[class] as usize..][..usize::from(len)],
+        }
+    }
 }
 
 pub(crate) fn zone_of(tree: &ZoneTree, s: &Session) -> Result<usize, AllocationError> {
@@ -215,9 +259,10 @@ pub fn allocate(
             adapted.push(false);
             continue;
         }
-        let max = demand::adapt(&mut memory.demand, s, station_max, Amps(floor), now).floor_tenth();
+        let adapted_max = demand::adapt(&mut memory.demand, s, station_max, Amps(floor), now);
+        let max = adapted_max.floor_tenth();
         maxima.push(max);
-        adapted.push(max < station_max.floor_tenth());
+        adapted.push(adapted_max < station_max);
         if max.0 <= 0.0 || max.0 < floor {
             kinds.push(Kind::CannotCharge);
         } else {
@@ -235,12 +280,7 @@ pub fn allocate(
         .map(|c| (budgets[c / 3].budget.0[c % 3].0 - fixed[c / 3][c % 3]).max(0.0))
         .collect();
 
-    let keep = KeepOrder {
-        strategy: params.strategy,
-        rotation_due,
-        min_active: params.min_active,
-        now,
-    };
+    let keep = KeepOrder::new(params.strategy, rotation_due, params.min_active, now);
     let session_of = |d: usize| demand_session[d] as usize;
     let shed = shedding::admit(
         tree,

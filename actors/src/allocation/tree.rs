@@ -87,6 +87,17 @@ pub struct ZoneTree {
     /// Each zone's path to its root, the zone itself first; `path_len` entries are used.
     paths: Vec<[u16; MAX_ZONE_DEPTH]>,
     path_len: Vec<u8>,
+    /// For each zone and phase mask (bit `i` = phase `i`), the constraints a vehicle
+    /// there is subject to: `zone * 3 + phase` for every loaded phase of every zone
+    /// on its path. Looked up for every session several times a round, so built once.
+    constraints: Vec<[ConstraintList; 8]>,
+}
+
+/// Up to 4 zones × 3 phases.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct ConstraintList {
+    items: [u16; MAX_ZONE_DEPTH * 3],
+    len: u8,
 }
 
 impl ZoneTree {
@@ -190,6 +201,20 @@ impl ZoneTree {
             }
             path_len[z] = len as u8;
         }
+        let constraints = (0..n)
+            .map(|z| {
+                std::array::from_fn(|mask| {
+                    let mut list = ConstraintList::default();
+                    for &a in &paths[z][..usize::from(path_len[z])] {
+                        for p in (0..3).filter(|p| mask & (1 << p) != 0) {
+                            list.items[usize::from(list.len)] = a * 3 + p as u16;
+                            list.len += 1;
+                        }
+                    }
+                    list
+                })
+            })
+            .collect();
         let index = zones
             .iter()
             .enumerate()
@@ -201,6 +226,7 @@ impl ZoneTree {
             subtree_end,
             paths,
             path_len,
+            constraints,
         })
     }
 
@@ -235,6 +261,13 @@ impl ZoneTree {
     pub fn path(&self, idx: ZoneIdx) -> &[u16] {
         let z = idx.get();
         &self.paths[z][..usize::from(self.path_len[z])]
+    }
+
+    /// The constraints (`zone * 3 + phase`) on a vehicle in `zone` loading the phases of
+    /// `mask`, from its own zone up to the root.
+    pub(crate) fn constraints(&self, zone: u16, mask: u8) -> &[u16] {
+        let list = &self.constraints[usize::from(zone)][usize::from(mask & 0b111)];
+        &list.items[..usize::from(list.len)]
     }
 
     /// One past the last zone of `idx`'s subtree: the subtree is `idx..subtree_end`.
@@ -287,6 +320,8 @@ mod tests {
         assert_eq!((b1.get(), tree.subtree_end(b1)), (1, 3));
         assert_eq!(tree.subtree_end(ZoneIdx(0)), 4);
         assert_eq!(tree.path(tree.index_of("b1a").unwrap()), &[2, 1, 0]);
+        assert_eq!(tree.constraints(2, 0b101), &[6, 8, 3, 5, 0, 2]);
+        assert_eq!(tree.constraints(3, 0b111), &[9, 10, 11, 0, 1, 2]);
         assert_eq!(tree.zone(tree.index_of("b1a").unwrap()).depth, 3);
         assert!(tree.contains(b1, ZoneIdx(2)));
         assert!(!tree.contains(b1, ZoneIdx(3)));
