@@ -73,7 +73,9 @@ impl Mul<f64> for Amps {
 }
 
 /// One of the three phases of the supply.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub enum Phase {
     #[default]
     L1,

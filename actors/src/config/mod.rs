@@ -22,12 +22,18 @@ impl Config {
     /// key path); every semantic problem is reported.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigProblems> {
         let deserializer = toml::Deserializer::parse(text).map_err(|e| {
-            ConfigProblems(vec![ConfigProblem::new("", format!("not valid TOML: {}", one_line(&e.to_string())))])
+            ConfigProblems(vec![ConfigProblem::new(
+                "",
+                format!("not valid TOML: {}", one_line(&e.to_string())),
+            )])
         })?;
         let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
-            ConfigProblems(vec![ConfigProblem::new(path, one_line(&e.into_inner().to_string()))])
+            ConfigProblems(vec![ConfigProblem::new(
+                path,
+                one_line(&e.into_inner().to_string()),
+            )])
         })?;
         config.validate()?;
         Ok(config)
@@ -91,14 +97,26 @@ impl Config {
                 Phases::Three => "3-phase".to_owned(),
             };
             let vip = if st.vip { ", VIP" } else { "" };
-            let _ = writeln!(out, "{indent}  - station {} max {} {phases}{vip}", st.id, st.max_current_a);
+            let _ = writeln!(
+                out,
+                "{indent}  - station {} max {} {phases}{vip}",
+                st.id, st.max_current_a
+            );
         }
-        for child in self.zones.iter().filter(|z| z.parent.as_ref() == Some(&zone.id)) {
+        for child in self
+            .zones
+            .iter()
+            .filter(|z| z.parent.as_ref() == Some(&zone.id))
+        {
             self.write_zone(out, child, depth + 1);
         }
     }
 }
 
 fn one_line(text: &str) -> String {
-    text.split('\n').map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    text.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -107,7 +107,9 @@ pub struct Storage {
 
 impl Default for Storage {
     fn default() -> Self {
-        Storage { path: PathBuf::from("data") }
+        Storage {
+            path: PathBuf::from("data"),
+        }
     }
 }
 
@@ -466,20 +468,32 @@ pub struct ClockTime {
 
 impl ClockTime {
     pub fn to_naive(self) -> Option<NaiveTime> {
-        NaiveTime::from_hms_opt(u32::from(self.minutes / 60), u32::from(self.minutes % 60), 0)
+        NaiveTime::from_hms_opt(
+            u32::from(self.minutes / 60),
+            u32::from(self.minutes % 60),
+            0,
+        )
     }
 }
 
 impl Serialize for ClockTime {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{:02}:{:02}", self.minutes / 60, self.minutes % 60))
+        s.serialize_str(&format!(
+            "{:02}:{:02}",
+            self.minutes / 60,
+            self.minutes % 60
+        ))
     }
 }
 
 impl<'de> Deserialize<'de> for ClockTime {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        let bad = || serde::de::Error::custom(format!("bad time {text:?}, expected HH:MM (00:00 to 24:00)"));
+        let bad = || {
+            serde::de::Error::custom(format!(
+                "bad time {text:?}, expected HH:MM (00:00 to 24:00)"
+            ))
+        };
         let (h, m) = text.split_once(':').ok_or_else(bad)?;
         if h.len() != 2 || m.len() != 2 {
             return Err(bad());
@@ -489,7 +503,9 @@ impl<'de> Deserialize<'de> for ClockTime {
         if m >= 60 || h > 24 || (h == 24 && m != 0) {
             return Err(bad());
         }
-        Ok(ClockTime { minutes: h * 60 + m })
+        Ok(ClockTime {
+            minutes: h * 60 + m,
+        })
     }
 }
 

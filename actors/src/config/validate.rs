@@ -27,7 +27,10 @@ pub struct ConfigProblem {
 
 impl ConfigProblem {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigProblem { path: path.into(), message: message.into() }
+        ConfigProblem {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -73,7 +76,10 @@ impl Checker {
         } else if value.0 < min {
             self.push(path, format!("{} is below {min} A", value.0));
         } else if value.0 > max {
-            self.push(path, format!("{} A is implausible (more than {max} A)", value.0));
+            self.push(
+                path,
+                format!("{} A is implausible (more than {max} A)", value.0),
+            );
         }
     }
 
@@ -85,7 +91,9 @@ impl Checker {
 }
 
 pub(super) fn problems(c: &Config) -> Vec<ConfigProblem> {
-    let mut ck = Checker { problems: Vec::new() };
+    let mut ck = Checker {
+        problems: Vec::new(),
+    };
     site(&mut ck, c);
     server(&mut ck, c);
     control(&mut ck, &c.control);
@@ -105,45 +113,97 @@ fn site(ck: &mut Checker, c: &Config) {
         ck.push("site.name", "must not be empty");
     }
     if !c.site.voltage_v.is_finite() || !(100.0..=480.0).contains(&c.site.voltage_v) {
-        ck.push("site.voltage_v", format!("{} V is not a phase-to-neutral voltage (100 to 480)", c.site.voltage_v));
+        ck.push(
+            "site.voltage_v",
+            format!(
+                "{} V is not a phase-to-neutral voltage (100 to 480)",
+                c.site.voltage_v
+            ),
+        );
     }
     if c.site.timezone.parse::<chrono_tz::Tz>().is_err() {
-        ck.push("site.timezone", format!("unknown time zone {:?} (use an IANA name like \"Europe/Paris\")", c.site.timezone));
+        ck.push(
+            "site.timezone",
+            format!(
+                "unknown time zone {:?} (use an IANA name like \"Europe/Paris\")",
+                c.site.timezone
+            ),
+        );
     }
 }
 
 fn server(ck: &mut Checker, c: &Config) {
     let s = &c.server;
     if s.http_listen == s.ocpp_listen {
-        ck.push("server.ocpp_listen", format!("is the same address as server.http_listen ({})", s.http_listen));
+        ck.push(
+            "server.ocpp_listen",
+            format!(
+                "is the same address as server.http_listen ({})",
+                s.http_listen
+            ),
+        );
     }
     if s.accept_unknown_stations && c.zone(&s.default_zone).is_none() {
-        ck.push("server.default_zone", format!("unknown zone {:?}", s.default_zone.as_str()));
+        ck.push(
+            "server.default_zone",
+            format!("unknown zone {:?}", s.default_zone.as_str()),
+        );
     }
-    ck.range("server.heartbeat_interval_s", s.heartbeat_interval_s, 10, 86_400);
+    ck.range(
+        "server.heartbeat_interval_s",
+        s.heartbeat_interval_s,
+        10,
+        86_400,
+    );
     ck.range("server.call_timeout_s", s.call_timeout_s, 1, 300);
-    ck.range("server.max_frame_bytes", s.max_frame_bytes, 4096, 16 * 1024 * 1024);
+    ck.range(
+        "server.max_frame_bytes",
+        s.max_frame_bytes,
+        4096,
+        16 * 1024 * 1024,
+    );
 }
 
 fn control(ck: &mut Checker, c: &Control) {
     ck.range("control.interval_s", c.interval_s, 1, 3600);
     ck.current("control.min_current_a".into(), c.min_current_a, 0.0, 32.0);
-    ck.current("control.safety_margin_a".into(), c.safety_margin_a, 0.0, ABSURD_AMPS);
+    ck.current(
+        "control.safety_margin_a".into(),
+        c.safety_margin_a,
+        0.0,
+        ABSURD_AMPS,
+    );
     ck.range("control.rotation_minutes", c.rotation_minutes, 1, 24 * 60);
-    ck.range("control.meter_stale_after_s", c.meter_stale_after_s, 1, 3600);
+    ck.range(
+        "control.meter_stale_after_s",
+        c.meter_stale_after_s,
+        1,
+        3600,
+    );
     ck.range("control.increase_hold_s", c.increase_hold_s, 0, 3600);
     ck.range("control.min_active_s", c.min_active_s, 0, 24 * 3600);
-    ck.range("control.meter_values_interval_s", c.meter_values_interval_s, 1, 3600);
+    ck.range(
+        "control.meter_values_interval_s",
+        c.meter_values_interval_s,
+        1,
+        3600,
+    );
     ck.range("control.resume_check_s", c.resume_check_s, 5, 3600);
 }
 
 fn zones(ck: &mut Checker, c: &Config) {
     if c.zones.is_empty() {
-        ck.push("zones", "at least one zone is needed (the site's main supply)");
+        ck.push(
+            "zones",
+            "at least one zone is needed (the site's main supply)",
+        );
         return;
     }
     if c.zones.len() > MAX_ZONES {
-        ck.push("zones", format!("{} zones; at most {MAX_ZONES} are supported", c.zones.len()));
+        ck.push(
+            "zones",
+            format!("{} zones; at most {MAX_ZONES} are supported", c.zones.len()),
+        );
     }
     let mut seen: HashMap<&ZoneId, usize> = HashMap::new();
     for (i, z) in c.zones.iter().enumerate() {
@@ -152,7 +212,10 @@ fn zones(ck: &mut Checker, c: &Config) {
             ck.push(format!("{at}.id"), "must not be empty");
         }
         if let Some(first) = seen.insert(&z.id, i) {
-            ck.push(format!("{at}.id"), format!("duplicate zone {:?} (also zones[{first}])", z.id.as_str()));
+            ck.push(
+                format!("{at}.id"),
+                format!("duplicate zone {:?} (also zones[{first}])", z.id.as_str()),
+            );
         }
         ck.current(format!("{at}.limit_a"), z.limit_a, 0.0, ABSURD_AMPS);
         if let Some(s) = z.static_ev_limit_a {
@@ -166,15 +229,26 @@ fn zones(ck: &mut Checker, c: &Config) {
         }
         if let Some(m) = &z.meter {
             if c.meter(m).is_none() {
-                ck.push(format!("{at}.meter"), format!("unknown meter {:?}", m.as_str()));
+                ck.push(
+                    format!("{at}.meter"),
+                    format!("unknown meter {:?}", m.as_str()),
+                );
             }
         }
     }
-    let index: HashMap<&ZoneId, usize> = c.zones.iter().enumerate().map(|(i, z)| (&z.id, i)).collect();
+    let index: HashMap<&ZoneId, usize> = c
+        .zones
+        .iter()
+        .enumerate()
+        .map(|(i, z)| (&z.id, i))
+        .collect();
     for (i, z) in c.zones.iter().enumerate() {
         let Some(parent) = &z.parent else { continue };
         if !index.contains_key(parent) {
-            ck.push(format!("zones[{i}].parent"), format!("unknown zone {:?}", parent.as_str()));
+            ck.push(
+                format!("zones[{i}].parent"),
+                format!("unknown zone {:?}", parent.as_str()),
+            );
             continue;
         }
         // Walk up; a walk longer than the number of zones is a cycle.
@@ -190,11 +264,17 @@ fn zones(ck: &mut Checker, c: &Config) {
             at = index.get(p).and_then(|&j| c.zones[j].parent.as_ref());
         }
         if cycle {
-            ck.push(format!("zones[{i}].parent"), format!("zone {:?} is its own ancestor (a cycle)", z.id.as_str()));
+            ck.push(
+                format!("zones[{i}].parent"),
+                format!("zone {:?} is its own ancestor (a cycle)", z.id.as_str()),
+            );
         } else if depth > MAX_ZONE_DEPTH {
             ck.push(
                 format!("zones[{i}].parent"),
-                format!("zone {:?} is {depth} levels deep; at most {MAX_ZONE_DEPTH} are supported", z.id.as_str()),
+                format!(
+                    "zone {:?} is {depth} levels deep; at most {MAX_ZONE_DEPTH} are supported",
+                    z.id.as_str()
+                ),
             );
         }
     }
@@ -217,24 +297,35 @@ fn meters(ck: &mut Checker, c: &Config) {
             ck.push(format!("{at}.id"), "must not be empty");
         }
         if let Some(first) = seen.insert(&m.id, i) {
-            ck.push(format!("{at}.id"), format!("duplicate meter {:?} (also meters[{first}])", m.id.as_str()));
+            ck.push(
+                format!("{at}.id"),
+                format!("duplicate meter {:?} (also meters[{first}])", m.id.as_str()),
+            );
         }
         match m.protocol {
             MeterProtocol::ModbusTcp => {
-                let ok = m
-                    .address
-                    .rsplit_once(':')
-                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+                let ok = m.address.rsplit_once(':').is_some_and(|(host, port)| {
+                    !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+                });
                 if !ok {
-                    ck.push(format!("{at}.address"), format!("{:?} is not host:port", m.address));
+                    ck.push(
+                        format!("{at}.address"),
+                        format!("{:?} is not host:port", m.address),
+                    );
                 }
             }
             MeterProtocol::ModbusRtu => {
                 if m.address.trim().is_empty() {
-                    ck.push(format!("{at}.address"), "must name the serial device, e.g. /dev/ttyUSB0");
+                    ck.push(
+                        format!("{at}.address"),
+                        "must name the serial device, e.g. /dev/ttyUSB0",
+                    );
                 }
                 if ![1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200].contains(&m.baud_rate) {
-                    ck.push(format!("{at}.baud_rate"), format!("{} is not a standard Modbus baud rate", m.baud_rate));
+                    ck.push(
+                        format!("{at}.baud_rate"),
+                        format!("{} is not a standard Modbus baud rate", m.baud_rate),
+                    );
                 }
                 if !(1..=2).contains(&m.stop_bits) {
                     ck.push(format!("{at}.stop_bits"), "must be 1 or 2");
@@ -242,29 +333,48 @@ fn meters(ck: &mut Checker, c: &Config) {
             }
         }
         if m.unit_id > 247 {
-            ck.push(format!("{at}.unit_id"), format!("{} is out of range (0 to 247)", m.unit_id));
+            ck.push(
+                format!("{at}.unit_id"),
+                format!("{} is out of range (0 to 247)", m.unit_id),
+            );
         }
         ck.range(&format!("{at}.poll_ms"), m.poll_ms, 100, 60_000);
         ck.range(&format!("{at}.timeout_ms"), m.timeout_ms, 50, 30_000);
         match (m.profile, &m.generic) {
-            (MeterProfile::Generic, None) => {
-                ck.push(format!("{at}.generic"), "the generic profile needs its register map ([meters.generic])")
-            }
+            (MeterProfile::Generic, None) => ck.push(
+                format!("{at}.generic"),
+                "the generic profile needs its register map ([meters.generic])",
+            ),
             (MeterProfile::Generic, Some(g)) => {
-                for (name, scale) in [("current_scale", g.current_scale), ("power_scale", g.power_scale)] {
+                for (name, scale) in [
+                    ("current_scale", g.current_scale),
+                    ("power_scale", g.power_scale),
+                ] {
                     if !scale.is_finite() || scale == 0.0 {
-                        ck.push(format!("{at}.generic.{name}"), "must be a finite, non-zero number");
+                        ck.push(
+                            format!("{at}.generic.{name}"),
+                            "must be a finite, non-zero number",
+                        );
                     }
                 }
                 if g.currents.contains(&0) || g.power == Some(0) {
-                    ck.push(format!("{at}.generic"), "register numbers start at 1 (the wire address is number - 1)");
+                    ck.push(
+                        format!("{at}.generic"),
+                        "register numbers start at 1 (the wire address is number - 1)",
+                    );
                 }
             }
-            (_, Some(_)) => ck.push(format!("{at}.generic"), "only the generic profile takes a register map"),
+            (_, Some(_)) => ck.push(
+                format!("{at}.generic"),
+                "only the generic profile takes a register map",
+            ),
             (_, None) => {}
         }
         if m.measures == Measures::Production && !used.contains(&m.id) {
-            ck.push(format!("{at}.measures"), "a production meter must be attached to a zone");
+            ck.push(
+                format!("{at}.measures"),
+                "a production meter must be attached to a zone",
+            );
         }
     }
 }
@@ -275,29 +385,55 @@ fn stations(ck: &mut Checker, c: &Config) {
         let at = format!("stations[{i}]");
         let id = s.id.as_str();
         if id.is_empty() || id.len() > MAX_STATION_ID_LEN {
-            ck.push(format!("{at}.id"), format!("must be 1 to {MAX_STATION_ID_LEN} characters"));
-        } else if !id.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.:".contains(ch)) {
-            ck.push(format!("{at}.id"), format!("{id:?} may hold only letters, digits and - _ . :"));
+            ck.push(
+                format!("{at}.id"),
+                format!("must be 1 to {MAX_STATION_ID_LEN} characters"),
+            );
+        } else if !id
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_.:".contains(ch))
+        {
+            ck.push(
+                format!("{at}.id"),
+                format!("{id:?} may hold only letters, digits and - _ . :"),
+            );
         }
         if let Some(first) = seen.insert(&s.id, i) {
-            ck.push(format!("{at}.id"), format!("duplicate station {id:?} (also stations[{first}])"));
+            ck.push(
+                format!("{at}.id"),
+                format!("duplicate station {id:?} (also stations[{first}])"),
+            );
         }
         if c.zone(&s.zone).is_none() {
-            ck.push(format!("{at}.zone"), format!("unknown zone {:?}", s.zone.as_str()));
+            ck.push(
+                format!("{at}.zone"),
+                format!("unknown zone {:?}", s.zone.as_str()),
+            );
         }
-        ck.current(format!("{at}.max_current_a"), s.max_current_a, 0.0, MAX_STATION_AMPS);
+        ck.current(
+            format!("{at}.max_current_a"),
+            s.max_current_a,
+            0.0,
+            MAX_STATION_AMPS,
+        );
         if s.max_current_a.0 == 0.0 {
             ck.push(format!("{at}.max_current_a"), "must be above 0 A");
         }
         if s.max_current_a.0 > 0.0 && s.max_current_a.0 < c.control.min_current_a.0 {
             ck.push(
                 format!("{at}.max_current_a"),
-                format!("{} is below control.min_current_a {}: it could never charge", s.max_current_a, c.control.min_current_a),
+                format!(
+                    "{} is below control.min_current_a {}: it could never charge",
+                    s.max_current_a, c.control.min_current_a
+                ),
             );
         }
         ck.range(&format!("{at}.connectors"), s.connectors, 1, 10);
         if s.password.len() > 40 {
-            ck.push(format!("{at}.password"), "at most 40 characters (OCPP AuthorizationKey)");
+            ck.push(
+                format!("{at}.password"),
+                "at most 40 characters (OCPP AuthorizationKey)",
+            );
         }
     }
 }
@@ -312,7 +448,10 @@ fn badges(ck: &mut Checker, c: &Config) {
         }
         // idTags are case-insensitive (CiString) in OCPP.
         if let Some(first) = seen.insert(tag.to_ascii_uppercase(), i) {
-            ck.push(&at, format!("duplicate badge {tag:?} (also badges[{first}])"));
+            ck.push(
+                &at,
+                format!("duplicate badge {tag:?} (also badges[{first}])"),
+            );
         }
     }
 }
@@ -327,13 +466,22 @@ fn tariffs(ck: &mut Checker, c: &Config) {
             ck.push(format!("{at}.days"), "at least one day is needed");
         }
         if t.from == t.to {
-            ck.push(format!("{at}.to"), "is the same as from: the period would be empty");
+            ck.push(
+                format!("{at}.to"),
+                "is the same as from: the period would be empty",
+            );
         }
         if !t.ev_cap_pct.is_finite() || !(0.0..=100.0).contains(&t.ev_cap_pct) {
-            ck.push(format!("{at}.ev_cap_pct"), format!("{} is not a percentage (0 to 100)", t.ev_cap_pct));
+            ck.push(
+                format!("{at}.ev_cap_pct"),
+                format!("{} is not a percentage (0 to 100)", t.ev_cap_pct),
+            );
         }
         if !t.price_per_kwh.is_finite() || t.price_per_kwh < 0.0 {
-            ck.push(format!("{at}.price_per_kwh"), "must be a finite price, 0 or more");
+            ck.push(
+                format!("{at}.price_per_kwh"),
+                "must be a finite price, 0 or more",
+            );
         }
     }
 }
@@ -342,35 +490,60 @@ fn federation(ck: &mut Checker, f: &FederationConfig) {
     match f.role {
         FederationRole::Primary => {
             if f.tokens.is_empty() {
-                ck.push("federation.tokens", "a primary needs one token per secondary");
+                ck.push(
+                    "federation.tokens",
+                    "a primary needs one token per secondary",
+                );
             }
             if f.tokens.len() > MAX_SECONDARIES {
-                ck.push("federation.tokens", format!("{} tokens; a primary leads at most {MAX_SECONDARIES} secondaries", f.tokens.len()));
+                ck.push(
+                    "federation.tokens",
+                    format!(
+                        "{} tokens; a primary leads at most {MAX_SECONDARIES} secondaries",
+                        f.tokens.len()
+                    ),
+                );
             }
             let unique: HashSet<_> = f.tokens.iter().collect();
             if unique.len() != f.tokens.len() {
                 ck.push("federation.tokens", "tokens must be distinct");
             }
             if f.tokens.iter().any(|t| t.len() < 16) {
-                ck.push("federation.tokens", "every token needs at least 16 characters");
+                ck.push(
+                    "federation.tokens",
+                    "every token needs at least 16 characters",
+                );
             }
         }
         FederationRole::Secondary => {
             match &f.primary_url {
-                None => ck.push("federation.primary_url", "a secondary needs the primary's URL"),
-                Some(u) if !(u.starts_with("ws://") || u.starts_with("wss://")) => {
-                    ck.push("federation.primary_url", format!("{u:?} must start with ws:// or wss://"))
-                }
+                None => ck.push(
+                    "federation.primary_url",
+                    "a secondary needs the primary's URL",
+                ),
+                Some(u) if !(u.starts_with("ws://") || u.starts_with("wss://")) => ck.push(
+                    "federation.primary_url",
+                    format!("{u:?} must start with ws:// or wss://"),
+                ),
                 Some(_) => {}
             }
             if f.token.as_deref().is_none_or(str::is_empty) {
-                ck.push("federation.token", "a secondary needs its token at the primary");
+                ck.push(
+                    "federation.token",
+                    "a secondary needs its token at the primary",
+                );
             }
             if f.zone.is_none() {
-                ck.push("federation.zone", "a secondary needs the zone of the primary it feeds");
+                ck.push(
+                    "federation.zone",
+                    "a secondary needs the zone of the primary it feeds",
+                );
             }
             match f.fallback_budget_a {
-                None => ck.push("federation.fallback_budget_a", "a secondary needs a budget for when the link is lost"),
+                None => ck.push(
+                    "federation.fallback_budget_a",
+                    "a secondary needs a budget for when the link is lost",
+                ),
                 Some(a) => ck.current("federation.fallback_budget_a".into(), a, 0.0, ABSURD_AMPS),
             }
         }
