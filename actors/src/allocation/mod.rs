@@ -142,54 +142,6 @@ impl Demand {
             .iter()
             .map(|&c| usize::from(c))
     }
-
-    /// Demands of one class (same zone, same phases) are under the same constraints,
-    /// so work per class replaces work per session wherever it can.
-    pub(crate) fn class(&self) -> usize {
-        usize::from(self.zone) * 8 + usize::from(self.mask & 0b111)
-    }
-}
-
-/// For each class of demand present, a selection of its constraints, mapped to
-/// numbers the caller chooses (e.g. only the binding ones, as compact slots).
-pub(crate) struct ClassLists {
-    /// Per class: where its list starts in `items`, and its length (`u8::MAX` = absent).
-    start: Vec<u32>,
-    len: Vec<u8>,
-    items: Vec<u32>,
-}
-
-impl ClassLists {
-    pub fn build<'d>(
-        tree: &ZoneTree,
-        demands: impl Iterator<Item = &'d Demand>,
-        select: impl Fn(usize) -> Option<u32>,
-    ) -> Self {
-        let classes = tree.len() * 8;
-        let mut lists = ClassLists {
-            start: vec![0; classes],
-            len: vec![u8::MAX; classes],
-            items: Vec::new(),
-        };
-        for d in demands {
-            let class = d.class();
-            if lists.len[class] == u8::MAX {
-                let start = lists.items.len();
-                lists.items.extend(d.constraints(tree).filter_map(&select));
-                lists.start[class] = start as u32;
-                lists.len[class] = (lists.items.len() - start) as u8;
-            }
-        }
-        lists
-    }
-
-    /// The list of a class (empty for a class that was not built).
-    pub fn get(&self, class: usize) -> &[u32] {
-        match self.len[class] {
-            u8::MAX => &[],
-            len => &self.items[self.start[class] as usize..][..usize::from(len)],
-        }
-    }
 }
 
 pub(crate) fn zone_of(tree: &ZoneTree, s: &Session) -> Result<usize, AllocationError> {

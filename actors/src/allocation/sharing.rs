@@ -12,7 +12,7 @@
 //! constraints (4 levels × 3 phases), so a round costs O(n log n).
 
 use super::tree::{ZoneIdx, ZoneTree};
-use super::{ClassLists, Demand};
+use super::Demand;
 use crate::config::MAX_ZONE_DEPTH;
 
 /// The outcome of the filling, per demand.
@@ -60,14 +60,15 @@ pub(crate) fn fill(
             slot_constraint.push(c);
         }
     }
-    let slots_of_class = ClassLists::build(tree, admitted(), |c| slot_of[c]);
+    let binding: Vec<bool> = slot_of.iter().map(Option::is_some).collect();
+    let binding_on_path = tree.phases_flagged_on_path(&binding);
 
     // Participants: admitted demands under at least one binding constraint. The
     // others simply get their maximum.
     let mut part_demand: Vec<u32> = Vec::new();
     for (i, d) in demands.iter().enumerate() {
         if shed[i].is_none() {
-            if slots_of_class.get(d.class()).is_empty() {
+            if binding_on_path[usize::from(d.zone)] & d.mask == 0 {
                 value[i] = d.max;
             } else {
                 part_demand.push(i as u32);

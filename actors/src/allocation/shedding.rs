@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::state::Status;
 use super::tree::ZoneTree;
-use super::{ClassLists, Demand};
+use super::Demand;
 use crate::config::SheddingStrategy;
 
 /// A session's place in the keep order, as one integer: lower is kept first. The top
@@ -124,17 +124,15 @@ pub(crate) fn admit(
         return shed;
     }
 
-    // Only the overflowing constraints can fill up: each class of demand (zone and
-    // phases) gets the list of its own, and only demands with one are candidates.
-    let overflowing_of_class =
-        ClassLists::build(tree, demands.iter(), |c| overflowing[c].then_some(c as u32));
+    // Only demands under an overflowing constraint compete; the others all fit.
+    let overflowing_on_path = tree.phases_flagged_on_path(&overflowing);
 
     // Sorted by rank, then input index; runs of equal rank are then put in
     // session-key order, so the input order does not matter.
     let mut candidates: Vec<(KeepRank, u32)> = demands
         .iter()
         .enumerate()
-        .filter(|(_, d)| !overflowing_of_class.get(d.class()).is_empty())
+        .filter(|(_, d)| overflowing_on_path[usize::from(d.zone)] & d.mask != 0)
         .map(|(i, _)| (rank(i), i as u32))
         .collect();
     radix_sort(&mut candidates);
@@ -154,18 +152,11 @@ pub(crate) fn admit(
     let mut used = vec![0u32; capacity.len()];
     for &(_, i) in &candidates {
         let i = i as usize;
-        let over = overflowing_of_class.get(demands[i].class());
-        // Lists run from the vehicle's zone up, so the first full one is the closest.
-        match over
-            .iter()
-            .find(|&&c| used[c as usize] >= slots[c as usize])
-        {
-            Some(&c) => shed[i] = Some(c),
-            None => {
-                for &c in over {
-                    used[c as usize] += 1;
-                }
-            }
+        let over = || demands[i].constraints(tree).filter(|&c| overflowing[c]);
+        // Constraints run from the vehicle's zone up, so the first full one is the closest.
+        match over().find(|&c| used[c] >= slots[c]) {
+            Some(c) => shed[i] = Some(c as u32),
+            None => over().for_each(|c| used[c] += 1),
         }
     }
     shed

@@ -270,6 +270,18 @@ impl ZoneTree {
         &list.items[..usize::from(list.len)]
     }
 
+    /// For each zone, the phases (bit `i` = phase `i`) on which some zone of its path to
+    /// the root has a flagged constraint (`flagged[zone * 3 + phase]`). One pass:
+    /// pre-order puts every parent before its children.
+    pub(crate) fn phases_flagged_on_path(&self, flagged: &[bool]) -> Vec<u8> {
+        let mut on_path = vec![0u8; self.zones.len()];
+        for (z, zone) in self.zones.iter().enumerate() {
+            let own = (0..3).fold(0u8, |bits, p| bits | (u8::from(flagged[z * 3 + p]) << p));
+            on_path[z] = own | zone.parent.map_or(0, |p| on_path[p.get()]);
+        }
+        on_path
+    }
+
     /// One past the last zone of `idx`'s subtree: the subtree is `idx..subtree_end`.
     pub fn subtree_end(&self, idx: ZoneIdx) -> usize {
         usize::from(self.subtree_end[idx.get()])
@@ -325,6 +337,24 @@ mod tests {
         assert_eq!(tree.zone(tree.index_of("b1a").unwrap()).depth, 3);
         assert!(tree.contains(b1, ZoneIdx(2)));
         assert!(!tree.contains(b1, ZoneIdx(3)));
+    }
+
+    #[test]
+    fn flags_are_seen_from_every_zone_below() {
+        let tree = ZoneTree::new(&[
+            spec("m", None, 1.0),
+            spec("a", Some("m"), 1.0),
+            spec("b", Some("a"), 1.0),
+            spec("c", Some("m"), 1.0),
+        ])
+        .unwrap();
+        let mut flagged = vec![false; 12];
+        flagged[3 + 1] = true; // a, L2
+        flagged[9] = true; // c, L1
+        assert_eq!(
+            tree.phases_flagged_on_path(&flagged),
+            [0b000, 0b010, 0b010, 0b001]
+        );
     }
 
     #[test]
