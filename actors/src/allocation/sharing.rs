@@ -15,12 +15,21 @@ use super::tree::{ZoneIdx, ZoneTree};
 use super::Demand;
 use crate::config::MAX_ZONE_DEPTH;
 
-/// The outcome of the filling, per demand.
-pub(crate) struct Filling {
+/// Working buffers of [`fill`], kept from round to round. After a call, `value` and
+/// `bottleneck` hold its outcome, per demand.
+#[derive(Default)]
+pub(crate) struct Scratch {
     /// The current given (exact, not yet rounded); 0 for a shed demand.
     pub value: Vec<f64>,
     /// The constraint (`zone * 3 + phase`) that stopped it below its maximum.
     pub bottleneck: Vec<Option<u32>>,
+    part_demand: Vec<u32>,
+    by_zone: Vec<u32>,
+    tenths: Vec<u32>,
+    leave_order: Vec<u32>,
+    counts: Vec<u32>,
+    frozen: Vec<bool>,
+    on_floor: Vec<bool>,
 }
 
 /// Shares `capacity` (per constraint, what is left after fixed reservations) among the
@@ -32,11 +41,25 @@ pub(crate) fn fill(
     shed: &[Option<u32>],
     capacity: &[f64],
     floor: f64,
-) -> Filling {
+    scratch: &mut Scratch,
+) {
+    let Scratch {
+        value,
+        bottleneck,
+        part_demand,
+        by_zone,
+        tenths,
+        leave_order,
+        counts,
+        frozen,
+        on_floor,
+    } = scratch;
     let n = demands.len();
     let nz = tree.len();
-    let mut value = vec![0.0; n];
-    let mut bottleneck = vec![None; n];
+    value.clear();
+    value.resize(n, 0.0);
+    bottleneck.clear();
+    bottleneck.resize(n, None);
     let admitted = || {
         demands
             .iter()
@@ -65,7 +88,7 @@ pub(crate) fn fill(
 
     // Participants: admitted demands under at least one binding constraint. The
     // others simply get their maximum.
-    let mut part_demand: Vec<u32> = Vec::new();
+    part_demand.clear();
     for (i, d) in demands.iter().enumerate() {
         if shed[i].is_none() {
             if binding_on_path[usize::from(d.zone)] & d.mask == 0 {
@@ -76,7 +99,7 @@ pub(crate) fn fill(
         }
     }
     if part_demand.is_empty() {
-        return Filling { value, bottleneck };
+        return;
     }
     let np = part_demand.len();
     let demand_of = |p: usize| &demands[part_demand[p] as usize];
@@ -89,7 +112,8 @@ pub(crate) fn fill(
     for z in 0..nz {
         zone_start[z + 1] += zone_start[z];
     }
-    let mut by_zone = vec![0u32; np];
+    by_zone.clear();
+    by_zone.resize(np, 0);
     let mut next_slot = zone_start.clone();
     for p in 0..np {
         let z = usize::from(demand_of(p).zone);
@@ -115,13 +139,13 @@ pub(crate) fn fill(
     slots.dirty.take_each(|_| {});
     // Largest maximum first: it leaves the floor first (at t = floor / max).
     // Saturating cast, no libm call: maxima are non-negative.
-    let tenths: Vec<u32> = (0..np)
-        .map(|p| (demand_of(p).max * 10.0 + 0.5) as u32)
-        .collect();
-    let leave_order = largest_first(&tenths);
-
-    let mut frozen = vec![false; np];
-    let mut on_floor = vec![true; np];
+    tenths.clear();
+    tenths.extend((0..np).map(|p| (demand_of(p).max * 10.0 + 0.5) as u32));
+    largest_first(tenths, leave_order, counts);
+    frozen.clear();
+    frozen.resize(np, false);
+    on_floor.clear();
+    on_floor.resize(np, true);
     let mut full_at = MinTree::new(ns);
     let mut t = 0.0f64;
     let mut next = 0usize;
@@ -220,7 +244,6 @@ pub(crate) fn fill(
             value[part_demand[p] as usize] = demand_of(p).max;
         }
     }
-    Filling { value, bottleneck }
 }
 
 /// A change to the binding constraints above one zone and phase.
@@ -338,28 +361,29 @@ const COUNTING_SORT_LIMIT: u32 = 1 << 16;
 
 /// Indices ordered by key, largest first, equal keys in index order: a counting sort
 /// (maxima are in 0.1 A steps, so O(n) for any realistic maximum).
-fn largest_first(keys: &[u32]) -> Vec<u32> {
+fn largest_first(keys: &[u32], order: &mut Vec<u32>, start: &mut Vec<u32>) {
+    order.clear();
     let top = keys.iter().copied().max().unwrap_or(0);
     if top >= COUNTING_SORT_LIMIT {
-        let mut order: Vec<u32> = (0..keys.len() as u32).collect();
+        order.extend(0..keys.len() as u32);
         order.sort_by_key(|&i| std::cmp::Reverse(keys[i as usize]));
-        return order;
+        return;
     }
     let top = top as usize;
-    let mut start = vec![0u32; top + 2];
+    start.clear();
+    start.resize(top + 2, 0);
     for &k in keys {
         start[top - k as usize + 1] += 1;
     }
     for b in 0..=top {
         start[b + 1] += start[b];
     }
-    let mut order = vec![0u32; keys.len()];
+    order.resize(keys.len(), 0);
     for (i, &k) in keys.iter().enumerate() {
         let b = top - k as usize;
         order[start[b] as usize] = i as u32;
         start[b] += 1;
     }
-    order
 }
 
 /// The level at which a session leaves the floor.
@@ -494,6 +518,18 @@ mod tests {
         ZoneTree::new(&specs).unwrap()
     }
 
+    fn run(
+        tree: &ZoneTree,
+        demands: &[Demand],
+        shed: &[Option<u32>],
+        capacity: &[f64],
+        floor: f64,
+    ) -> Scratch {
+        let mut scratch = Scratch::default();
+        fill(tree, demands, shed, capacity, floor, &mut scratch);
+        scratch
+    }
+
     fn capacity(tree: &ZoneTree) -> Vec<f64> {
         tree.zones().iter().flat_map(|z| [z.limit.0; 3]).collect()
     }
@@ -513,7 +549,7 @@ mod tests {
             };
             3
         ];
-        let f = fill(&t, &demands, &[None; 3], &capacity(&t), 6.0);
+        let f = run(&t, &demands, &[None; 3], &capacity(&t), 6.0);
         assert_eq!(rounded(&f.value), [21.0; 3]);
         assert_eq!(f.bottleneck, [Some(0); 3]);
     }
@@ -533,7 +569,7 @@ mod tests {
                 max: 32.0,
             },
         ];
-        let f = fill(&t, &demands, &[None; 2], &capacity(&t), 6.0);
+        let f = run(&t, &demands, &[None; 2], &capacity(&t), 6.0);
         assert_eq!(rounded(&f.value), [10.0, 20.0]);
     }
 
@@ -552,7 +588,7 @@ mod tests {
                 max: 32.0,
             },
         ];
-        let f = fill(&t, &demands, &[None; 2], &capacity(&t), 6.0);
+        let f = run(&t, &demands, &[None; 2], &capacity(&t), 6.0);
         // Equal percentage would give 3.6 A to the first: below the floor, it keeps 6.
         assert_eq!(rounded(&f.value), [6.0, 14.0]);
     }
@@ -578,7 +614,7 @@ mod tests {
             };
             3
         ]);
-        let f = fill(&t, &demands, &[None; 4], &capacity(&t), 6.0);
+        let f = run(&t, &demands, &[None; 4], &capacity(&t), 6.0);
         assert_eq!(rounded(&f.value), [10.0, 16.667, 16.667, 16.667]);
         assert_eq!(f.bottleneck[0], Some(3), "branch a, L1");
         assert_eq!(f.bottleneck[1], Some(0), "main, L1");
@@ -605,11 +641,11 @@ mod tests {
             mask: 0b010,
             max: 16.0,
         });
-        let f = fill(&t, &demands, &[None; 4], &capacity(&t), 6.0);
+        let f = run(&t, &demands, &[None; 4], &capacity(&t), 6.0);
         // L1 carries three vehicles of 32 A: 40/96 each. L2 then has room for the 16 A one.
         assert_eq!(rounded(&f.value), [13.333, 13.333, 13.333, 13.333]);
         let t = tree(&[("main", None, 60.0)]);
-        let f = fill(&t, &demands, &[None; 4], &capacity(&t), 6.0);
+        let f = run(&t, &demands, &[None; 4], &capacity(&t), 6.0);
         assert_eq!(rounded(&f.value), [20.0, 20.0, 20.0, 16.0]);
         assert_eq!(f.bottleneck[3], None);
     }
@@ -625,16 +661,21 @@ mod tests {
             };
             3
         ];
-        let f = fill(&t, &demands, &[None, Some(0), None], &capacity(&t), 6.0);
+        let f = run(&t, &demands, &[None, Some(0), None], &capacity(&t), 6.0);
         assert_eq!(rounded(&f.value), [31.5, 0.0, 31.5]);
     }
 
     #[test]
     fn largest_first_orders_by_key_and_keeps_ties_in_index_order() {
-        assert_eq!(largest_first(&[60, 320, 160, 320]), [1, 3, 2, 0]);
-        assert_eq!(largest_first(&[]), Vec::<u32>::new());
+        let order = |keys: &[u32]| {
+            let mut order = Vec::new();
+            largest_first(keys, &mut order, &mut Vec::new());
+            order
+        };
+        assert_eq!(order(&[60, 320, 160, 320]), [1, 3, 2, 0]);
+        assert_eq!(order(&[]), Vec::<u32>::new());
         // An absurd maximum takes the comparison sort, with the same result.
-        assert_eq!(largest_first(&[60, u32::MAX, 160, u32::MAX]), [1, 3, 2, 0]);
+        assert_eq!(order(&[60, u32::MAX, 160, u32::MAX]), [1, 3, 2, 0]);
     }
 
     #[test]

@@ -90,15 +90,22 @@ impl KeepOrder {
 ///
 /// `rank` gives each demand's keep rank; `tie` orders demands of equal rank (by
 /// session key, so the result does not depend on the order of the input).
-pub(crate) fn admit(
+pub(crate) fn admit<'s>(
     tree: &ZoneTree,
     demands: &[Demand],
     capacity: &[f64],
     floor: f64,
     rank: impl Fn(usize) -> KeepRank,
     tie: impl Fn(usize, usize) -> Ordering,
-) -> Vec<Option<u32>> {
-    let mut shed = vec![None; demands.len()];
+    scratch: &'s mut Scratch,
+) -> &'s [Option<u32>] {
+    let Scratch {
+        shed,
+        candidates,
+        spare,
+    } = scratch;
+    shed.clear();
+    shed.resize(demands.len(), None);
     if floor <= 0.0 {
         return shed;
     }
@@ -129,13 +136,15 @@ pub(crate) fn admit(
 
     // Sorted by rank, then input index; runs of equal rank are then put in
     // session-key order, so the input order does not matter.
-    let mut candidates: Vec<(KeepRank, u32)> = demands
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| overflowing_on_path[usize::from(d.zone)] & d.mask != 0)
-        .map(|(i, _)| (rank(i), i as u32))
-        .collect();
-    radix_sort(&mut candidates);
+    candidates.clear();
+    candidates.extend(
+        demands
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| overflowing_on_path[usize::from(d.zone)] & d.mask != 0)
+            .map(|(i, _)| (rank(i), i as u32)),
+    );
+    radix_sort(candidates, spare);
     let mut run = 0;
     while run < candidates.len() {
         let end = run
@@ -150,7 +159,7 @@ pub(crate) fn admit(
     }
 
     let mut used = vec![0u32; capacity.len()];
-    for &(_, i) in &candidates {
+    for &(_, i) in candidates.iter() {
         let i = i as usize;
         let over = || demands[i].constraints(tree).filter(|&c| overflowing[c]);
         // Constraints run from the vehicle's zone up, so the first full one is the closest.
@@ -162,30 +171,40 @@ pub(crate) fn admit(
     shed
 }
 
-/// Sorts by rank (stable), in O(n): one counting pass per byte of the rank, skipping
-/// the bytes every rank shares (most of them: energies fit in 2 or 3 bytes).
-fn radix_sort(items: &mut Vec<(KeepRank, u32)>) {
-    let mut counts = [[0u32; 256]; 8];
-    for (r, _) in items.iter() {
-        for (byte, count) in counts.iter_mut().enumerate() {
-            count[((r.0 >> (8 * byte)) & 0xFF) as usize] += 1;
-        }
-    }
-    let mut spare = vec![(KeepRank(0), 0u32); items.len()];
-    for (byte, count) in counts.iter().enumerate() {
-        if count.iter().any(|&c| c as usize == items.len()) {
-            continue;
-        }
+/// Working buffers of [`admit`], kept from round to round.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    shed: Vec<Option<u32>>,
+    candidates: Vec<(KeepRank, u32)>,
+    spare: Vec<(KeepRank, u32)>,
+}
+
+/// Sorts by rank (stable), in O(n): a counting pass per byte of the rank, only for
+/// the bytes that differ between ranks (energies fit in 2 or 3 bytes).
+fn radix_sort(items: &mut Vec<(KeepRank, u32)>, spare: &mut Vec<(KeepRank, u32)>) {
+    let (any, all) = items.iter().fold((0u64, u64::MAX), |(any, all), (r, _)| {
+        (any | r.0, all & r.0)
+    });
+    spare.clear();
+    spare.resize(items.len(), (KeepRank(0), 0));
+    for byte in (0..8).filter(|b| ((any ^ all) >> (8 * b)) & 0xFF != 0) {
+        let digit = |r: KeepRank| ((r.0 >> (8 * byte)) & 0xFF) as usize;
         let mut next = [0u32; 256];
-        for b in 1..256 {
-            next[b] = next[b - 1] + count[b - 1];
+        for &(r, _) in items.iter() {
+            next[digit(r)] += 1;
+        }
+        let mut start = 0;
+        for slot in next.iter_mut() {
+            let count = *slot;
+            *slot = start;
+            start += count;
         }
         for &item in items.iter() {
-            let b = ((item.0 .0 >> (8 * byte)) & 0xFF) as usize;
+            let b = digit(item.0);
             spare[next[b] as usize] = item;
             next[b] += 1;
         }
-        std::mem::swap(items, &mut spare);
+        std::mem::swap(items, spare);
     }
 }
 
@@ -225,6 +244,7 @@ mod tests {
     #[test]
     fn as_many_stay_as_can_each_get_the_minimum() {
         let demands = vec![three_phase(0); 12];
+        let mut scratch = Scratch::default();
         let shed = admit(
             &tree(),
             &demands,
@@ -232,6 +252,7 @@ mod tests {
             6.0,
             |i| KeepRank::new(0, i as u64),
             |a, b| a.cmp(&b),
+            &mut scratch,
         );
         let suspended: Vec<usize> = (0..12).filter(|&i| shed[i].is_some()).collect();
         assert_eq!(suspended, [10, 11], "the two last in keep order");
@@ -241,6 +262,7 @@ mod tests {
     #[test]
     fn the_closest_full_zone_is_named() {
         let demands = vec![three_phase(1); 6];
+        let mut scratch = Scratch::default();
         let shed = admit(
             &tree(),
             &demands,
@@ -248,6 +270,7 @@ mod tests {
             6.0,
             |_| KeepRank::new(0, 0),
             |a, b| a.cmp(&b),
+            &mut scratch,
         );
         assert_eq!(shed.iter().filter(|s| s.is_some()).count(), 1);
         assert_eq!(shed[5], Some(3), "zone a (index 1), L1");
@@ -268,6 +291,7 @@ mod tests {
             mask: 0b010,
             max: 32.0,
         });
+        let mut scratch = Scratch::default();
         let shed = admit(
             &tree(),
             &demands,
@@ -275,6 +299,7 @@ mod tests {
             6.0,
             |i| KeepRank::new(0, i as u64),
             |a, b| a.cmp(&b),
+            &mut scratch,
         );
         assert_eq!(shed, [None, None, Some(0), None]);
     }
@@ -295,7 +320,7 @@ mod tests {
         .collect();
         let mut expected = items.clone();
         expected.sort_by_key(|&(r, _)| r);
-        radix_sort(&mut items);
+        radix_sort(&mut items, &mut Vec::new());
         assert_eq!(items, expected);
         assert_eq!(
             items.iter().map(|&(_, i)| i).collect::<Vec<_>>(),
@@ -327,6 +352,7 @@ mod tests {
     fn equal_ranks_are_admitted_in_key_order_whatever_the_input_order() {
         let demands = vec![three_phase(0); 4];
         let keys = [3, 1, 0, 2];
+        let mut scratch = Scratch::default();
         let shed = admit(
             &tree(),
             &demands,
@@ -334,6 +360,7 @@ mod tests {
             6.0,
             |_| KeepRank::new(0, 0),
             |a, b| keys[a].cmp(&keys[b]),
+            &mut scratch,
         );
         assert_eq!(
             shed.iter().map(Option::is_some).collect::<Vec<_>>(),
