@@ -134,16 +134,6 @@ pub(crate) struct Demand {
     pub max: f64,
 }
 
-impl Demand {
-    /// The constraints this demand is subject to (`zone * 3 + phase`): every phase it
-    /// loads in every zone from its own up to the root.
-    pub(crate) fn constraints<'t>(&self, tree: &'t ZoneTree) -> impl Iterator<Item = usize> + 't {
-        tree.constraints(self.zone, self.mask)
-            .iter()
-            .map(|&c| usize::from(c))
-    }
-}
-
 pub(crate) fn zone_of(tree: &ZoneTree, s: &Session) -> Result<usize, AllocationError> {
     if s.zone.get() < tree.len() {
         Ok(s.zone.get())

@@ -9,7 +9,7 @@ use std::cmp::Ordering;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::state::Status;
-use super::tree::ZoneTree;
+use super::tree::{PathLists, ZoneTree};
 use super::Demand;
 use crate::config::SheddingStrategy;
 
@@ -132,7 +132,7 @@ pub(crate) fn admit<'s>(
     }
 
     // Only demands under an overflowing constraint compete; the others all fit.
-    let overflowing_on_path = tree.phases_flagged_on_path(&overflowing);
+    let overflowing_on_path = tree.flagged_on_path(&overflowing);
 
     // Sorted by rank, then input index; runs of equal rank are then put in
     // session-key order, so the input order does not matter.
@@ -141,7 +141,7 @@ pub(crate) fn admit<'s>(
         demands
             .iter()
             .enumerate()
-            .filter(|(_, d)| overflowing_on_path[usize::from(d.zone)] & d.mask != 0)
+            .filter(|(_, d)| competing(&overflowing_on_path, d).next().is_some())
             .map(|(i, _)| (rank(i), i as u32)),
     );
     radix_sort(candidates, spare);
@@ -161,14 +161,26 @@ pub(crate) fn admit<'s>(
     let mut used = vec![0u32; capacity.len()];
     for &(_, i) in candidates.iter() {
         let i = i as usize;
-        let over = || demands[i].constraints(tree).filter(|&c| overflowing[c]);
         // Constraints run from the vehicle's zone up, so the first full one is the closest.
-        match over().find(|&c| used[c] >= slots[c]) {
+        match competing(&overflowing_on_path, &demands[i]).find(|&c| used[c] >= slots[c]) {
             Some(c) => shed[i] = Some(c as u32),
-            None => over().for_each(|c| used[c] += 1),
+            None => competing(&overflowing_on_path, &demands[i]).for_each(|c| used[c] += 1),
         }
     }
     shed
+}
+
+/// The overflowing constraints on a demand's path that it loads, its own zone first.
+fn competing<'a>(
+    overflowing_on_path: &'a PathLists,
+    d: &Demand,
+) -> impl Iterator<Item = usize> + 'a {
+    let mask = d.mask;
+    overflowing_on_path
+        .get(usize::from(d.zone))
+        .iter()
+        .map(|&c| usize::from(c))
+        .filter(move |&c| mask & (1 << (c % 3)) != 0)
 }
 
 /// Working buffers of [`admit`], kept from round to round.

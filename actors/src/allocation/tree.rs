@@ -87,17 +87,24 @@ pub struct ZoneTree {
     /// Each zone's path to its root, the zone itself first; `path_len` entries are used.
     paths: Vec<[u16; MAX_ZONE_DEPTH]>,
     path_len: Vec<u8>,
-    /// For each zone and phase mask (bit `i` = phase `i`), the constraints a vehicle
-    /// there is subject to: `zone * 3 + phase` for every loaded phase of every zone
-    /// on its path. Looked up for every session several times a round, so built once.
-    constraints: Vec<[ConstraintList; 8]>,
 }
 
-/// Up to 4 zones × 3 phases.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-struct ConstraintList {
-    items: [u16; MAX_ZONE_DEPTH * 3],
-    len: u8,
+/// Per zone, a list of constraints (`zone * 3 + phase`) on its path.
+pub(crate) struct PathLists {
+    start: Vec<u32>,
+    len: Vec<u8>,
+    items: Vec<u16>,
+}
+
+impl PathLists {
+    fn range(&self, zone: usize) -> std::ops::Range<usize> {
+        let start = self.start[zone] as usize;
+        start..start + usize::from(self.len[zone])
+    }
+
+    pub fn get(&self, zone: usize) -> &[u16] {
+        &self.items[self.range(zone)]
+    }
 }
 
 impl ZoneTree {
@@ -201,20 +208,6 @@ impl ZoneTree {
             }
             path_len[z] = len as u8;
         }
-        let constraints = (0..n)
-            .map(|z| {
-                std::array::from_fn(|mask| {
-                    let mut list = ConstraintList::default();
-                    for &a in &paths[z][..usize::from(path_len[z])] {
-                        for p in (0..3).filter(|p| mask & (1 << p) != 0) {
-                            list.items[usize::from(list.len)] = a * 3 + p as u16;
-                            list.len += 1;
-                        }
-                    }
-                    list
-                })
-            })
-            .collect();
         let index = zones
             .iter()
             .enumerate()
@@ -226,7 +219,6 @@ impl ZoneTree {
             subtree_end,
             paths,
             path_len,
-            constraints,
         })
     }
 
@@ -263,13 +255,6 @@ impl ZoneTree {
         &self.paths[z][..usize::from(self.path_len[z])]
     }
 
-    /// The constraints (`zone * 3 + phase`) on a vehicle in `zone` loading the phases of
-    /// `mask`, from its own zone up to the root.
-    pub(crate) fn constraints(&self, zone: u16, mask: u8) -> &[u16] {
-        let list = &self.constraints[usize::from(zone)][usize::from(mask & 0b111)];
-        &list.items[..usize::from(list.len)]
-    }
-
     /// For each zone, the phases (bit `i` = phase `i`) on which some zone of its path to
     /// the root has a flagged constraint (`flagged[zone * 3 + phase]`). One pass:
     /// pre-order puts every parent before its children.
@@ -280,6 +265,31 @@ impl ZoneTree {
             on_path[z] = own | zone.parent.map_or(0, |p| on_path[p.get()]);
         }
         on_path
+    }
+
+    /// For each zone, the flagged constraints on its path to the root, its own first.
+    pub(crate) fn flagged_on_path(&self, flagged: &[bool]) -> PathLists {
+        let n = self.zones.len();
+        let mut lists = PathLists {
+            start: vec![0; n],
+            len: vec![0; n],
+            items: Vec::new(),
+        };
+        for (z, zone) in self.zones.iter().enumerate() {
+            let start = lists.items.len();
+            lists.items.extend(
+                (0..3)
+                    .map(|p| z * 3 + p)
+                    .filter(|&c| flagged[c])
+                    .map(|c| c as u16),
+            );
+            if let Some(parent) = zone.parent {
+                lists.items.extend_from_within(lists.range(parent.get()));
+            }
+            lists.start[z] = start as u32;
+            lists.len[z] = (lists.items.len() - start) as u8;
+        }
+        lists
     }
 
     /// One past the last zone of `idx`'s subtree: the subtree is `idx..subtree_end`.
@@ -332,8 +342,6 @@ mod tests {
         assert_eq!((b1.get(), tree.subtree_end(b1)), (1, 3));
         assert_eq!(tree.subtree_end(ZoneIdx(0)), 4);
         assert_eq!(tree.path(tree.index_of("b1a").unwrap()), &[2, 1, 0]);
-        assert_eq!(tree.constraints(2, 0b101), &[6, 8, 3, 5, 0, 2]);
-        assert_eq!(tree.constraints(3, 0b111), &[9, 10, 11, 0, 1, 2]);
         assert_eq!(tree.zone(tree.index_of("b1a").unwrap()).depth, 3);
         assert!(tree.contains(b1, ZoneIdx(2)));
         assert!(!tree.contains(b1, ZoneIdx(3)));
