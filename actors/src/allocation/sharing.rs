@@ -6,10 +6,13 @@
 //! rising for the others: no session stays below its maximum unless some (zone,
 //! phase) on its path is full.
 //!
-//! Events are either a constraint filling up (found with a min-tree over the
-//! constraints) or sessions leaving the floor (sessions sorted by maximum, equal maxima
-//! handled in one batch). Each session is frozen once and touches at most 12
-//! constraints (4 levels × 3 phases), so a round costs O(n log n).
+//! Only constraints whose demand exceeds their budget ("binding") take part. Events
+//! are either one of them filling up (the earliest found with a min-tree) or sessions
+//! leaving the floor (sorted by maximum with a counting sort; equal maxima in one
+//! batch). An event's changes are gathered per zone and phase and carried up the tree
+//! once (walking up from few zones, or one bottom-up pass when many changed); each
+//! session is frozen once and every constraint fills once, so a round costs about
+//! O(n + zones), plus O(log zones) per event.
 
 use super::tree::{ZoneIdx, ZoneTree};
 use super::Demand;
@@ -136,6 +139,7 @@ pub(crate) fn fill(
         );
     }
     slots.apply(tree, &slot_of, None);
+    // Nothing rises yet, so no constraint can fill before the first session leaves the floor.
     slots.dirty.take_each(|_| {});
     // Largest maximum first: it leaves the floor first (at t = floor / max).
     // Saturating cast, no libm call: maxima are non-negative.

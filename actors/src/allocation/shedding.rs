@@ -2,7 +2,8 @@
 //! `min_current_a`. Every (zone, phase) has room for `floor(capacity / min)` vehicles
 //! loading it; vehicles are admitted in keep order and one that finds a full
 //! (zone, phase) on its path is suspended. Only constraints that overflow are counted,
-//! and only the vehicles touching them sorted, so a round costs O(n log n) at worst.
+//! and only the vehicles under them sorted (a radix sort on one integer), so a round
+//! costs O(n), plus the sorting of equal ranks by session key.
 
 use std::cmp::Ordering;
 
