@@ -131,12 +131,13 @@ fn site(n: usize) -> Site {
     }
 }
 
-/// Runs rounds until the plan is empty (the stations have what they should), with
-/// vehicles drawing what they are given — a few of them less (demand adaptation).
+/// Runs rounds a minute apart until the plan is empty (the stations have what they
+/// should), with vehicles drawing what they are given, except one in ten that takes
+/// at most 8 A (a nearly full battery: demand adaptation lowers its maximum).
 fn warm(site: &mut Site, state: &mut AllocatorState) {
     let mut rng = Rng(7);
-    let tapering: Vec<bool> = site.sessions.iter().map(|_| rng.unit() < 0.1).collect();
-    for step in 0..8 {
+    let nearly_full: Vec<bool> = site.sessions.iter().map(|_| rng.unit() < 0.1).collect();
+    for _ in 0..30 {
         let round = Round {
             now: site.now,
             ev_cap_fraction: 1.0,
@@ -144,16 +145,19 @@ fn warm(site: &mut Site, state: &mut AllocatorState) {
             sessions: &site.sessions,
         };
         let a = allocate(&site.tree, &site.params, &round, state).expect("bench inputs are valid");
-        for ((s, out), &low) in site.sessions.iter_mut().zip(&a.sessions).zip(&tapering) {
-            s.limit_in_force = Some(out.limit_after);
-            let drawn = if low {
-                out.limit_after.0 * 0.5
-            } else {
-                out.limit_after.0
-            };
-            s.draw = Some(PerPhase::splat(Amps(drawn)));
+        if a.plan.decreases.is_empty() && a.plan.increases.is_empty() {
+            return;
         }
-        site.now += TimeDelta::seconds(if step < 4 { 5 } else { 61 });
+        for ((s, out), &full) in site.sessions.iter_mut().zip(&a.sessions).zip(&nearly_full) {
+            s.limit_in_force = Some(out.limit_after);
+            let drawn = if full {
+                out.limit_after.min(Amps(8.0))
+            } else {
+                out.limit_after
+            };
+            s.draw = Some(PerPhase::splat(drawn));
+        }
+        site.now += TimeDelta::seconds(61);
     }
 }
 
