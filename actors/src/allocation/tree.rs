@@ -297,11 +297,6 @@ impl ZoneTree {
         usize::from(self.subtree_end[idx.get()])
     }
 
-    /// Whether `inner` is `outer` or lies below it.
-    pub fn contains(&self, outer: ZoneIdx, inner: ZoneIdx) -> bool {
-        outer <= inner && inner.get() < self.subtree_end(outer)
-    }
-
     /// Adds every zone's value into its parent's, children before parents, turning
     /// per-zone values into per-subtree sums (pre-order makes one reverse pass enough).
     pub(crate) fn sum_up<T: Copy>(&self, values: &mut [T], add: impl Fn(&mut T, T)) {
@@ -343,8 +338,6 @@ mod tests {
         assert_eq!(tree.subtree_end(ZoneIdx(0)), 4);
         assert_eq!(tree.path(tree.index_of("b1a").unwrap()), &[2, 1, 0]);
         assert_eq!(tree.zone(tree.index_of("b1a").unwrap()).depth, 3);
-        assert!(tree.contains(b1, ZoneIdx(2)));
-        assert!(!tree.contains(b1, ZoneIdx(3)));
     }
 
     #[test]
