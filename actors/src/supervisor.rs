@@ -721,32 +721,6 @@ impl ZoneSupervisor {
         }
     }
 
-    /// The TxDefaultProfile limit of every station: 0. A vehicle that starts draws
-    /// nothing until its TxProfile is sent, after the decreases that make room for it, so
-    /// the sum of limits in force stays within every budget at every instant (and a
-    /// vehicle starting while the controller is away waits instead of overloading).
-    const SAFE_DEFAULT: Amps = Amps::ZERO;
-
-    fn send_default(&mut self, id: &ChargePointId, ctx: &mut Context<Self>) {
-        let Some(entry) = self.stations.get(id) else {
-            return;
-        };
-        let limit = Self::SAFE_DEFAULT;
-        let addr = entry.addr.clone();
-        let id = id.clone();
-        ctx.spawn(
-            async move {
-                let msg = ApplyLimit { connector: 0, limit, purpose: LimitPurpose::Default };
-                match addr.send(msg).await {
-                    Ok(Ok(LimitOutcome::Accepted)) => tracing::info!(station = %id, %limit, "safe default profile in force"),
-                    Ok(other) => tracing::warn!(station = %id, outcome = ?other, "the safe default profile was not accepted"),
-                    Err(_) => {}
-                }
-            }
-            .into_actor(self),
-        );
-    }
-
     fn sample_history(&mut self) {
         let s = &self.status;
         let Some(at) = s.at else { return };
@@ -817,10 +791,8 @@ impl Handler<StationReport> for ZoneSupervisor {
             snapshot: report.snapshot,
         };
         self.stations.insert(id.clone(), entry);
-        match report.why {
-            ReportReason::Booted => self.send_default(&id, ctx),
-            ReportReason::LimitChanged => return, // our own dispatch; no new round
-            _ => {}
+        if report.why == ReportReason::LimitChanged {
+            return; // our own dispatch: no new round
         }
         self.schedule_round(ctx);
     }
