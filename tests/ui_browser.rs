@@ -17,6 +17,7 @@ use std::time::Duration;
 use ampwarden::simulate::client::StationClient;
 use common::http::ADMIN_PASSWORD;
 use common::*;
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
@@ -203,6 +204,40 @@ async fn fill(client: &Client, label: &str, value: &str) {
     input.send_keys(value).await.expect("type");
 }
 
+/// Types into the focused element.
+async fn press(client: &Client, keys: &str) {
+    client
+        .active_element()
+        .await
+        .expect("a focused element")
+        .send_keys(keys)
+        .await
+        .expect("keys sent");
+}
+
+async fn assert_active(client: &Client, what: &str, script: &str) {
+    let ok = client
+        .execute(&format!("return !!({script});"), vec![])
+        .await
+        .expect("script runs");
+    assert_eq!(ok, Value::Bool(true), "focus is not on {what}");
+}
+
+/// Presses Tab (at most 40 times) until the focused element satisfies `script`.
+async fn tab_to(client: &Client, what: &str, script: &str) {
+    for _ in 0..40 {
+        let ok = client
+            .execute(&format!("return !!({script});"), vec![])
+            .await
+            .expect("script runs");
+        if ok == Value::Bool(true) {
+            return;
+        }
+        press(client, &Key::Tab.to_string()).await;
+    }
+    panic!("{what} cannot be reached with Tab");
+}
+
 async fn click_button(client: &Client, text: &str) {
     client
         .find(Locator::XPath(&format!(
@@ -282,15 +317,53 @@ async fn an_operator_sets_up_watches_stops_adds_a_badge_and_exports() {
         "location.hash === '#/login' && document.querySelector('form')",
     )
     .await;
-    fill(&client, "Name", "admin").await;
-    fill(&client, "Password", ADMIN_PASSWORD).await;
-    click_button(&client, "Log in").await;
+    // With the keyboard only: Tab to the fields, type, Enter.
+    tab_to(
+        &client,
+        "the Name field",
+        "document.activeElement.labels?.[0]?.innerText.trim() === 'Name'",
+    )
+    .await;
+    press(&client, "admin").await;
+    press(&client, &Key::Tab.to_string()).await;
+    assert_active(
+        &client,
+        "the Password field",
+        "document.activeElement.type === 'password'",
+    )
+    .await;
+    press(&client, ADMIN_PASSWORD).await;
+    press(&client, &Key::Enter.to_string()).await;
     wait_until(
         &client,
         "the dashboard",
         "location.hash === '#/' && document.querySelector('.zone')",
     )
     .await;
+    // The navigation is reachable with Tab, shows where the focus is, and follows Enter.
+    tab_to(
+        &client,
+        "the Badges link",
+        "document.activeElement.innerText?.trim() === 'Badges'",
+    )
+    .await;
+    assert_active(
+        &client,
+        "a visible focus ring",
+        "(s => s.outlineStyle !== 'none' || s.boxShadow !== 'none')(getComputedStyle(document.activeElement))",
+    )
+    .await;
+    press(&client, &Key::Enter.to_string()).await;
+    wait_until(
+        &client,
+        "the badges page by keyboard",
+        "location.hash === '#/badges'",
+    )
+    .await;
+    client
+        .goto(&format!("{base}/#/"))
+        .await
+        .expect("back to the dashboard");
 
     // A station starts charging: it appears with its limit in force and the reason.
     let mut station = charging_station(&app).await;
