@@ -17,6 +17,10 @@ struct Cli {
     /// Configuration file (TOML). Without it, the embedded defaults are used.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// With `run`: start the controller on a simulated demo site (stations, vehicles,
+    /// meter) instead of a configuration.
+    #[arg(long)]
+    demo: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -38,16 +42,20 @@ enum Command {
         #[arg(long, value_name = "FILE.json")]
         from: PathBuf,
     },
+    /// A fleet of simulated OCPP 1.6J stations and vehicles against a central system.
+    Simulate(ampwarden::simulate::cli::SimulateArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match cli.command.unwrap_or(Command::Run) {
+        Command::Run if cli.demo => ampwarden::simulate::demo::run(),
         Command::Run => run(cli.config),
         Command::CheckConfig => check_config(cli.config),
         Command::Backup { out } => backup(cli.config, &out),
         Command::Restore { from } => restore(cli.config, &from),
+        Command::Simulate(args) => ampwarden::simulate::cli::run(&args),
     }
 }
 

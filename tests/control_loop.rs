@@ -497,3 +497,25 @@ async fn a_transaction_is_priced_at_the_tariff_in_force() {
         record.cost
     );
 }
+
+#[tokio::test]
+async fn a_station_registered_by_the_commissioning_scan_gets_its_share() {
+    let app = TestApp::start(
+        "accept_unknown_stations = true\ndefault_zone = \"main\"",
+        &site(0, "", "", ""),
+    );
+    let timeline = Timeline::default();
+    let mut client = app.manual("SCANNED01").await;
+    timeline.watch(&mut client, "SCANNED01", Behaviour::default());
+    ok(client
+        .call("BootNotification", boot_payload())
+        .await
+        .expect("boot"));
+    start_transaction(&timeline, &client, "SCANNED01", "ANY").await;
+    // Alone under 63 A, it gets the scan's default maximum of 32 A.
+    timeline
+        .wait_for("a limit for the scanned station", LONG, |l| {
+            l.get("SCANNED01").is_some_and(|&a| approx(a, 32.0))
+        })
+        .await;
+}

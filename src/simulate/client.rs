@@ -175,15 +175,15 @@ impl StationClient {
         let answer_writer = writer.clone();
         let auto = options.auto_answer;
         tokio::spawn(async move {
+            let mut close_code = u16::from(CloseCode::Abnormal);
             while let Some(frame) = source.next().await {
                 let text = match frame {
                     Ok(Message::Text(t)) => t.to_string(),
                     Ok(Message::Close(close)) => {
-                        let code = close
+                        close_code = close
                             .map(|c| u16::from(c.code))
                             .unwrap_or(u16::from(CloseCode::Status));
-                        let _ = closed_tx.send(Some(code));
-                        return;
+                        break;
                     }
                     Ok(_) => continue,
                     Err(_) => break,
@@ -249,7 +249,12 @@ impl StationClient {
                     _ => {}
                 }
             }
-            let _ = closed_tx.send(Some(u16::from(CloseCode::Abnormal)));
+            // Our CALLs still waiting will get no answer: fail them now, not at their timeout.
+            reader_pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear();
+            let _ = closed_tx.send(Some(close_code));
         });
         Ok(StationClient {
             writer,
