@@ -238,16 +238,26 @@ async fn tab_to(client: &Client, what: &str, script: &str) {
     panic!("{what} cannot be reached with Tab");
 }
 
+/// Clicks a button by its text. Live pages re-render on every update, so a button found
+/// a moment ago may be replaced before the click lands: find it again then (5 tries).
 async fn click_button(client: &Client, text: &str) {
-    client
-        .find(Locator::XPath(&format!(
-            "//button[normalize-space()='{text}']"
-        )))
-        .await
-        .unwrap_or_else(|e| panic!("no button {text:?}: {e}"))
-        .click()
-        .await
-        .expect("click");
+    let xpath = format!("//button[normalize-space()='{text}']");
+    for attempt in 1..=5 {
+        let button = client
+            .find(Locator::XPath(&xpath))
+            .await
+            .unwrap_or_else(|e| panic!("no button {text:?}: {e}"));
+        match button.click().await {
+            Ok(()) => return,
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference
+                    && attempt < 5 =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("cannot click {text:?}: {e}"),
+        }
+    }
 }
 
 async fn charging_station(app: &TestApp) -> StationClient {
