@@ -49,6 +49,10 @@ struct Args {
     /// Target rate of the sustained phase, OCPP messages per second.
     #[arg(long, default_value_t = 10_000.0)]
     rate: f64,
+    /// No transactions: MeterValues then belong to none and are not stored, which
+    /// measures the protocol path alone.
+    #[arg(long)]
+    no_transactions: bool,
     /// Run the soak for this many seconds instead.
     #[arg(long)]
     soak: Option<u64>,
@@ -119,7 +123,7 @@ struct Target {
     url: String,
     pid: Option<u32>,
     child: Option<Child>,
-    /// ampwarden's data directory (its log, its store until audited).
+    /// The central system's log (and ampwarden's store, until audited).
     dir: Option<tempfile::TempDir>,
     store_path: Option<PathBuf>,
 }
@@ -171,10 +175,14 @@ fn start_ampwarden(config_body: &str) -> Result<Target, String> {
 fn start_python() -> Result<Target, String> {
     let port = free_port();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python_ocpp_cs.sh");
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let log =
+        std::fs::File::create(dir.path().join("controller.log")).map_err(|e| e.to_string())?;
     let child = Command::new("sh")
         .arg(&script)
         .arg(port.to_string())
         .stdout(Stdio::null())
+        .stderr(log)
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     let mut target = Target {
@@ -182,7 +190,7 @@ fn start_python() -> Result<Target, String> {
         url: format!("ws://127.0.0.1:{port}/ocpp"),
         pid: Some(child.id()),
         child: Some(child),
-        dir: None,
+        dir: Some(dir),
         store_path: None,
     };
     // The first run creates the venv and installs the packages: give it time.
@@ -401,6 +409,9 @@ struct LoadRow {
     booted: usize,
     boot_time: Duration,
     boot_p99: Duration,
+    /// The central system with no station configured (ampwarden starts an actor per
+    /// configured station, so `rss_base_kb` already holds those).
+    rss_empty_kb: Option<u64>,
     rss_base_kb: Option<u64>,
     rss_idle_kb: Option<u64>,
     sustained: PhaseFigures,
@@ -411,26 +422,28 @@ struct LoadRow {
 }
 
 impl LoadRow {
+    /// Memory per connected idle station, all included (vs. the empty central system).
     fn per_station_kb(&self) -> Option<f64> {
-        let (b, i) = (self.rss_base_kb?, self.rss_idle_kb?);
+        let (b, i) = (self.rss_empty_kb.or(self.rss_base_kb)?, self.rss_idle_kb?);
         Some(i.saturating_sub(b) as f64 / self.stations as f64)
     }
 
     fn table(rows: &[LoadRow]) -> String {
         let pct = |c: Option<f64>| c.map_or("–".into(), |c| format!("{c:.0} %"));
         let mut t = String::from(
-            "| central system | stations | connect + boot (p99 boot RTT) | RSS before → idle (per station) | sustained msg/s (target), p50 / p99, CPU | saturation msg/s, p50 / p99, CPU | peak RSS | lost tx |\n\
+            "| central system | stations | connect + boot (p99 boot RTT) | RSS empty / configured → idle (per station) | sustained msg/s (target), p50 / p99, CPU | saturation msg/s, p50 / p99, CPU | peak RSS | lost tx |\n\
              |---|---|---|---|---|---|---|---|\n",
         );
         for r in rows {
             let _ = writeln!(
                 t,
-                "| {} | {} ({} booted) | {:.2} s ({}) | {} → {} ({}) | {:.0} ({:.0}), {} / {}, {} | {:.0}, {} / {}, {} | {} | {} |",
+                "| {} | {} ({} booted) | {:.2} s ({}) | {} / {} → {} ({}) | {:.0} ({:.0}), {} / {}, {} | {:.0}, {} / {}, {} | {} | {} |",
                 r.target,
                 r.stations,
                 r.booted,
                 r.boot_time.as_secs_f64(),
                 ms(r.boot_p99),
+                mb(r.rss_empty_kb),
                 mb(r.rss_base_kb),
                 mb(r.rss_idle_kb),
                 r.per_station_kb().map_or("–".into(), |k| format!("{k:.1} KB")),
@@ -468,6 +481,10 @@ fn load_config(stations: usize) -> (Scenario, String) {
 
 async fn load(kind: TargetKind, n: usize, args: &Args) -> Result<LoadRow, String> {
     let (scenario, body) = load_config(n);
+    let empty = match &kind {
+        TargetKind::Ampwarden => empty_rss_kb(),
+        _ => None,
+    };
     let mut target = match &kind {
         TargetKind::Ampwarden => start_ampwarden(&body)?,
         TargetKind::Python => start_python()?,
@@ -480,6 +497,9 @@ async fn load(kind: TargetKind, n: usize, args: &Args) -> Result<LoadRow, String
             store_path: None,
         },
     };
+    if args.no_transactions {
+        target.name.push_str(" (no transactions)");
+    }
     println!("\n== {} with {n} stations", target.name);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let base = target.stats();
@@ -544,17 +564,23 @@ async fn load(kind: TargetKind, n: usize, args: &Args) -> Result<LoadRow, String
     tokio::time::sleep(IDLE_SETTLE).await;
     let idle = target.stats();
     if let (Some(b), Some(i)) = (base, idle) {
+        let empty = empty.unwrap_or(b.rss_kb);
         println!(
-            "  RSS {:.1} MB before, {:.1} MB with {} idle stations: {:.1} KB per station",
-            b.rss_kb as f64 / 1024.0,
-            i.rss_kb as f64 / 1024.0,
+            "  RSS {} empty, {} configured, {} with {} idle stations: {:.1} KB per station",
+            mb(Some(empty)),
+            mb(Some(b.rss_kb)),
+            mb(Some(i.rss_kb)),
             fleet.len(),
-            i.rss_kb.saturating_sub(b.rss_kb) as f64 / fleet.len().max(1) as f64
+            i.rss_kb.saturating_sub(empty) as f64 / fleet.len().max(1) as f64
         );
     }
 
     // Every station starts a transaction: MeterValues then belong to it (and are stored).
-    let fleet = start_transactions(fleet).await;
+    let fleet = if args.no_transactions {
+        fleet
+    } else {
+        start_transactions(fleet).await
+    };
     let fleet: Vec<Arc<tokio::sync::Mutex<Loaded>>> = fleet
         .into_iter()
         .map(|l| Arc::new(tokio::sync::Mutex::new(l)))
@@ -606,6 +632,7 @@ async fn load(kind: TargetKind, n: usize, args: &Args) -> Result<LoadRow, String
         booted: boot_rtts.0.len(),
         boot_time,
         boot_p99: boot_rtts.percentile(0.99),
+        rss_empty_kb: empty.or(base.map(|s| s.rss_kb)),
         rss_base_kb: base.map(|s| s.rss_kb),
         rss_idle_kb: idle.map(|s| s.rss_kb),
         sustained,
@@ -614,6 +641,15 @@ async fn load(kind: TargetKind, n: usize, args: &Args) -> Result<LoadRow, String
         rss_peak_kb: peak,
         lost,
     })
+}
+
+/// The RSS of ampwarden with one zone and no station, settled.
+fn empty_rss_kb() -> Option<u64> {
+    let mut target = start_ampwarden("[[zones]]\nid = \"main\"\nlimit_a = 63.0\n").ok()?;
+    std::thread::sleep(Duration::from_secs(1));
+    let rss = target.stats().map(|s| s.rss_kb);
+    target.stop();
+    rss
 }
 
 async fn start_transactions(fleet: Vec<Loaded>) -> Vec<Loaded> {

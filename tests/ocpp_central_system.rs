@@ -718,3 +718,29 @@ async fn a_command_answered_with_a_call_error_reports_it() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+/// A station booting with a vehicle plugged in must not charge on no limit while the
+/// configuration calls go out: the safe default overtakes them.
+#[tokio::test]
+async fn the_safe_default_profile_overtakes_the_boot_configuration_calls() {
+    let app = TestApp::start("", SMALL_SITE);
+    let mut station = app.manual("CP001").await;
+    ok(station
+        .call("BootNotification", boot_payload())
+        .await
+        .expect("boot answered"));
+    let mut actions = Vec::new();
+    while !actions.iter().any(|a| a == "SetChargingProfile") {
+        let call = station.next_call(WAIT).await.expect("a call");
+        // A slow station: the safe default is queued while the first call waits.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let answer = ampwarden::simulate::client::routine_answer(&call.action, &call.payload)
+            .expect("a routine answer");
+        station.answer(&call.unique_id, answer).expect("answered");
+        actions.push(call.action);
+    }
+    assert!(
+        actions.len() <= 2,
+        "the safe default came after {actions:?}"
+    );
+}

@@ -34,7 +34,7 @@ use crate::ocpp::meter_values::{
 };
 use crate::ocpp::remote::{ChangeConfigurationRequest, GetConfigurationRequest};
 use crate::ocpp::smart_charging::{
-    ChargingProfileStatus, SetChargingProfileRequest, SetpointPurpose,
+    ChargingProfileStatus, ClearChargingProfileRequest, SetChargingProfileRequest, SetpointPurpose,
 };
 use crate::ocpp::types::CiString50;
 use crate::store::{LogLevel, NewTransaction, Sample, StationRecord, Store, TransactionStop};
@@ -453,12 +453,26 @@ impl StationActor {
         let unique_id = self.next_unique_id.to_string();
         self.next_unique_id += 1;
         let text = encode_call(&unique_id, request);
-        self.outbox.push_back(Outgoing {
-            unique_id,
-            action: R::ACTION,
-            text,
-            responder,
-        });
+        // Charging profiles overtake the other queued CALLs (never an earlier profile): at
+        // boot the safe default must not wait behind the configuration calls while a
+        // vehicle that was plugged in starts on no limit at all.
+        let at = if is_profile_call(R::ACTION) {
+            self.outbox
+                .iter()
+                .rposition(|o| is_profile_call(o.action))
+                .map_or(0, |i| i + 1)
+        } else {
+            self.outbox.len()
+        };
+        self.outbox.insert(
+            at,
+            Outgoing {
+                unique_id,
+                action: R::ACTION,
+                text,
+                responder,
+            },
+        );
         self.pump(ctx);
         rx
     }
@@ -1058,6 +1072,12 @@ impl StationActor {
 /// room for it, so the sum of limits in force stays within every budget at every instant
 /// (and a vehicle starting while the controller is away waits instead of overloading).
 pub const SAFE_DEFAULT: Amps = Amps::ZERO;
+
+/// Whether a CALL sets or clears charging profiles (these keep their order among
+/// themselves).
+fn is_profile_call(action: &str) -> bool {
+    action == SetChargingProfileRequest::ACTION || action == ClearChargingProfileRequest::ACTION
+}
 
 /// Profile ids are fixed per connector and purpose, so each new setpoint replaces the last.
 const DEFAULT_PROFILE_ID_BASE: i32 = 1000;
