@@ -11,6 +11,8 @@ use std::process::ExitCode;
 use ampwarden_actors::config::{Config, MeterProfile};
 use ampwarden_actors::meter::profiles::RegisterMap;
 use ampwarden_actors::meter::simulated::SimulatedMeter;
+use ampwarden_actors::units::{Amps, PerPhase};
+use chrono::Timelike;
 
 use super::cli::run_until_done;
 use super::fleet::Fleet;
@@ -176,7 +178,19 @@ fn run_in(runtime: &tokio::runtime::Runtime, dir: &PathBuf) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let scenario = demo_scenario();
+    let mut scenario = demo_scenario();
+    // The simulated site's clock starts at the real time, and the meter reads the
+    // building from the controller's first poll.
+    let now = chrono::Utc::now();
+    let hour = f64::from(now.hour()) + f64::from(now.minute()) / 60.0;
+    scenario.start_hour = Some(hour);
+    let nothing = PerPhase::splat(Amps::ZERO);
+    meter.set_currents(scenario.site.meter_currents(hour, nothing));
+    meter.set_power_kw(
+        scenario
+            .site
+            .meter_power_kw(hour, nothing, scenario.voltage_v),
+    );
     let plan = scenario.plan();
     if let Err(e) = std::fs::create_dir_all(dir) {
         eprintln!("cannot create the demo directory {}: {e}", dir.display());

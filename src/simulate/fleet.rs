@@ -100,6 +100,8 @@ struct SiteFigures {
     samples: u64,
     violations: u64,
     worst_excess: Amps,
+    /// When the worst excess was seen, since the start.
+    worst_at: Duration,
 }
 
 /// State shared by the stations and the fleet.
@@ -211,7 +213,10 @@ impl FleetShared {
             .fold(f64::MIN, f64::max);
         if excess > 0.0 {
             f.violations += 1;
-            f.worst_excess = f.worst_excess.max(Amps(excess));
+            if excess > f.worst_excess.0 {
+                f.worst_excess = Amps(excess);
+                f.worst_at = self.started.elapsed();
+            }
         }
     }
 }
@@ -279,6 +284,8 @@ impl Fleet {
             site: Mutex::new(SiteFigures::default()),
             scenario,
         });
+        // The meter reads the site from its first poll, before any station is up.
+        shared.update_site(meter.as_deref());
         let (stop, stop_rx) = watch::channel(false);
         let mut stations = JoinSet::new();
         for p in plan {
@@ -369,6 +376,7 @@ impl Fleet {
             meter_samples: site.samples,
             meter_violations: site.violations,
             worst_excess: site.worst_excess,
+            worst_at: site.worst_at,
             errors: lock(&shared.errors).clone(),
         }
     }
@@ -486,6 +494,7 @@ pub struct FleetReport {
     /// Meter samples with a phase above the site limit.
     pub meter_violations: u64,
     pub worst_excess: Amps,
+    pub worst_at: Duration,
     /// The first CALLERRORs received.
     pub errors: Vec<String>,
 }
@@ -583,11 +592,20 @@ impl fmt::Display for FleetReport {
             phases(&self.peak_meter),
             self.site_limit.0
         )?;
-        writeln!(
+        write!(
             f,
-            "  meter over the limit  {} of {} samples (worst +{:.1} A)",
-            self.meter_violations, self.meter_samples, self.worst_excess.0
+            "  meter over the limit  {} of {} samples",
+            self.meter_violations, self.meter_samples
         )?;
+        if self.meter_violations > 0 {
+            write!(
+                f,
+                " (worst +{:.1} A at {} s)",
+                self.worst_excess.0,
+                self.worst_at.as_secs()
+            )?;
+        }
+        writeln!(f)?;
         write!(
             f,
             "  vehicles above their limit in force: {}",
