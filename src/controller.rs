@@ -7,16 +7,18 @@ use std::sync::{Arc, RwLock};
 
 use actix::{Actor, Addr, Recipient};
 use ampwarden_actors::calendar::LivePrice;
-use ampwarden_actors::config::{
-    Config, ConfigProblem, ConfigProblems, LiveConfig, Phases, StationConfig,
-};
+use ampwarden_actors::config::{Config, ConfigProblems, LiveConfig, Phases, StationConfig};
+use ampwarden_actors::meter::{GetMeterStatus, MeterStatus};
 use ampwarden_actors::station::{
     CloseSession, SessionEvent, StationActor, StationDeps, UpdateStationConfig,
 };
-use ampwarden_actors::store::{LogLevel, StationRecord, Store};
-use ampwarden_actors::supervisor::{ConfigChanged, StopSupervisor, ZoneSupervisor};
-use ampwarden_actors::units::{Amps, ChargePointId, Phase};
+use ampwarden_actors::store::{LogLevel, StationRecord, Store, StoreError};
+use ampwarden_actors::supervisor::{ConfigChanged, GetMeter, StopSupervisor, ZoneSupervisor};
+use ampwarden_actors::units::{Amps, ChargePointId, MeterId, Phase, ZoneId};
 use chrono::Utc;
+
+use crate::http::auth::AuthState;
+use crate::snapshot;
 
 /// What the OCPP handshake decides about a connecting station.
 pub enum Admission {
@@ -48,12 +50,41 @@ struct Inner {
     config: LiveConfig,
     stations: RwLock<HashMap<ChargePointId, Addr<StationActor>>>,
     next_connection: AtomicU64,
+    /// The configuration file as given at start: the base of every saved snapshot.
+    file_config: Config,
+    /// Serialises configuration changes so that none is lost between read and write.
+    edit_lock: std::sync::Mutex<()>,
+    auth: AuthState,
+}
+
+/// Why a configuration change was not applied. Nothing was changed in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError<E> {
+    /// The change itself refused (e.g. the item to edit does not exist).
+    #[error("{0}")]
+    Refused(E),
+    /// The changed configuration fails the file's validation.
+    #[error("{0}")]
+    Invalid(ConfigProblems),
+    #[error("{0}")]
+    Storage(#[from] StoreError),
 }
 
 impl Controller {
     /// Builds the controller on a validated configuration. Stations registered earlier by
     /// the commissioning scan are added to the configuration in force.
-    pub fn start(mut config: Config, store: Store) -> Controller {
+    pub fn start(file_config: Config, store: Store) -> Controller {
+        let mut config = match snapshot::restore(&store, &file_config) {
+            Ok(config) => {
+                tracing::info!("using the configuration as last changed from the UI or API");
+                config
+            }
+            Err(snapshot::NotRestored::None) => file_config.clone(),
+            Err(why) => {
+                tracing::warn!("{why}");
+                file_config.clone()
+            }
+        };
         match store.stations() {
             Ok(records) => {
                 for r in records {
@@ -80,6 +111,9 @@ impl Controller {
             .collect();
         let controller = Controller {
             inner: Arc::new(Inner {
+                auth: AuthState::new(store.clone()),
+                file_config,
+                edit_lock: std::sync::Mutex::new(()),
                 store,
                 price,
                 supervisor,
@@ -99,6 +133,11 @@ impl Controller {
         controller
     }
 
+    /// Whether this is the only handle left (the others went with the servers' workers).
+    pub fn is_last_handle(&self) -> bool {
+        Arc::strong_count(&self.inner) == 1
+    }
+
     pub fn config(&self) -> Arc<Config> {
         self.inner.config.get()
     }
@@ -112,36 +151,132 @@ impl Controller {
         &self.inner.supervisor
     }
 
-    /// Validates `next`, stores it and puts it in force at once: the supervisor rebuilds
-    /// zones, meters and tariffs, and station actors take their new settings.
-    pub fn apply_config(&self, next: Config) -> Result<(), ConfigProblems> {
-        next.validate()?;
-        if let Err(e) = self
+    /// Users, sessions, tokens and the setup state.
+    pub fn auth(&self) -> &AuthState {
+        &self.inner.auth
+    }
+
+    /// The one-time setup code while no user exists (printed at start; for tests and
+    /// the console only, never served over HTTP).
+    pub fn setup_code(&self) -> Option<String> {
+        self.inner.auth.setup_code()
+    }
+
+    /// The shared configuration handle the actors read.
+    pub fn live_config(&self) -> &LiveConfig {
+        &self.inner.config
+    }
+
+    /// Changes the configuration as an operator asks: `change` edits a copy, which must
+    /// pass the same validation as the file; then it is saved, put in force, and the
+    /// actors concerned are told. Changes are serialised; a refused one changes nothing.
+    pub fn edit_config<T, E>(
+        &self,
+        change: impl FnOnce(&mut Config) -> Result<T, E>,
+    ) -> Result<(T, Arc<Config>), EditError<E>> {
+        let _edit = self
             .inner
-            .store
-            .save_config_snapshot(&next.to_toml_string())
-        {
-            tracing::error!(error = %e, "cannot store the configuration snapshot");
-            return Err(ConfigProblems(vec![ConfigProblem::new(
-                "",
-                format!("cannot store the configuration: {e}"),
-            )]));
-        }
+            .edit_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = self.config();
+        let mut next = (*before).clone();
+        let out = change(&mut next).map_err(EditError::Refused)?;
+        let next = snapshot::with_file_sections(next, &before);
+        next.validate().map_err(EditError::Invalid)?;
+        snapshot::save(&self.inner.store, &self.inner.file_config, &next)?;
         self.inner.config.replace(next);
-        let config = self.inner.config.get();
-        for (id, addr) in self
+        let after = self.config();
+        self.config_changed(&before, &after);
+        Ok((out, after))
+    }
+
+    /// Tells the actors what changed between two configurations.
+    fn config_changed(&self, before: &Config, after: &Config) {
+        let mut stations = self
             .inner
             .stations
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.inner.supervisor.do_send(ConfigChanged);
+        stations.retain(|id, addr| match after.station(id) {
+            Some(now) => {
+                if before.station(id) != Some(now) {
+                    addr.do_send(UpdateStationConfig(now.clone()));
+                }
+                true
+            }
+            None => {
+                tracing::info!(station = %id, "station removed from the configuration: closing its connection");
+                addr.do_send(CloseSession);
+                false
+            }
+        });
+    }
+
+    /// Moves stations of the commissioning list (unknown ones that knocked) into `zone`,
+    /// with the defaults of the scan; an operator refines them afterwards. All or none.
+    pub fn accept_stations(
+        &self,
+        ids: &[ChargePointId],
+        zone: &ZoneId,
+    ) -> Result<Vec<StationConfig>, EditError<String>> {
+        let stations: Vec<StationConfig> = ids
             .iter()
-        {
-            if let Some(sc) = config.station(id) {
-                addr.do_send(UpdateStationConfig(sc.clone()));
+            .map(|id| scanned_station(id.clone(), zone.clone()))
+            .collect();
+        let added = stations.clone();
+        self.edit_config(|c| {
+            if let Some(s) = added.iter().find(|s| c.station(&s.id).is_some()) {
+                return Err(format!("station {} is already configured", s.id));
+            }
+            c.stations.extend(added);
+            Ok(())
+        })?;
+        let store = &self.inner.store;
+        for id in ids {
+            let now = Utc::now();
+            let mut record = store.station(id)?.unwrap_or_else(|| StationRecord {
+                id: id.clone(),
+                zone: None,
+                vendor: None,
+                model: None,
+                serial: None,
+                firmware: None,
+                first_seen: now,
+                last_seen: now,
+            });
+            record.zone = Some(zone.clone());
+            store.put_station(&record)?;
+            let message = format!("station accepted from the commissioning list into zone {zone}");
+            if let Err(e) = store.log(LogLevel::Info, Some(id), message) {
+                tracing::error!(error = %e, "cannot write the operator log");
             }
         }
-        self.inner.supervisor.do_send(ConfigChanged);
-        Ok(())
+        store.flush()?;
+        Ok(stations)
+    }
+
+    /// Replaces the whole commissioned configuration (restore of a backup); the file's
+    /// listeners, storage and federation stay.
+    pub fn apply_config(&self, config: Config) -> Result<Arc<Config>, EditError<()>> {
+        self.edit_config(|c| {
+            *c = config;
+            Ok::<(), ()>(())
+        })
+        .map(|((), c)| c)
+    }
+
+    /// "Read now": the latest status of a meter, from its actor; `None` when it is not
+    /// polled (not configured, or its actor stopped).
+    pub async fn meter_status(&self, id: &MeterId) -> Option<MeterStatus> {
+        let meter = self
+            .inner
+            .supervisor
+            .send(GetMeter(id.clone()))
+            .await
+            .ok()??;
+        meter.send(GetMeterStatus).await.ok()
     }
 
     pub fn next_connection_id(&self) -> u64 {
@@ -228,11 +363,23 @@ impl Controller {
     fn register_scanned(&self, id: &ChargePointId, config: &Config) -> Option<StationConfig> {
         let zone = config.server.default_zone.clone();
         let station = scanned_station(id.clone(), zone.clone());
-        let mut next = (*config).clone();
-        next.stations.push(station.clone());
-        if let Err(problems) = next.validate() {
-            tracing::warn!(station = %id, %problems, "cannot register the station");
-            return None;
+        let added = station.clone();
+        let registered = self.edit_config(|c| {
+            if c.station(id).is_none() {
+                c.stations.push(added);
+            }
+            Ok::<(), std::convert::Infallible>(())
+        });
+        match registered {
+            Ok(_) => {}
+            Err(EditError::Invalid(problems)) => {
+                tracing::warn!(station = %id, %problems, "cannot register the station");
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(station = %id, error = %e, "cannot register the station");
+                return None;
+            }
         }
         let now = Utc::now();
         let record = StationRecord {
@@ -252,11 +399,7 @@ impl Controller {
             .and_then(|()| self.inner.store.flush())
         {
             tracing::error!(station = %id, error = %e, "cannot store the scanned station");
-            return None;
         }
-        self.inner.config.replace(next);
-        // The supervisor allocates only to the stations of the configuration it was given.
-        self.inner.supervisor.do_send(ConfigChanged);
         let message = format!("new station registered by the commissioning scan in zone {zone}");
         tracing::info!(station = %id, %zone, "{message}");
         if let Err(e) = self.inner.store.log(LogLevel::Info, Some(id), message) {
@@ -336,7 +479,7 @@ impl Controller {
     }
 }
 
-fn scanned_station(id: ChargePointId, zone: ampwarden_actors::units::ZoneId) -> StationConfig {
+fn scanned_station(id: ChargePointId, zone: ZoneId) -> StationConfig {
     StationConfig {
         id,
         zone,

@@ -1,10 +1,12 @@
 //! ampwarden, the controller: wiring of the actors behind the HTTP API, the OCPP endpoint
 //! and the operator UI. [`App::start`] is what `main` and the integration tests both use.
 
+pub mod backup;
 pub mod controller;
 pub mod http;
 pub mod ocpp_ws;
 pub mod simulate;
+pub mod snapshot;
 
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -131,6 +133,15 @@ impl AppHandle {
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
                 tracing::error!("the controller thread panicked while stopping");
+            }
+            // The HTTP workers drop their handles on their own threads, just after they
+            // report stopped; wait for that, so the storage is closed when this returns.
+            let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+            while !self.controller.is_last_handle() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if !self.controller.is_last_handle() {
+                tracing::warn!("some part of the controller is still running after the stop");
             }
         }
     }

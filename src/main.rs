@@ -31,6 +31,17 @@ enum Command {
     Run,
     /// Validate a configuration and print its zone tree; exit 0 if valid, 1 if not.
     CheckConfig,
+    /// Save the commissioned configuration, badges, users and tokens to one JSON file
+    /// (the controller must be stopped).
+    Backup {
+        #[arg(long, value_name = "FILE.json")]
+        out: PathBuf,
+    },
+    /// Restore a backup into the storage of a stopped controller; its next start runs it.
+    Restore {
+        #[arg(long, value_name = "FILE.json")]
+        from: PathBuf,
+    },
     /// A fleet of simulated OCPP 1.6J stations and vehicles against a central system.
     Simulate(ampwarden::simulate::cli::SimulateArgs),
 }
@@ -42,6 +53,8 @@ fn main() -> ExitCode {
         Command::Run if cli.demo => ampwarden::simulate::demo::run(),
         Command::Run => run(cli.config),
         Command::CheckConfig => check_config(cli.config),
+        Command::Backup { out } => backup(cli.config, &out),
+        Command::Restore { from } => restore(cli.config, &from),
         Command::Simulate(args) => ampwarden::simulate::cli::run(&args),
     }
 }
@@ -49,8 +62,11 @@ fn main() -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: log files and journald get plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .init();
 }
@@ -87,6 +103,54 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(_) => ExitCode::from(1),
+    }
+}
+
+fn backup(path: Option<PathBuf>, out: &std::path::Path) -> ExitCode {
+    let config = match load_config(path.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match ampwarden::backup::backup_to_file(&config, out) {
+        Ok(b) => {
+            println!(
+                "backup written to {}: {} zones, {} stations, {} badges, {} accounts",
+                out.display(),
+                b.config.zones.len(),
+                b.config.stations.len(),
+                b.badges.len(),
+                b.accounts.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("backup failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn restore(path: Option<PathBuf>, from: &std::path::Path) -> ExitCode {
+    let config = match load_config(path.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match ampwarden::backup::restore_from_file(&config, from) {
+        Ok(b) => {
+            println!(
+                "restored {}: {} zones, {} stations, {} badges, {} accounts; start the controller with the same --config to run it",
+                from.display(),
+                b.config.zones.len(),
+                b.config.stations.len(),
+                b.badges.len(),
+                b.accounts.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("restore failed: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -719,28 +719,73 @@ async fn a_command_answered_with_a_call_error_reports_it() {
     }
 }
 
-/// A station booting with a vehicle plugged in must not charge on no limit while the
-/// configuration calls go out: the safe default overtakes them.
+/// A setpoint must not wait behind other queued CALLs (configuration, remote commands)
+/// while a vehicle draws on an old limit; setpoints keep their own order.
 #[tokio::test]
-async fn the_safe_default_profile_overtakes_the_boot_configuration_calls() {
+async fn setpoints_overtake_queued_calls_but_not_each_other() {
+    use ampwarden_actors::station::{ApplyLimit, LimitPurpose};
+    use ampwarden_actors::units::Amps;
     let app = TestApp::start("", SMALL_SITE);
     let mut station = app.manual("CP001").await;
     ok(station
         .call("BootNotification", boot_payload())
         .await
         .expect("boot answered"));
-    let mut actions = Vec::new();
-    while !actions.iter().any(|a| a == "SetChargingProfile") {
-        let call = station.next_call(WAIT).await.expect("a call");
-        // A slow station: the safe default is queued while the first call waits.
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Answer what the boot brings, up to its last configuration call.
+    loop {
+        let call = station.next_call(WAIT).await.expect("a boot call");
         let answer = ampwarden::simulate::client::routine_answer(&call.action, &call.payload)
             .expect("a routine answer");
         station.answer(&call.unique_id, answer).expect("answered");
-        actions.push(call.action);
+        if call.action == "GetConfiguration" {
+            break;
+        }
     }
-    assert!(
-        actions.len() <= 2,
-        "the safe default came after {actions:?}"
+    let actor = app.actor("CP001");
+    let read = || Call(GetConfigurationRequest { key: Vec::new() });
+    // One read answered end to end: the boot's last answer has been taken in too, and
+    // nothing is in flight any more.
+    let settled = tokio::spawn(actor.send(read()));
+    let call = station.next_call(WAIT).await.expect("the read");
+    station
+        .answer(&call.unique_id, json!({ "configurationKey": [] }))
+        .expect("answered");
+    settled
+        .await
+        .expect("task")
+        .expect("mailbox")
+        .expect("read answered");
+    let limit = |a| ApplyLimit {
+        connector: 0,
+        limit: Amps(a),
+        purpose: LimitPurpose::Default,
+    };
+    actor.do_send(read());
+    actor.do_send(read());
+    actor.do_send(limit(10.0));
+    actor.do_send(limit(12.0));
+    // The mailbox is in order: once this is answered, all four are queued.
+    actor.send(GetSnapshot).await.expect("snapshot");
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let call = station.next_call(WAIT).await.expect("a call");
+        let answer = ampwarden::simulate::client::routine_answer(&call.action, &call.payload)
+            .expect("a routine answer");
+        station.answer(&call.unique_id, answer).expect("answered");
+        let limit = &call.payload["csChargingProfiles"]["chargingSchedule"]
+            ["chargingSchedulePeriod"][0]["limit"];
+        seen.push(match limit.as_f64() {
+            Some(a) => format!("{} {a}", call.action),
+            None => call.action,
+        });
+    }
+    assert_eq!(
+        seen,
+        [
+            "GetConfiguration",
+            "SetChargingProfile 10",
+            "SetChargingProfile 12",
+            "GetConfiguration"
+        ]
     );
 }

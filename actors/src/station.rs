@@ -597,6 +597,7 @@ impl StationActor {
                     },
                 ));
                 self.booted = true;
+                self.send_safe_default(ctx);
                 self.configure_for_control(ctx);
                 self.report(ReportReason::Booted);
             }
@@ -991,6 +992,45 @@ impl StationActor {
         self.enqueue(&request, ctx)
     }
 
+    /// Sends a limit, and once answered, records what is in force and reports it.
+    fn set_limit(
+        &mut self,
+        msg: ApplyLimit,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<LimitOutcome, CallFailure>> {
+        let rx = self.apply_limit(msg, ctx);
+        Box::pin(
+            answer::<SetChargingProfileRequest>(rx)
+                .into_actor(self)
+                .map(move |answer, act, _| {
+                    let outcome = answer.map(|r| match r.status {
+                        ChargingProfileStatus::Accepted => LimitOutcome::Accepted,
+                        _ => LimitOutcome::Rejected,
+                    });
+                    act.limit_answered(&msg, &outcome);
+                    act.report(ReportReason::LimitChanged);
+                    outcome
+                }),
+        )
+    }
+
+    /// The first CALL after a boot: the 0 A default profile on connector 0.
+    fn send_safe_default(&mut self, ctx: &mut Context<Self>) {
+        let msg = ApplyLimit {
+            connector: 0,
+            limit: SAFE_DEFAULT,
+            purpose: LimitPurpose::Default,
+        };
+        let sent = self.set_limit(msg, ctx).map(|outcome, act, _| match outcome {
+            Ok(LimitOutcome::Accepted) => tracing::info!(station = %act.id, "safe default profile (0 A) in force"),
+            other => {
+                tracing::warn!(station = %act.id, outcome = ?other, "the safe default profile was not accepted");
+                act.log(LogLevel::Warn, format!("the 0 A default profile was not accepted ({other:?})"));
+            }
+        });
+        ctx.spawn(sent);
+    }
+
     fn limit_answered(&mut self, msg: &ApplyLimit, outcome: &Result<LimitOutcome, CallFailure>) {
         let limit = msg.limit.floor_tenth();
         let accepted = matches!(outcome, Ok(LimitOutcome::Accepted));
@@ -1026,6 +1066,12 @@ impl StationActor {
         }
     }
 }
+
+/// The TxDefaultProfile every station gets at boot, before anything else: 0 A. A vehicle
+/// that starts draws nothing until its TxProfile is sent, after the decreases that make
+/// room for it, so the sum of limits in force stays within every budget at every instant
+/// (and a vehicle starting while the controller is away waits instead of overloading).
+pub const SAFE_DEFAULT: Amps = Amps::ZERO;
 
 /// Whether a CALL sets or clears charging profiles (these keep their order among
 /// themselves).
@@ -1162,20 +1208,7 @@ impl Handler<ApplyLimit> for StationActor {
     type Result = ResponseActFuture<Self, Result<LimitOutcome, CallFailure>>;
 
     fn handle(&mut self, msg: ApplyLimit, ctx: &mut Self::Context) -> Self::Result {
-        let rx = self.apply_limit(msg, ctx);
-        Box::pin(
-            answer::<SetChargingProfileRequest>(rx)
-                .into_actor(self)
-                .map(move |answer, act, _| {
-                    let outcome = answer.map(|r| match r.status {
-                        ChargingProfileStatus::Accepted => LimitOutcome::Accepted,
-                        _ => LimitOutcome::Rejected,
-                    });
-                    act.limit_answered(&msg, &outcome);
-                    act.report(ReportReason::LimitChanged);
-                    outcome
-                }),
-        )
+        self.set_limit(msg, ctx)
     }
 }
 

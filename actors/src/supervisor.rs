@@ -78,6 +78,11 @@ pub struct Subscribe(pub Recipient<SiteUpdate>);
 #[rtype(result = "()")]
 pub struct SiteUpdate(pub Arc<SiteStatus>);
 
+/// The actor polling a meter, to ask it for its status ("read now" in the UI).
+#[derive(Message)]
+#[rtype(result = "Option<Addr<MeterActor>>")]
+pub struct GetMeter(pub MeterId);
+
 /// Stops the meters and the calendar (controller shutdown).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -189,7 +194,7 @@ pub struct ZoneSupervisor {
     readings: Vec<ZoneReading>,
     imposed: Option<PerPhase<Amps>>,
     zones: Vec<Addr<ZoneActor>>,
-    meters: Vec<Addr<MeterActor>>,
+    meters: Vec<(MeterId, Addr<MeterActor>)>,
     calendar: Option<Addr<TariffCalendarActor>>,
     tariff: TariffPeriodChanged,
     other_meters: BTreeMap<MeterId, MeterReading>,
@@ -253,7 +258,7 @@ impl ZoneSupervisor {
 
     /// (Re)starts the zone, meter and calendar actors for the configuration in force.
     fn start_inputs(&mut self, ctx: &mut Context<Self>) {
-        for m in self.meters.drain(..) {
+        for (_, m) in self.meters.drain(..) {
             m.do_send(StopMeter);
         }
         self.zones.clear();
@@ -283,7 +288,7 @@ impl ZoneSupervisor {
                 },
             };
             match MeterActor::new(m.clone(), MeterTiming::new(m, &config.control), recipients) {
-                Ok(actor) => self.meters.push(actor.start()),
+                Ok(actor) => self.meters.push((m.id.clone(), actor.start())),
                 Err(e) => tracing::error!(meter = %m.id, error = %e, "cannot start the meter"),
             }
         }
@@ -716,32 +721,6 @@ impl ZoneSupervisor {
         }
     }
 
-    /// The TxDefaultProfile limit of every station: 0. A vehicle that starts draws
-    /// nothing until its TxProfile is sent, after the decreases that make room for it, so
-    /// the sum of limits in force stays within every budget at every instant (and a
-    /// vehicle starting while the controller is away waits instead of overloading).
-    const SAFE_DEFAULT: Amps = Amps::ZERO;
-
-    fn send_default(&mut self, id: &ChargePointId, ctx: &mut Context<Self>) {
-        let Some(entry) = self.stations.get(id) else {
-            return;
-        };
-        let limit = Self::SAFE_DEFAULT;
-        let addr = entry.addr.clone();
-        let id = id.clone();
-        ctx.spawn(
-            async move {
-                let msg = ApplyLimit { connector: 0, limit, purpose: LimitPurpose::Default };
-                match addr.send(msg).await {
-                    Ok(Ok(LimitOutcome::Accepted)) => tracing::info!(station = %id, %limit, "safe default profile in force"),
-                    Ok(other) => tracing::warn!(station = %id, outcome = ?other, "the safe default profile was not accepted"),
-                    Err(_) => {}
-                }
-            }
-            .into_actor(self),
-        );
-    }
-
     fn sample_history(&mut self) {
         let s = &self.status;
         let Some(at) = s.at else { return };
@@ -792,6 +771,8 @@ impl Actor for ZoneSupervisor {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(64 * 1024);
         self.start_inputs(ctx);
+        // A first round at once, so that the site status is whole from the start.
+        self.schedule_round(ctx);
         let every = Duration::from_secs(u64::from(self.current.control.interval_s));
         ctx.run_interval(every, |act, ctx| {
             act.run_round(ctx);
@@ -810,10 +791,8 @@ impl Handler<StationReport> for ZoneSupervisor {
             snapshot: report.snapshot,
         };
         self.stations.insert(id.clone(), entry);
-        match report.why {
-            ReportReason::Booted => self.send_default(&id, ctx),
-            ReportReason::LimitChanged => return, // our own dispatch; no new round
-            _ => {}
+        if report.why == ReportReason::LimitChanged {
+            return; // our own dispatch: no new round
         }
         self.schedule_round(ctx);
     }
@@ -921,11 +900,22 @@ impl Handler<ImposeBudget> for ZoneSupervisor {
     }
 }
 
+impl Handler<GetMeter> for ZoneSupervisor {
+    type Result = Option<Addr<MeterActor>>;
+
+    fn handle(&mut self, GetMeter(id): GetMeter, _: &mut Self::Context) -> Self::Result {
+        self.meters
+            .iter()
+            .find(|(m, _)| *m == id)
+            .map(|(_, a)| a.clone())
+    }
+}
+
 impl Handler<StopSupervisor> for ZoneSupervisor {
     type Result = ();
 
     fn handle(&mut self, _: StopSupervisor, ctx: &mut Self::Context) {
-        for m in self.meters.drain(..) {
+        for (_, m) in self.meters.drain(..) {
             m.do_send(StopMeter);
         }
         ctx.stop();

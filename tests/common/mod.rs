@@ -2,6 +2,8 @@
 //! data directory, and real OCPP station clients.
 #![allow(dead_code)] // each test binary uses a different part of these helpers
 
+pub mod http;
+
 use std::time::Duration;
 
 use ampwarden::simulate::client::{ConnectOptions, Reply, StationClient};

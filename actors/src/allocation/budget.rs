@@ -169,14 +169,14 @@ pub fn zone_budgets(
                 };
                 let capped = raw.max(Amps::ZERO).min(zone.limit) * cap;
                 match reading.imposed.map(|i| i.get(p)) {
-                    Some(imposed) if !(imposed >= capped) => {
+                    // A grant that is not a number allows nothing.
+                    Some(imposed) if imposed.0.is_nan() => {
                         source = BudgetSource::Imposed;
-                        // A grant that is not a number allows nothing.
-                        if imposed.is_finite() {
-                            imposed.max(Amps::ZERO)
-                        } else {
-                            Amps::ZERO
-                        }
+                        Amps::ZERO
+                    }
+                    Some(imposed) if imposed < capped => {
+                        source = BudgetSource::Imposed;
+                        imposed.max(Amps::ZERO)
                     }
                     _ => capped,
                 }

@@ -25,7 +25,8 @@ pub struct SetpointChange {
 
 /// What to send this round: every decrease, acknowledged (or timed out) before any
 /// increase goes out. A new session's first limit is an increase. Sessions whose
-/// limit stays are not listed. Both lists follow the order of the input.
+/// limit stays are not listed. Both lists follow the order of the input. A change
+/// still in flight (the limit in force passed in is the old one) is listed again.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Plan {
     pub decreases: Vec<SetpointChange>,

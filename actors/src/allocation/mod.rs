@@ -39,7 +39,7 @@ use crate::config::{Config, SheddingStrategy};
 use crate::units::{Amps, PerPhase, Phase};
 use dispatch::Change;
 use shedding::KeepOrder;
-use state::Status;
+use state::{Scratch, Status};
 
 /// The settings of the allocation (the configuration's `[control]` and site mode).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -111,7 +111,7 @@ pub struct Allocation {
     /// Same order as the tree's zones.
     pub zones: Vec<ZoneAllocation>,
     pub plan: Plan,
-    /// Whether this round re-evaluated the shed decisions (a rotation).
+    /// Whether this round re-evaluated earlier shed decisions (a rotation).
     pub rotation: bool,
 }
 
@@ -134,20 +134,6 @@ pub(crate) struct Demand {
     pub max: f64,
 }
 
-/// The constraints a demand is subject to, `zone * 3 + phase`: every phase it loads in
-/// every zone from its own up to the root.
-pub(crate) fn constraints_of<'a>(
-    tree: &'a ZoneTree,
-    d: &Demand,
-) -> impl Iterator<Item = usize> + 'a {
-    let mask = d.mask;
-    tree.path(ZoneIdx(d.zone)).iter().flat_map(move |&z| {
-        (0..3)
-            .filter(move |p| mask & (1 << p) != 0)
-            .map(move |p| usize::from(z) * 3 + p)
-    })
-}
-
 pub(crate) fn zone_of(tree: &ZoneTree, s: &Session) -> Result<usize, AllocationError> {
     if s.zone.get() < tree.len() {
         Ok(s.zone.get())
@@ -161,13 +147,23 @@ pub(crate) fn zone_of(tree: &ZoneTree, s: &Session) -> Result<usize, AllocationE
 
 /// What kind of session, this round.
 #[derive(Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     /// Not under control: keeps this reservation.
     Fixed(Amps),
     /// Its maximum is below the minimum: gets 0.
     CannotCharge,
     /// Shared and maybe shed; the index of its [`Demand`].
     Controlled(u32),
+}
+
+/// A session as prepared for this round.
+#[derive(Clone, Copy)]
+pub(crate) struct Prepared {
+    kind: Kind,
+    /// The maximum used this round, in 0.1 A steps.
+    max: Amps,
+    /// Whether demand adaptation lowered it.
+    adapted: bool,
 }
 
 /// Runs one allocation round. Pure: the same tree, parameters, round and state give the
@@ -184,16 +180,28 @@ pub fn allocate(
     let nz = tree.len();
     // The least current a running vehicle gets, as it will be sent (0.1 A steps).
     let floor = ceil_tenth(params.min_current);
+    let was_rotating = state.rotation_started.is_some();
     let rotation_due = state
         .rotation_started
         .is_none_or(|s| now - s >= params.rotation);
-    let (mut memories, recall) = state.recall(sessions);
+    state.align(sessions);
+    let AllocatorState {
+        memories,
+        scratch,
+        rotation_started,
+        ..
+    } = state;
+    let Scratch {
+        prepared,
+        demands,
+        demand_session,
+        shedding: shed_scratch,
+        sharing: fill_scratch,
+    } = scratch;
 
-    let mut kinds = Vec::with_capacity(sessions.len());
-    let mut maxima = Vec::with_capacity(sessions.len());
-    let mut adapted = Vec::with_capacity(sessions.len());
-    let mut demands = Vec::new();
-    let mut demand_session: Vec<u32> = Vec::new();
+    prepared.clear();
+    demands.clear();
+    demand_session.clear();
     let mut fixed = vec![[0.0f64; 3]; nz];
     for (i, (s, memory)) in sessions.iter().zip(memories.iter_mut()).enumerate() {
         let station_max = if s.max_current.is_finite() {
@@ -210,41 +218,42 @@ pub fn allocate(
                 station_max
             };
             sharing::add_on_phases(&mut fixed[s.zone.get()], mask, reserved.0);
-            kinds.push(Kind::Fixed(reserved));
-            maxima.push(station_max.floor_tenth());
-            adapted.push(false);
+            prepared.push(Prepared {
+                kind: Kind::Fixed(reserved),
+                max: station_max.floor_tenth(),
+                adapted: false,
+            });
             continue;
         }
-        let max = demand::adapt(&mut memory.demand, s, station_max, Amps(floor), now).floor_tenth();
-        maxima.push(max);
-        adapted.push(max < station_max.floor_tenth());
-        if max.0 <= 0.0 || max.0 < floor {
-            kinds.push(Kind::CannotCharge);
+        let adapted_max = demand::adapt(&mut memory.demand, s, station_max, Amps(floor), now);
+        let max = adapted_max.floor_tenth();
+        let kind = if max.0 <= 0.0 || max.0 < floor {
+            Kind::CannotCharge
         } else {
-            kinds.push(Kind::Controlled(demands.len() as u32));
             demands.push(Demand {
                 zone: s.zone.0,
                 mask,
                 max: max.0,
             });
             demand_session.push(i as u32);
-        }
+            Kind::Controlled(demands.len() as u32 - 1)
+        };
+        prepared.push(Prepared {
+            kind,
+            max,
+            adapted: adapted_max < station_max,
+        });
     }
     tree.sum_up(&mut fixed, sharing::add3);
     let capacity: Vec<f64> = (0..nz * 3)
         .map(|c| (budgets[c / 3].budget.0[c % 3].0 - fixed[c / 3][c % 3]).max(0.0))
         .collect();
 
-    let keep = KeepOrder {
-        strategy: params.strategy,
-        rotation_due,
-        min_active: params.min_active,
-        now,
-    };
+    let keep = KeepOrder::new(params.strategy, rotation_due, params.min_active, now);
     let session_of = |d: usize| demand_session[d] as usize;
     let shed = shedding::admit(
         tree,
-        &demands,
+        demands,
         &capacity,
         floor,
         |d| {
@@ -261,24 +270,25 @@ pub fn allocate(
                 .key
                 .cmp(&sessions[session_of(b)].key)
         },
+        shed_scratch,
     );
-    let filling = sharing::fill(tree, &demands, &shed, &capacity, floor);
+    sharing::fill(tree, demands, shed, &capacity, floor, fill_scratch);
 
     let mut out = Vec::with_capacity(sessions.len());
     let mut plan = Plan::default();
     let mut any_suspended = false;
-    for (i, s) in sessions.iter().enumerate() {
-        let memory = &mut memories[i];
-        let max = maxima[i];
-        let (target, decision) = match kinds[i] {
+    for (i, (s, memory)) in sessions.iter().zip(memories.iter_mut()).enumerate() {
+        let Prepared { kind, max, adapted } = prepared[i];
+        let fraction = |target: Amps| if max.0 > 0.0 { target.0 / max.0 } else { 0.0 };
+        let (target, decision) = match kind {
             Kind::Fixed(reserved) => {
                 out.push(SessionAllocation {
                     target: reserved,
                     limit_after: reserved,
                     send: None,
                     max,
-                    adapted: false,
-                    fraction: if max.0 > 0.0 { reserved.0 / max.0 } else { 0.0 },
+                    adapted,
+                    fraction: fraction(reserved),
                     decision: Decision::Fixed,
                     vip: s.vip,
                     held: None,
@@ -310,8 +320,8 @@ pub fn allocate(
                         Status::Active { since } => Status::Active { since },
                         _ => Status::Active { since: now },
                     };
-                    let target = Amps(filling.value[d]).floor_tenth();
-                    let decision = match filling.bottleneck[d] {
+                    let target = Amps(fill_scratch.value[d]).floor_tenth();
+                    let decision = match fill_scratch.bottleneck[d] {
                         Some(c) if target < max => Decision::Shared {
                             bottleneck: bottleneck(c),
                         },
@@ -344,8 +354,8 @@ pub fn allocate(
             limit_after: step.limit_after,
             send: step.send(),
             max,
-            adapted: adapted[i],
-            fraction: if max.0 > 0.0 { target.0 / max.0 } else { 0.0 },
+            adapted,
+            fraction: fraction(target),
             decision,
             vip: s.vip,
             held: step.held,
@@ -353,17 +363,16 @@ pub fn allocate(
     }
 
     let zones = zone_report(tree, budgets, sessions, &out, &fixed);
-    state.rotation_started = match (any_suspended, rotation_due) {
+    *rotation_started = match (any_suspended, rotation_due) {
         (false, _) => None,
         (true, true) => Some(now),
-        (true, false) => state.rotation_started,
+        (true, false) => *rotation_started,
     };
-    state.remember(sessions, memories, recall);
     Ok(Allocation {
         sessions: out,
         zones,
         plan,
-        rotation: rotation_due,
+        rotation: rotation_due && was_rotating,
     })
 }
 

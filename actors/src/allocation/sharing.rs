@@ -6,182 +6,388 @@
 //! rising for the others: no session stays below its maximum unless some (zone,
 //! phase) on its path is full.
 //!
-//! Events are either a constraint filling up (found with a min-tree over the
-//! constraints) or sessions leaving the floor (sessions sorted by maximum, equal maxima
-//! handled in one batch). Each session is frozen once and touches at most 12
-//! constraints (4 levels × 3 phases), so a round costs O(n log n).
+//! Only constraints whose demand exceeds their budget ("binding") take part. Events
+//! are either one of them filling up (the earliest found with a min-tree) or sessions
+//! leaving the floor (sorted by maximum with a counting sort; equal maxima in one
+//! batch). An event's changes are gathered per zone and phase and carried up the tree
+//! once (walking up from few zones, or one bottom-up pass when many changed); each
+//! session is frozen once and every constraint fills once, so a round costs about
+//! O(n + zones), plus O(log zones) per event.
 
 use super::tree::{ZoneIdx, ZoneTree};
-use super::{constraints_of, Demand};
+use super::Demand;
+use crate::config::MAX_ZONE_DEPTH;
 
-/// The outcome of the filling, per demand.
-pub(crate) struct Filling {
+/// Working buffers of [`fill`], kept from round to round. After a call, `value` and
+/// `bottleneck` hold its outcome, per demand.
+#[derive(Default)]
+pub(crate) struct Scratch {
     /// The current given (exact, not yet rounded); 0 for a shed demand.
     pub value: Vec<f64>,
     /// The constraint (`zone * 3 + phase`) that stopped it below its maximum.
     pub bottleneck: Vec<Option<u32>>,
+    part_demand: Vec<u32>,
+    by_zone: Vec<u32>,
+    tenths: Vec<u32>,
+    leave_order: Vec<u32>,
+    counts: Vec<u32>,
+    frozen: Vec<bool>,
+    on_floor: Vec<bool>,
 }
 
 /// Shares `capacity` (per constraint, what is left after fixed reservations) among the
 /// admitted demands (`shed[i]` is `None`). Admission guarantees the floors fit.
+/// Maxima are in 0.1 A steps (the allocation rounds them so).
 pub(crate) fn fill(
     tree: &ZoneTree,
     demands: &[Demand],
     shed: &[Option<u32>],
     capacity: &[f64],
     floor: f64,
-) -> Filling {
+    scratch: &mut Scratch,
+) {
+    let Scratch {
+        value,
+        bottleneck,
+        part_demand,
+        by_zone,
+        tenths,
+        leave_order,
+        counts,
+        frozen,
+        on_floor,
+    } = scratch;
     let n = demands.len();
     let nz = tree.len();
-    let mut value = vec![0.0; n];
-    let mut bottleneck = vec![None; n];
+    value.clear();
+    value.resize(n, 0.0);
+    bottleneck.clear();
+    bottleneck.resize(n, None);
+    let admitted = || {
+        demands
+            .iter()
+            .zip(shed)
+            .filter(|(_, s)| s.is_none())
+            .map(|(d, _)| d)
+    };
 
     let mut sum_max = vec![[0.0f64; 3]; nz];
-    for (d, s) in demands.iter().zip(shed) {
-        if s.is_none() {
-            add_on_phases(&mut sum_max[usize::from(d.zone)], d.mask, d.max);
-        }
+    for d in admitted() {
+        add_on_phases(&mut sum_max[usize::from(d.zone)], d.mask, d.max);
     }
     tree.sum_up(&mut sum_max, add3);
-    // A constraint whose whole demand fits can never fill up: leave it out.
-    let binding: Vec<bool> = (0..capacity.len())
-        .map(|c| sum_max[c / 3][c % 3] > capacity[c] + 1e-9)
-        .collect();
+    // Only constraints whose demand exceeds their capacity can fill up ("binding");
+    // they get compact slots so the event loop never looks at the others.
+    let mut slot_of = vec![None; capacity.len()];
+    let mut slot_constraint: Vec<usize> = Vec::new();
+    for (c, cap) in capacity.iter().enumerate() {
+        if sum_max[c / 3][c % 3] > cap + 1e-9 {
+            slot_of[c] = Some(slot_constraint.len() as u32);
+            slot_constraint.push(c);
+        }
+    }
+    let binding: Vec<bool> = slot_of.iter().map(Option::is_some).collect();
+    let binding_on_path = tree.phases_flagged_on_path(&binding);
 
-    let mut participants: Vec<u32> = Vec::new();
+    // Participants: admitted demands under at least one binding constraint. The
+    // others simply get their maximum.
+    part_demand.clear();
     for (i, d) in demands.iter().enumerate() {
-        if shed[i].is_some() {
-            continue;
-        }
-        if constraints_of(tree, d).any(|c| binding[c]) {
-            participants.push(i as u32);
-        } else {
-            value[i] = d.max;
+        if shed[i].is_none() {
+            if binding_on_path[usize::from(d.zone)] & d.mask == 0 {
+                value[i] = d.max;
+            } else {
+                part_demand.push(i as u32);
+            }
         }
     }
-    if participants.is_empty() {
-        return Filling { value, bottleneck };
+    if part_demand.is_empty() {
+        return;
     }
+    let np = part_demand.len();
+    let demand_of = |p: usize| &demands[part_demand[p] as usize];
 
     // Participants grouped by zone (pre-order), so a subtree's are one slice.
     let mut zone_start = vec![0u32; nz + 1];
-    for &i in &participants {
-        zone_start[usize::from(demands[i as usize].zone) + 1] += 1;
+    for p in 0..np {
+        zone_start[usize::from(demand_of(p).zone) + 1] += 1;
     }
     for z in 0..nz {
         zone_start[z + 1] += zone_start[z];
     }
-    let mut by_zone = vec![0u32; participants.len()];
+    by_zone.clear();
+    by_zone.resize(np, 0);
     let mut next_slot = zone_start.clone();
-    for &i in &participants {
-        let z = usize::from(demands[i as usize].zone);
-        by_zone[next_slot[z] as usize] = i;
+    for p in 0..np {
+        let z = usize::from(demand_of(p).zone);
+        by_zone[next_slot[z] as usize] = p as u32;
         next_slot[z] += 1;
     }
 
-    // Everyone starts on the floor; `level` is what the constraint carries besides
-    // `t × slope` (the frozen values and the floors), `rising` how many rise with `t`.
-    let mut level = vec![0.0f64; capacity.len()];
-    let mut slope = vec![0.0f64; capacity.len()];
-    let mut rising = vec![0u32; capacity.len()];
-    for &i in &participants {
-        for c in constraints_of(tree, &demands[i as usize]) {
-            level[c] += floor;
-        }
+    // Everyone starts on the floor. Per slot, `level` is what the constraint carries
+    // besides `t × slope` (the frozen values and the floors), `rising` how many rise.
+    let ns = slot_constraint.len();
+    let mut slots = Slots::new(ns, nz);
+    for p in 0..np {
+        slots.add(
+            demand_of(p),
+            Change {
+                level: floor,
+                slope: 0.0,
+                rising: 0,
+            },
+        );
     }
-
+    slots.apply(tree, &slot_of, None);
+    // Nothing rises yet, so no constraint can fill before the first session leaves the floor.
+    slots.dirty.take_each(|_| {});
     // Largest maximum first: it leaves the floor first (at t = floor / max).
-    let mut leave_order = participants.clone();
-    leave_order.sort_unstable_by(|&a, &b| {
-        demands[b as usize]
-            .max
-            .total_cmp(&demands[a as usize].max)
-            .then(a.cmp(&b))
-    });
-
-    let mut frozen = vec![false; n];
-    let mut on_floor = vec![true; n];
-    let mut full_at = MinTree::new(capacity.len());
-    let mut dirty = Dirty::new(capacity.len());
+    // Saturating cast, no libm call: maxima are non-negative.
+    tenths.clear();
+    tenths.extend((0..np).map(|p| (demand_of(p).max * 10.0 + 0.5) as u32));
+    largest_first(tenths, leave_order, counts);
+    frozen.clear();
+    frozen.resize(np, false);
+    on_floor.clear();
+    on_floor.resize(np, true);
+    let mut full_at = MinTree::new(ns);
     let mut t = 0.0f64;
     let mut next = 0usize;
     loop {
-        let (t_full, c_full) = full_at.min();
-        let t_leave = leave_order.get(next).map_or(f64::INFINITY, |&i| {
-            leave_level(floor, demands[i as usize].max)
+        let (t_full, s_full) = full_at.min();
+        let t_leave = leave_order.get(next).map_or(f64::INFINITY, |&p| {
+            leave_level(floor, demand_of(p as usize).max)
         });
         if t_full < 1.0 && t_full <= t_leave {
+            // A constraint is full: everyone still rising under it stops here.
             t = t.max(t_full);
-            let c = c_full as usize;
+            let c = slot_constraint[s_full as usize];
             let z = ZoneIdx((c / 3) as u16);
             let bit = 1u8 << (c % 3);
             let range = zone_start[z.get()] as usize..zone_start[tree.subtree_end(z)] as usize;
-            for &i in &by_zone[range] {
-                let i = i as usize;
-                let d = &demands[i];
-                if frozen[i] || d.mask & bit == 0 {
+            for &p in &by_zone[range] {
+                let p = p as usize;
+                let d = demand_of(p);
+                if frozen[p] || d.mask & bit == 0 {
                     continue;
                 }
-                frozen[i] = true;
+                frozen[p] = true;
+                let i = part_demand[p] as usize;
                 bottleneck[i] = Some(c as u32);
-                if on_floor[i] {
+                if on_floor[p] {
                     value[i] = floor;
-                    continue;
-                }
-                value[i] = d.max * t;
-                for c2 in constraints_of(tree, d) {
-                    if binding[c2] {
-                        level[c2] += d.max * t;
-                        slope[c2] -= d.max;
-                        rising[c2] -= 1;
-                        dirty.mark(c2);
-                    }
+                } else {
+                    value[i] = d.max * t;
+                    slots.add(
+                        d,
+                        Change {
+                            level: d.max * t,
+                            slope: -d.max,
+                            rising: -1,
+                        },
+                    );
                 }
             }
-            full_at.set(c, f64::INFINITY);
+            full_at.set(s_full as usize, f64::INFINITY);
+            slots.apply(tree, &slot_of, Some(z));
         } else if t_leave < 1.0 {
+            // The sessions of the next maximum leave the floor and start rising.
             t = t.max(t_leave);
-            let max = demands[leave_order[next] as usize].max;
-            while let Some(&i) = leave_order.get(next) {
-                let i = i as usize;
-                let d = &demands[i];
-                if d.max != max {
+            let key = tenths[leave_order[next] as usize];
+            while let Some(&p) = leave_order.get(next) {
+                let p = p as usize;
+                if tenths[p] != key {
                     break;
                 }
                 next += 1;
-                if frozen[i] {
-                    continue;
-                }
-                on_floor[i] = false;
-                for c2 in constraints_of(tree, d) {
-                    if binding[c2] {
-                        level[c2] -= floor;
-                        slope[c2] += d.max;
-                        rising[c2] += 1;
-                        dirty.mark(c2);
-                    }
+                if !frozen[p] {
+                    on_floor[p] = false;
+                    let d = demand_of(p);
+                    slots.add(
+                        d,
+                        Change {
+                            level: -floor,
+                            slope: d.max,
+                            rising: 1,
+                        },
+                    );
                 }
             }
+            slots.apply(tree, &slot_of, None);
         } else {
             break;
         }
-        for c2 in dirty.drain() {
-            let at = if rising[c2] == 0 {
-                slope[c2] = 0.0;
+        // After a big event most slots change: one bottom-up rebuild beats many walks up.
+        let rebuild = slots.dirty.len() * 8 > full_at.leaves;
+        let Slots {
+            level,
+            slope,
+            rising,
+            dirty,
+            ..
+        } = &mut slots;
+        dirty.take_each(|s| {
+            let at = if rising[s] == 0 {
+                slope[s] = 0.0;
                 f64::INFINITY
             } else {
-                ((capacity[c2] - level[c2]) / slope[c2]).max(t)
+                ((capacity[slot_constraint[s]] - level[s]) / slope[s]).max(t)
             };
-            full_at.set(c2, at);
+            if rebuild {
+                full_at.set_leaf(s, at);
+            } else {
+                full_at.set(s, at);
+            }
+        });
+        if rebuild {
+            full_at.rebuild();
         }
     }
-    for &i in &participants {
-        let i = i as usize;
-        if !frozen[i] {
-            value[i] = demands[i].max;
+    for p in 0..np {
+        if !frozen[p] {
+            value[part_demand[p] as usize] = demand_of(p).max;
         }
     }
-    Filling { value, bottleneck }
+}
+
+/// A change to the binding constraints above one zone and phase.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Change {
+    level: f64,
+    slope: f64,
+    rising: i32,
+}
+
+/// The binding constraints' state. Changes are gathered per zone and phase during an
+/// event, then carried up the tree once (instead of once per session).
+struct Slots {
+    level: Vec<f64>,
+    slope: Vec<f64>,
+    rising: Vec<i32>,
+    dirty: Dirty,
+    /// Per zone, the changes per phase not yet applied (`has_pending` says which
+    /// zones have some); `touched` lists the zones sessions changed in this event.
+    pending: Vec<[Change; 3]>,
+    has_pending: Vec<bool>,
+    touched: Vec<u16>,
+}
+
+impl Slots {
+    fn new(slots: usize, zones: usize) -> Self {
+        Slots {
+            level: vec![0.0; slots],
+            slope: vec![0.0; slots],
+            rising: vec![0; slots],
+            dirty: Dirty::new(slots),
+            pending: vec![[Change::default(); 3]; zones],
+            has_pending: vec![false; zones],
+            touched: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, d: &Demand, change: Change) {
+        let z = usize::from(d.zone);
+        if !self.has_pending[z] {
+            self.has_pending[z] = true;
+            self.touched.push(d.zone);
+        }
+        for (p, c) in self.pending[z].iter_mut().enumerate() {
+            if d.mask & (1 << p) != 0 {
+                c.level += change.level;
+                c.slope += change.slope;
+                c.rising += change.rising;
+            }
+        }
+    }
+
+    /// Applies the gathered changes to every binding constraint above them. All
+    /// touched zones lie in the subtree of `scope` (`None`: anywhere). Few touched
+    /// zones walk up their paths; many are summed up the subtree in one bottom-up
+    /// pass (pre-order reversed: children before parents), then carried above it.
+    fn apply(&mut self, tree: &ZoneTree, slot_of: &[Option<u32>], scope: Option<ZoneIdx>) {
+        let (first, end) = match scope {
+            Some(top) => (top.get(), tree.subtree_end(top)),
+            None => (0, tree.len()),
+        };
+        if self.touched.len() * MAX_ZONE_DEPTH < end - first {
+            for i in 0..self.touched.len() {
+                let zone = self.touched[i];
+                self.has_pending[usize::from(zone)] = false;
+                let changes = std::mem::take(&mut self.pending[usize::from(zone)]);
+                for &a in tree.path(ZoneIdx(zone)) {
+                    self.apply_at(a, &changes, slot_of);
+                }
+            }
+        } else {
+            for z in (first..end).rev() {
+                if !std::mem::take(&mut self.has_pending[z]) {
+                    continue;
+                }
+                let changes = std::mem::take(&mut self.pending[z]);
+                self.apply_at(z as u16, &changes, slot_of);
+                match tree.zones()[z].parent {
+                    Some(parent) if parent.get() >= first => {
+                        self.has_pending[parent.get()] = true;
+                        for (acc, c) in self.pending[parent.get()].iter_mut().zip(changes) {
+                            acc.level += c.level;
+                            acc.slope += c.slope;
+                            acc.rising += c.rising;
+                        }
+                    }
+                    // The top of the scope: what it carries goes on above it.
+                    _ => {
+                        for &a in &tree.path(ZoneIdx(z as u16))[1..] {
+                            self.apply_at(a, &changes, slot_of);
+                        }
+                    }
+                }
+            }
+        }
+        self.touched.clear();
+    }
+
+    fn apply_at(&mut self, zone: u16, changes: &[Change; 3], slot_of: &[Option<u32>]) {
+        for (p, change) in changes.iter().enumerate() {
+            if let Some(s) = slot_of[usize::from(zone) * 3 + p] {
+                let s = s as usize;
+                self.level[s] += change.level;
+                self.slope[s] += change.slope;
+                self.rising[s] += change.rising;
+                self.dirty.mark(s);
+            }
+        }
+    }
+}
+
+/// Above this many tenths of an ampere (6.5 kA) a maximum is absurd, and the order
+/// falls back to a comparison sort rather than a huge counting array.
+const COUNTING_SORT_LIMIT: u32 = 1 << 16;
+
+/// Indices ordered by key, largest first, equal keys in index order: a counting sort
+/// (maxima are in 0.1 A steps, so O(n) for any realistic maximum).
+fn largest_first(keys: &[u32], order: &mut Vec<u32>, start: &mut Vec<u32>) {
+    order.clear();
+    let top = keys.iter().copied().max().unwrap_or(0);
+    if top >= COUNTING_SORT_LIMIT {
+        order.extend(0..keys.len() as u32);
+        order.sort_by_key(|&i| std::cmp::Reverse(keys[i as usize]));
+        return;
+    }
+    let top = top as usize;
+    start.clear();
+    start.resize(top + 2, 0);
+    for &k in keys {
+        start[top - k as usize + 1] += 1;
+    }
+    for b in 0..=top {
+        start[b + 1] += start[b];
+    }
+    order.resize(keys.len(), 0);
+    for (i, &k) in keys.iter().enumerate() {
+        let b = top - k as usize;
+        order[start[b] as usize] = i as u32;
+        start[b] += 1;
+    }
 }
 
 /// The level at which a session leaves the floor.
@@ -223,13 +429,37 @@ impl MinTree {
         }
     }
 
+    /// Sets one slot and walks up only as far as the minimum changes.
     fn set(&mut self, slot: usize, value: f64) {
-        let mut k = slot + self.leaves;
-        self.node[k] = (value, slot as u32);
+        let mut k = self.set_leaf(slot, value);
         while k > 1 {
             k /= 2;
-            let (l, r) = (self.node[2 * k], self.node[2 * k + 1]);
-            self.node[k] = if r.0 < l.0 { r } else { l };
+            let m = Self::smaller(self.node[2 * k], self.node[2 * k + 1]);
+            if self.node[k] == m {
+                break;
+            }
+            self.node[k] = m;
+        }
+    }
+
+    /// Sets one slot without updating the nodes above: call [`MinTree::rebuild`] after.
+    fn set_leaf(&mut self, slot: usize, value: f64) -> usize {
+        let k = slot + self.leaves;
+        self.node[k] = (value, slot as u32);
+        k
+    }
+
+    fn rebuild(&mut self) {
+        for k in (1..self.leaves).rev() {
+            self.node[k] = Self::smaller(self.node[2 * k], self.node[2 * k + 1]);
+        }
+    }
+
+    fn smaller(l: (f64, u32), r: (f64, u32)) -> (f64, u32) {
+        if r.0 < l.0 {
+            r
+        } else {
+            l
         }
     }
 
@@ -252,6 +482,10 @@ impl Dirty {
         }
     }
 
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
     fn mark(&mut self, slot: usize) {
         if !self.marked[slot] {
             self.marked[slot] = true;
@@ -259,11 +493,13 @@ impl Dirty {
         }
     }
 
-    fn drain(&mut self) -> Vec<usize> {
+    /// Calls `f` on every marked slot and clears the marks.
+    fn take_each(&mut self, mut f: impl FnMut(usize)) {
         for &c in &self.list {
             self.marked[c] = false;
+            f(c);
         }
-        std::mem::take(&mut self.list)
+        self.list.clear();
     }
 }
 
@@ -286,6 +522,18 @@ mod tests {
         ZoneTree::new(&specs).unwrap()
     }
 
+    fn run(
+        tree: &ZoneTree,
+        demands: &[Demand],
+        shed: &[Option<u32>],
+        capacity: &[f64],
+        floor: f64,
+    ) -> Scratch {
+        let mut scratch = Scratch::default();
+        fill(tree, demands, shed, capacity, floor, &mut scratch);
+        scratch
+    }
+
     fn capacity(tree: &ZoneTree) -> Vec<f64> {
         tree.zones().iter().flat_map(|z| [z.limit.0; 3]).collect()
     }
@@ -305,7 +553,7 @@ mod tests {
             };
             3
         ];
-        let f = fill(&t, &demands, &[None; 3], &capacity(&t), 6.0);
+        let f = run(&t, &demands, &[None; 3], &capacity(&t), 6.0);
         assert_eq!(rounded(&f.value), [21.0; 3]);
         assert_eq!(f.bottleneck, [Some(0); 3]);
     }
@@ -325,7 +573,7 @@ mod tests {
                 max: 32.0,
             },
         ];
-        let f = fill(&t, &demands, &[None; 2], &capacity(&t), 6.0);
+        let f = run(&t, &demands, &[None; 2], &capacity(&t), 6.0);
         assert_eq!(rounded(&f.value), [10.0, 20.0]);
     }
 
@@ -344,7 +592,7 @@ mod tests {
                 max: 32.0,
             },
         ];
-        let f = fill(&t, &demands, &[None; 2], &capacity(&t), 6.0);
+        let f = run(&t, &demands, &[None; 2], &capacity(&t), 6.0);
         // Equal percentage would give 3.6 A to the first: below the floor, it keeps 6.
         assert_eq!(rounded(&f.value), [6.0, 14.0]);
     }
@@ -370,7 +618,7 @@ mod tests {
             };
             3
         ]);
-        let f = fill(&t, &demands, &[None; 4], &capacity(&t), 6.0);
+        let f = run(&t, &demands, &[None; 4], &capacity(&t), 6.0);
         assert_eq!(rounded(&f.value), [10.0, 16.667, 16.667, 16.667]);
         assert_eq!(f.bottleneck[0], Some(3), "branch a, L1");
         assert_eq!(f.bottleneck[1], Some(0), "main, L1");
@@ -397,11 +645,11 @@ mod tests {
             mask: 0b010,
             max: 16.0,
         });
-        let f = fill(&t, &demands, &[None; 4], &capacity(&t), 6.0);
+        let f = run(&t, &demands, &[None; 4], &capacity(&t), 6.0);
         // L1 carries three vehicles of 32 A: 40/96 each. L2 then has room for the 16 A one.
         assert_eq!(rounded(&f.value), [13.333, 13.333, 13.333, 13.333]);
         let t = tree(&[("main", None, 60.0)]);
-        let f = fill(&t, &demands, &[None; 4], &capacity(&t), 6.0);
+        let f = run(&t, &demands, &[None; 4], &capacity(&t), 6.0);
         assert_eq!(rounded(&f.value), [20.0, 20.0, 20.0, 16.0]);
         assert_eq!(f.bottleneck[3], None);
     }
@@ -417,8 +665,21 @@ mod tests {
             };
             3
         ];
-        let f = fill(&t, &demands, &[None, Some(0), None], &capacity(&t), 6.0);
+        let f = run(&t, &demands, &[None, Some(0), None], &capacity(&t), 6.0);
         assert_eq!(rounded(&f.value), [31.5, 0.0, 31.5]);
+    }
+
+    #[test]
+    fn largest_first_orders_by_key_and_keeps_ties_in_index_order() {
+        let order = |keys: &[u32]| {
+            let mut order = Vec::new();
+            largest_first(keys, &mut order, &mut Vec::new());
+            order
+        };
+        assert_eq!(order(&[60, 320, 160, 320]), [1, 3, 2, 0]);
+        assert_eq!(order(&[]), Vec::<u32>::new());
+        // An absurd maximum takes the comparison sort, with the same result.
+        assert_eq!(order(&[60, u32::MAX, 160, u32::MAX]), [1, 3, 2, 0]);
     }
 
     #[test]
@@ -431,5 +692,11 @@ mod tests {
         assert_eq!(m.min(), (2.0, 1));
         m.set(1, 9.0);
         assert_eq!(m.min(), (2.0, 3));
+        m.set_leaf(0, 1.0);
+        m.set_leaf(3, 0.5);
+        m.rebuild();
+        assert_eq!(m.min(), (0.5, 3));
+        m.set(3, 7.0);
+        assert_eq!(m.min(), (1.0, 0));
     }
 }

@@ -3,23 +3,31 @@
 //! current rotation period started. The caller keeps it and passes it back each round.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 
 use super::demand::DemandMemory;
 use super::dispatch::HoldMemory;
 use super::session::{Session, SessionKey};
+use super::{sharing, shedding, Demand, Prepared};
 
 /// The allocation's memory. Start with `AllocatorState::default()`; a restart with a
 /// fresh state only means decisions are taken anew (a safe, if less smooth, start).
-#[derive(Clone, Debug, Default, PartialEq)]
+///
+/// It also keeps the round's working buffers, so that a round at 10 000 sessions does
+/// not allocate (and fault in) megabytes every few seconds. They carry nothing from
+/// one round to the next: equality, cloning and debug output ignore them.
+#[derive(Default)]
 pub struct AllocatorState {
-    /// One entry per session of the last round, in that round's order: when the next
-    /// round lists the same sessions in the same order (the usual case), memories are
-    /// matched by position without hashing or cloning keys.
-    pub(crate) entries: Vec<(SessionKey, SessionMemory)>,
+    /// The sessions of the last round, in that round's order, and their memories (same
+    /// index). When the next round lists the same sessions in the same order (the usual
+    /// case) nothing is hashed, cloned or moved.
+    pub(crate) keys: Vec<SessionKey>,
+    pub(crate) memories: Vec<SessionMemory>,
     /// When the current rotation period began; `None` while nobody is suspended.
     pub(crate) rotation_started: Option<DateTime<Utc>>,
+    pub(crate) scratch: Scratch,
 }
 
 impl AllocatorState {
@@ -28,76 +36,77 @@ impl AllocatorState {
         self.rotation_started
     }
 
-    /// The memories of this round's sessions (a default one for a new session).
-    pub(crate) fn recall(&self, sessions: &[Session]) -> (Vec<SessionMemory>, Recall) {
-        let aligned = self.entries.len() == sessions.len()
-            && self
-                .entries
-                .iter()
-                .zip(sessions)
-                .all(|((k, _), s)| *k == s.key);
+    /// Puts the memories in the order of this round's sessions: a new session gets a
+    /// fresh memory, a session that is gone is forgotten.
+    pub(crate) fn align(&mut self, sessions: &[Session]) {
+        let aligned = self.keys.len() == sessions.len()
+            && self.keys.iter().zip(sessions).all(|(k, s)| *k == s.key);
         if aligned {
-            return (
-                self.entries.iter().map(|(_, m)| *m).collect(),
-                Recall::Aligned,
-            );
+            return;
         }
-        let index: HashMap<&SessionKey, usize> = self
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(i, (k, _))| (k, i))
-            .collect();
+        let index: HashMap<&SessionKey, usize> =
+            self.keys.iter().enumerate().map(|(i, k)| (k, i)).collect();
         let found: Vec<Option<usize>> = sessions
             .iter()
             .map(|s| index.get(&s.key).copied())
             .collect();
-        let memories = found
+        drop(index);
+        let mut old_keys = std::mem::take(&mut self.keys);
+        let old_memories = std::mem::take(&mut self.memories);
+        self.keys = sessions
             .iter()
-            .map(|f| f.map_or_else(SessionMemory::default, |i| self.entries[i].1))
+            .zip(&found)
+            .map(|(s, f)| match f {
+                // Reuse the stored key when it is still there (a duplicate input takes a copy).
+                Some(i) if old_keys[*i] == s.key => std::mem::take(&mut old_keys[*i]),
+                _ => s.key.clone(),
+            })
             .collect();
-        (memories, Recall::Moved(found))
+        self.memories = found
+            .iter()
+            .map(|f| f.map_or_else(SessionMemory::default, |i| old_memories[i]))
+            .collect();
     }
+}
 
-    /// Keeps this round's memories for the next round; sessions that are gone are forgotten.
-    pub(crate) fn remember(
-        &mut self,
-        sessions: &[Session],
-        memories: Vec<SessionMemory>,
-        recall: Recall,
-    ) {
-        match recall {
-            Recall::Aligned => {
-                for ((_, m), new) in self.entries.iter_mut().zip(memories) {
-                    *m = new;
-                }
-            }
-            Recall::Moved(found) => {
-                let mut old = std::mem::take(&mut self.entries);
-                self.entries = sessions
-                    .iter()
-                    .zip(found)
-                    .zip(memories)
-                    .map(|((s, f), m)| {
-                        // Reuse the stored key when it is still there (a duplicate input takes a copy).
-                        let key = match f {
-                            Some(i) if old[i].0 == s.key => std::mem::take(&mut old[i].0),
-                            _ => s.key.clone(),
-                        };
-                        (key, m)
-                    })
-                    .collect();
-            }
+impl Clone for AllocatorState {
+    fn clone(&self) -> Self {
+        AllocatorState {
+            keys: self.keys.clone(),
+            memories: self.memories.clone(),
+            rotation_started: self.rotation_started,
+            scratch: Scratch::default(),
         }
     }
 }
 
-/// How the memories of a round were found.
-pub(crate) enum Recall {
-    /// Same sessions in the same order as last round.
-    Aligned,
-    /// Position in last round's entries of each session, if it was there.
-    Moved(Vec<Option<usize>>),
+impl PartialEq for AllocatorState {
+    fn eq(&self, other: &Self) -> bool {
+        self.keys == other.keys
+            && self.memories == other.memories
+            && self.rotation_started == other.rotation_started
+    }
+}
+
+impl fmt::Debug for AllocatorState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AllocatorState")
+            .field("keys", &self.keys)
+            .field("memories", &self.memories)
+            .field("rotation_started", &self.rotation_started)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Working buffers of a round, reused by the next one (their contents are not).
+#[derive(Default)]
+pub(crate) struct Scratch {
+    pub prepared: Vec<Prepared>,
+    pub demands: Vec<Demand>,
+    /// The session of each demand.
+    pub demand_session: Vec<u32>,
+    pub shedding: shedding::Scratch,
+    pub sharing: sharing::Scratch,
 }
 
 /// What is remembered about one session.
@@ -153,43 +162,40 @@ mod tests {
         }
     }
 
+    fn charge_points(state: &AllocatorState) -> Vec<&str> {
+        state.keys.iter().map(|k| k.charge_point.as_str()).collect()
+    }
+
     #[test]
     fn memories_follow_their_sessions_whatever_the_order() {
         let mut state = AllocatorState::default();
         let round1 = [session("a"), session("b")];
-        let (m, r) = state.recall(&round1);
-        assert_eq!(m, [SessionMemory::default(); 2]);
-        state.remember(&round1, vec![active(1), active(2)], r);
+        state.align(&round1);
+        assert_eq!(state.memories, [SessionMemory::default(); 2]);
+        state.memories = vec![active(1), active(2)];
 
-        let (m, r) = state.recall(&round1);
-        assert!(matches!(r, Recall::Aligned));
-        assert_eq!(m, [active(1), active(2)]);
-        state.remember(&round1, m, r);
+        state.align(&round1);
+        assert_eq!(state.memories, [active(1), active(2)]);
 
         let round2 = [session("c"), session("b")];
-        let (m, r) = state.recall(&round2);
-        assert_eq!(m, [SessionMemory::default(), active(2)]);
-        state.remember(&round2, vec![active(3), active(2)], r);
-        let keys: Vec<&str> = state
-            .entries
-            .iter()
-            .map(|(k, _)| k.charge_point.as_str())
-            .collect();
-        assert_eq!(keys, ["c", "b"], "a is forgotten");
+        state.align(&round2);
+        assert_eq!(state.memories, [SessionMemory::default(), active(2)]);
+        assert_eq!(charge_points(&state), ["c", "b"], "a is forgotten");
     }
 
     #[test]
     fn a_duplicated_session_does_not_lose_its_key() {
         let mut state = AllocatorState::default();
-        let once = [session("a")];
-        let (m, r) = state.recall(&once);
-        state.remember(&once, m, r);
-        let twice = [session("a"), session("a")];
-        let (m, r) = state.recall(&twice);
-        state.remember(&twice, m, r);
-        assert!(state
-            .entries
-            .iter()
-            .all(|(k, _)| k.charge_point.as_str() == "a"));
+        state.align(&[session("a")]);
+        state.align(&[session("a"), session("a")]);
+        assert_eq!(charge_points(&state), ["a", "a"]);
+    }
+
+    #[test]
+    fn working_buffers_are_not_part_of_the_memory() {
+        let mut state = AllocatorState::default();
+        state.scratch.demand_session.push(7);
+        assert_eq!(state, AllocatorState::default());
+        assert!(state.clone().scratch.demand_session.is_empty());
     }
 }

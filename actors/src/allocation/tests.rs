@@ -669,3 +669,38 @@ fn params_come_from_the_configuration() {
     let tree = ZoneTree::from_config(&config).unwrap();
     assert_eq!(tree.zone(ZoneIdx(0)).static_limit, Amps(63.0));
 }
+
+#[test]
+fn numbers_that_are_not_numbers_never_loosen_a_limit() {
+    let mut site = Site::single(63.0);
+    let sessions = [
+        Session {
+            max_current: Amps(f64::NAN),
+            ..ev("nan-max", 0.0)
+        },
+        // A reservation that is not a number is taken as the station's maximum.
+        Session {
+            fixed: Some(Amps(f64::NAN)),
+            ..ev("nan-fixed", 0.0)
+        },
+        Session {
+            energy_wh: f64::NAN,
+            draw: Some(PerPhase::splat(Amps(f64::NAN))),
+            limit_in_force: Some(Amps(f64::NAN)),
+            ..ev("nan-rest", 0.0)
+        },
+    ];
+    let a = site.run(&sessions, t(0));
+    assert_eq!(a.sessions[0].decision, Decision::MaxBelowMinimum);
+    assert_eq!(a.sessions[1].target, Amps(32.0));
+    assert_eq!(
+        a.sessions[2].target,
+        Amps(31.0),
+        "63 A less the 32 A reservation"
+    );
+    assert_eq!(
+        a.sessions[2].send,
+        Some(Amps(31.0)),
+        "a limit in force that is not a number is replaced"
+    );
+}

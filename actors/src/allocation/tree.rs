@@ -89,6 +89,24 @@ pub struct ZoneTree {
     path_len: Vec<u8>,
 }
 
+/// Per zone, a list of constraints (`zone * 3 + phase`) on its path.
+pub(crate) struct PathLists {
+    start: Vec<u32>,
+    len: Vec<u8>,
+    items: Vec<u16>,
+}
+
+impl PathLists {
+    fn range(&self, zone: usize) -> std::ops::Range<usize> {
+        let start = self.start[zone] as usize;
+        start..start + usize::from(self.len[zone])
+    }
+
+    pub fn get(&self, zone: usize) -> &[u16] {
+        &self.items[self.range(zone)]
+    }
+}
+
 impl ZoneTree {
     /// Builds the tree; the zones may come in any order. Roots keep their given order,
     /// and so do the children of each zone, so the same specs give the same indices.
@@ -237,14 +255,46 @@ impl ZoneTree {
         &self.paths[z][..usize::from(self.path_len[z])]
     }
 
+    /// For each zone, the phases (bit `i` = phase `i`) on which some zone of its path to
+    /// the root has a flagged constraint (`flagged[zone * 3 + phase]`). One pass:
+    /// pre-order puts every parent before its children.
+    pub(crate) fn phases_flagged_on_path(&self, flagged: &[bool]) -> Vec<u8> {
+        let mut on_path = vec![0u8; self.zones.len()];
+        for (z, zone) in self.zones.iter().enumerate() {
+            let own = (0..3).fold(0u8, |bits, p| bits | (u8::from(flagged[z * 3 + p]) << p));
+            on_path[z] = own | zone.parent.map_or(0, |p| on_path[p.get()]);
+        }
+        on_path
+    }
+
+    /// For each zone, the flagged constraints on its path to the root, its own first.
+    pub(crate) fn flagged_on_path(&self, flagged: &[bool]) -> PathLists {
+        let n = self.zones.len();
+        let mut lists = PathLists {
+            start: vec![0; n],
+            len: vec![0; n],
+            items: Vec::new(),
+        };
+        for (z, zone) in self.zones.iter().enumerate() {
+            let start = lists.items.len();
+            lists.items.extend(
+                (0..3)
+                    .map(|p| z * 3 + p)
+                    .filter(|&c| flagged[c])
+                    .map(|c| c as u16),
+            );
+            if let Some(parent) = zone.parent {
+                lists.items.extend_from_within(lists.range(parent.get()));
+            }
+            lists.start[z] = start as u32;
+            lists.len[z] = (lists.items.len() - start) as u8;
+        }
+        lists
+    }
+
     /// One past the last zone of `idx`'s subtree: the subtree is `idx..subtree_end`.
     pub fn subtree_end(&self, idx: ZoneIdx) -> usize {
         usize::from(self.subtree_end[idx.get()])
-    }
-
-    /// Whether `inner` is `outer` or lies below it.
-    pub fn contains(&self, outer: ZoneIdx, inner: ZoneIdx) -> bool {
-        outer <= inner && inner.get() < self.subtree_end(outer)
     }
 
     /// Adds every zone's value into its parent's, children before parents, turning
@@ -288,8 +338,24 @@ mod tests {
         assert_eq!(tree.subtree_end(ZoneIdx(0)), 4);
         assert_eq!(tree.path(tree.index_of("b1a").unwrap()), &[2, 1, 0]);
         assert_eq!(tree.zone(tree.index_of("b1a").unwrap()).depth, 3);
-        assert!(tree.contains(b1, ZoneIdx(2)));
-        assert!(!tree.contains(b1, ZoneIdx(3)));
+    }
+
+    #[test]
+    fn flags_are_seen_from_every_zone_below() {
+        let tree = ZoneTree::new(&[
+            spec("m", None, 1.0),
+            spec("a", Some("m"), 1.0),
+            spec("b", Some("a"), 1.0),
+            spec("c", Some("m"), 1.0),
+        ])
+        .unwrap();
+        let mut flagged = vec![false; 12];
+        flagged[3 + 1] = true; // a, L2
+        flagged[9] = true; // c, L1
+        assert_eq!(
+            tree.phases_flagged_on_path(&flagged),
+            [0b000, 0b010, 0b010, 0b001]
+        );
     }
 
     #[test]

@@ -1,0 +1,278 @@
+//! `GET /metrics`: Prometheus text exposition of what the controller knows, written by
+//! hand (a few gauges do not justify a metrics framework).
+
+use std::fmt::Write;
+
+use actix_web::HttpResponse;
+
+use ampwarden_actors::units::{Amps, PerPhase};
+
+use super::api::site::site_view;
+use super::api::stations::views;
+use super::api::Ctl;
+use crate::http::error::ApiResult;
+
+/// Escapes a label value (backslash, quote, newline).
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Exposition(String);
+
+impl Exposition {
+    fn family(&mut self, name: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} gauge");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", label(v)))
+            .collect();
+        if labels.is_empty() {
+            let _ = writeln!(self.0, "{name} {value}");
+        } else {
+            let _ = writeln!(self.0, "{name}{{{}}} {value}", labels.join(","));
+        }
+    }
+}
+
+const PHASES: [&str; 3] = ["L1", "L2", "L3"];
+
+pub async fn metrics(ctl: Ctl) -> ApiResult<HttpResponse> {
+    let config = ctl.config();
+    let views = views(&ctl).await?;
+    let mut m = Exposition(String::new());
+
+    m.family(
+        "ampwarden_stations_configured",
+        "Stations in the configuration.",
+    );
+    m.sample(
+        "ampwarden_stations_configured",
+        &[],
+        config.stations.len() as f64,
+    );
+    m.family(
+        "ampwarden_stations_connected",
+        "Stations with an open OCPP connection.",
+    );
+    let connected = views
+        .iter()
+        .filter(|v| v.live.as_ref().is_some_and(|l| l.connected))
+        .count();
+    m.sample("ampwarden_stations_connected", &[], connected as f64);
+
+    m.family(
+        "ampwarden_transactions_open",
+        "Charging sessions in progress.",
+    );
+    let open: usize = views
+        .iter()
+        .filter_map(|v| v.live.as_ref())
+        .flat_map(|l| &l.connectors)
+        .filter(|c| c.transaction.is_some())
+        .count();
+    m.sample("ampwarden_transactions_open", &[], open as f64);
+
+    m.family(
+        "ampwarden_connector_limit_amps",
+        "Limit in force on a connector, per phase.",
+    );
+    for v in &views {
+        for c in v.live.iter().flat_map(|l| &l.connectors) {
+            if let Some(limit) = c.limit_in_force {
+                let n = c.connector.to_string();
+                m.sample(
+                    "ampwarden_connector_limit_amps",
+                    &[("station", v.id.as_str()), ("connector", &n)],
+                    limit.0,
+                );
+            }
+        }
+    }
+    m.family(
+        "ampwarden_connector_draw_amps",
+        "Current drawn on a connector (MeterValues), per phase.",
+    );
+    for v in &views {
+        for c in v.live.iter().flat_map(|l| &l.connectors) {
+            let n = c.connector.to_string();
+            for (phase, draw) in PHASES.iter().zip(c.draw.0) {
+                if let Some(a) = draw {
+                    m.sample(
+                        "ampwarden_connector_draw_amps",
+                        &[
+                            ("station", v.id.as_str()),
+                            ("connector", &n),
+                            ("phase", phase),
+                        ],
+                        a.0,
+                    );
+                }
+            }
+        }
+    }
+
+    let site = site_view(&ctl).await?;
+    let zones = &site.status.zones;
+    let per_phase = |m: &mut Exposition, name: &str, zone: &str, values: &PerPhase<Amps>| {
+        for (phase, a) in PHASES.iter().zip(values.0) {
+            m.sample(name, &[("zone", zone), ("phase", phase)], a.0);
+        }
+    };
+    m.family(
+        "ampwarden_zone_limit_amps",
+        "Breaker or subscribed limit of a zone, per phase.",
+    );
+    for z in zones {
+        m.sample(
+            "ampwarden_zone_limit_amps",
+            &[("zone", z.id.as_str())],
+            z.limit_a.0,
+        );
+    }
+    m.family(
+        "ampwarden_zone_ev_budget_amps",
+        "EV budget of a zone in force, per phase.",
+    );
+    for z in zones {
+        per_phase(
+            &mut m,
+            "ampwarden_zone_ev_budget_amps",
+            z.id.as_str(),
+            &z.budget,
+        );
+    }
+    m.family(
+        "ampwarden_zone_ev_draw_amps",
+        "What the vehicles below a zone draw, per phase.",
+    );
+    for z in zones {
+        per_phase(
+            &mut m,
+            "ampwarden_zone_ev_draw_amps",
+            z.id.as_str(),
+            &z.ev_draw,
+        );
+    }
+    m.family(
+        "ampwarden_zone_allocated_amps",
+        "Sum of the limits given below a zone, per phase.",
+    );
+    for z in zones {
+        per_phase(
+            &mut m,
+            "ampwarden_zone_allocated_amps",
+            z.id.as_str(),
+            &z.allocated,
+        );
+    }
+    m.family(
+        "ampwarden_zone_other_loads_amps",
+        "Other loads of a metered zone, per phase.",
+    );
+    for z in zones {
+        if let Some(o) = &z.other_loads {
+            per_phase(&mut m, "ampwarden_zone_other_loads_amps", z.id.as_str(), o);
+        }
+    }
+    m.family(
+        "ampwarden_zone_production_amps",
+        "Local production feeding a zone, per phase.",
+    );
+    for z in zones {
+        if let Some(p) = &z.production {
+            per_phase(&mut m, "ampwarden_zone_production_amps", z.id.as_str(), p);
+        }
+    }
+    m.family(
+        "ampwarden_zone_budget_fallback",
+        "1 while a dynamic zone runs on its static limit (stale meter).",
+    );
+    for z in zones {
+        let fallback = if z.source == "stale_fallback" {
+            1.0
+        } else {
+            0.0
+        };
+        m.sample(
+            "ampwarden_zone_budget_fallback",
+            &[("zone", z.id.as_str())],
+            fallback,
+        );
+    }
+    m.family(
+        "ampwarden_zone_suspended_sessions",
+        "Vehicles suspended (limit 0) below a zone.",
+    );
+    for z in zones {
+        m.sample(
+            "ampwarden_zone_suspended_sessions",
+            &[("zone", z.id.as_str())],
+            f64::from(z.suspended),
+        );
+    }
+    if let Some(round) = &site.status.last_round {
+        m.family(
+            "ampwarden_allocation_round_seconds",
+            "Time the last allocation took to compute.",
+        );
+        m.sample(
+            "ampwarden_allocation_round_seconds",
+            &[],
+            round.compute_us as f64 / 1e6,
+        );
+        m.family(
+            "ampwarden_allocation_sessions",
+            "Sessions in the last allocation round.",
+        );
+        m.sample("ampwarden_allocation_sessions", &[], round.sessions as f64);
+    }
+    m.family(
+        "ampwarden_meter_reading_age_seconds",
+        "Age of a meter's last good reading.",
+    );
+    let mut stale = Vec::new();
+    for meter in &config.meters {
+        if let Some(status) = ctl.meter_status(&meter.id).await {
+            if let Some(age) = status.age {
+                m.sample(
+                    "ampwarden_meter_reading_age_seconds",
+                    &[("meter", meter.id.as_str())],
+                    age.as_secs_f64(),
+                );
+            }
+            stale.push((meter.id.clone(), status.stale));
+        }
+    }
+    m.family(
+        "ampwarden_meter_stale",
+        "1 while a meter has no recent good reading.",
+    );
+    for (id, is_stale) in stale {
+        m.sample(
+            "ampwarden_meter_stale",
+            &[("meter", id.as_str())],
+            if is_stale { 1.0 } else { 0.0 },
+        );
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(m.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut m = Exposition(String::new());
+        m.sample("x", &[("station", "a\"b\\c\nd")], 1.5);
+        assert_eq!(m.0, "x{station=\"a\\\"b\\\\c\\nd\"} 1.5\n");
+    }
+}

@@ -1,0 +1,496 @@
+//! The operator UI in a real browser (headless Debian Chromium driven through
+//! chromedriver): first-start setup, login, a station appearing on the live dashboard
+//! with its limit, stopping its session from the UI, adding a badge, exporting the
+//! sessions as CSV — with no console error. Screenshots of the main pages at 1366x768
+//! and 390x844 go to `screenshots/` for a person to look at.
+//!
+//! Needs `chromium` and `chromium-driver` (Debian packages); without them the test fails
+//! and says how to install them.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ampwarden::simulate::client::StationClient;
+use common::http::ADMIN_PASSWORD;
+use common::*;
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const UI_WAIT: Duration = Duration::from_secs(15);
+
+/// A chromedriver on a free loopback port, killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+async fn start_driver() -> Driver {
+    for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
+        assert!(
+            Path::new(path).exists(),
+            "{path} is missing: install the browser test's tools with \
+             `apt-get update && apt-get install -y chromium chromium-driver` (package {package})"
+        );
+    }
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return driver;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not listen on port {port}");
+}
+
+async fn browser(driver: &Driver, profile: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--hide-scrollbars", "--force-device-scale-factor=1",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a browser session")
+}
+
+/// chromedriver's browser log (console messages, failed loads) since the last call.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (::http::Method, Option<String>) {
+        (
+            ::http::Method::POST,
+            Some(json!({ "type": "browser" }).to_string()),
+        )
+    }
+}
+
+/// The browser's errors so far (console errors, failed requests, uncaught exceptions).
+async fn browser_errors(client: &Client) -> Vec<String> {
+    let log = client.issue_cmd(BrowserLog).await.expect("the browser log");
+    log.as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter(|e| e["level"] == "SEVERE")
+                .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn screenshots_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshots directory");
+    dir
+}
+
+/// Sizes the window so that the page's viewport is `w` x `h`.
+async fn viewport(client: &Client, w: u32, h: u32) {
+    client.set_window_size(w, h).await.expect("resize");
+    let inner = client
+        .execute("return [window.innerWidth, window.innerHeight];", vec![])
+        .await
+        .expect("viewport size");
+    let size = |i: usize, want: u32| {
+        let got = inner[i]
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(want);
+        (2 * want).saturating_sub(got)
+    };
+    client
+        .set_window_size(size(0, w), size(1, h))
+        .await
+        .expect("resize");
+}
+
+/// Screenshots of the page as it is, at 1366x768 and at phone width 390x844.
+async fn screenshots(client: &Client, name: &str) {
+    for (w, h) in [(1366, 768), (390, 844)] {
+        viewport(client, w, h).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let png = client.screenshot().await.expect("screenshot");
+        std::fs::write(screenshots_dir().join(format!("{name}-{w}x{h}.png")), png)
+            .expect("save screenshot");
+    }
+    viewport(client, 1366, 768).await;
+}
+
+/// Waits until `script` (a JS expression) is true in the page.
+async fn wait_until(client: &Client, what: &str, script: &str) {
+    let deadline = tokio::time::Instant::now() + UI_WAIT;
+    loop {
+        let ok = client
+            .execute(&format!("return !!({script});"), vec![])
+            .await
+            .expect("script runs");
+        if ok == Value::Bool(true) {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let text = client
+                .execute("return document.body.innerText;", vec![])
+                .await
+                .unwrap_or_default();
+            panic!(
+                "timed out waiting for {what}; the page shows:\n{}",
+                text.as_str().unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn fill(client: &Client, label: &str, value: &str) {
+    let input = client
+        .find(Locator::XPath(&format!(
+            "//label[normalize-space()='{label}']/following-sibling::input[1]"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("no field {label:?}: {e}"));
+    input.clear().await.expect("clear");
+    input.send_keys(value).await.expect("type");
+}
+
+/// Types into the focused element.
+async fn press(client: &Client, keys: &str) {
+    client
+        .active_element()
+        .await
+        .expect("a focused element")
+        .send_keys(keys)
+        .await
+        .expect("keys sent");
+}
+
+async fn assert_active(client: &Client, what: &str, script: &str) {
+    let ok = client
+        .execute(&format!("return !!({script});"), vec![])
+        .await
+        .expect("script runs");
+    assert_eq!(ok, Value::Bool(true), "focus is not on {what}");
+}
+
+/// Presses Tab (at most 40 times) until the focused element satisfies `script`.
+async fn tab_to(client: &Client, what: &str, script: &str) {
+    for _ in 0..40 {
+        let ok = client
+            .execute(&format!("return !!({script});"), vec![])
+            .await
+            .expect("script runs");
+        if ok == Value::Bool(true) {
+            return;
+        }
+        press(client, &Key::Tab.to_string()).await;
+    }
+    panic!("{what} cannot be reached with Tab");
+}
+
+/// Clicks a button by its text. Live pages re-render on every update, so a button found
+/// a moment ago may be replaced before the click lands: find it again then (5 tries).
+async fn click_button(client: &Client, text: &str) {
+    let xpath = format!("//button[normalize-space()='{text}']");
+    for attempt in 1..=5 {
+        let button = client
+            .find(Locator::XPath(&xpath))
+            .await
+            .unwrap_or_else(|e| panic!("no button {text:?}: {e}"));
+        match button.click().await {
+            Ok(()) => return,
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference
+                    && attempt < 5 =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("cannot click {text:?}: {e}"),
+        }
+    }
+}
+
+async fn charging_station(app: &TestApp) -> StationClient {
+    let station = app.booted("CP001").await;
+    let status = |s: &str| json!({ "connectorId": 1, "errorCode": "NoError", "status": s, "timestamp": now_text() });
+    ok(station
+        .call("StatusNotification", status("Preparing"))
+        .await
+        .expect("answered"));
+    let start = json!({ "connectorId": 1, "idTag": "GOODTAG", "meterStart": 1000, "timestamp": now_text() });
+    let tx = ok(station
+        .call("StartTransaction", start)
+        .await
+        .expect("answered"))["transactionId"]
+        .clone();
+    ok(station
+        .call("StatusNotification", status("Charging"))
+        .await
+        .expect("answered"));
+    let current = |phase: &str| json!({ "measurand": "Current.Import", "phase": phase, "unit": "A", "value": "15.8" });
+    let values = json!({
+        "connectorId": 1,
+        "transactionId": tx,
+        "meterValue": [{ "timestamp": now_text(), "sampledValue": [current("L1"), current("L2"), current("L3"),
+            { "measurand": "Energy.Active.Import.Register", "unit": "Wh", "value": "2500" }] }],
+    });
+    ok(station.call("MeterValues", values).await.expect("answered"));
+    station
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sets_up_watches_stops_adds_a_badge_and_exports() {
+    let driver = start_driver().await;
+    let app = TestApp::start("", SMALL_SITE);
+    let base = format!("http://{}", app.app().http_addr);
+    let profile = tempfile::tempdir().expect("browser profile");
+    let client = browser(&driver, profile.path()).await;
+    viewport(&client, 1366, 768).await;
+
+    // First start: the setup code from the console, and the admin's password.
+    client.goto(&base).await.expect("open the UI");
+    wait_until(
+        &client,
+        "the setup page",
+        "location.hash === '#/setup' && document.querySelector('form')",
+    )
+    .await;
+    screenshots(&client, "setup").await;
+    let code = app.app().controller().setup_code().expect("setup open");
+    fill(&client, "Setup code", &code).await;
+    fill(&client, "Password (10 characters or more)", ADMIN_PASSWORD).await;
+    fill(&client, "Password again", ADMIN_PASSWORD).await;
+    click_button(&client, "Create the administrator").await;
+    wait_until(
+        &client,
+        "the setup assistant",
+        "location.hash === '#/wizard/site' && document.querySelector('form')",
+    )
+    .await;
+    screenshots(&client, "wizard-site").await;
+
+    // Log out, and in again through the login form.
+    click_button(&client, "Log out").await;
+    wait_until(
+        &client,
+        "the login page",
+        "location.hash === '#/login' && document.querySelector('form')",
+    )
+    .await;
+    // With the keyboard only: Tab to the fields, type, Enter.
+    tab_to(
+        &client,
+        "the Name field",
+        "document.activeElement.labels?.[0]?.innerText.trim() === 'Name'",
+    )
+    .await;
+    press(&client, "admin").await;
+    press(&client, &Key::Tab.to_string()).await;
+    assert_active(
+        &client,
+        "the Password field",
+        "document.activeElement.type === 'password'",
+    )
+    .await;
+    press(&client, ADMIN_PASSWORD).await;
+    press(&client, &Key::Enter.to_string()).await;
+    wait_until(
+        &client,
+        "the dashboard",
+        "location.hash === '#/' && document.querySelector('.zone')",
+    )
+    .await;
+    // The navigation is reachable with Tab, shows where the focus is, and follows Enter.
+    tab_to(
+        &client,
+        "the Badges link",
+        "document.activeElement.innerText?.trim() === 'Badges'",
+    )
+    .await;
+    assert_active(
+        &client,
+        "a visible focus ring",
+        "(s => s.outlineStyle !== 'none' || s.boxShadow !== 'none')(getComputedStyle(document.activeElement))",
+    )
+    .await;
+    press(&client, &Key::Enter.to_string()).await;
+    wait_until(
+        &client,
+        "the badges page by keyboard",
+        "location.hash === '#/badges'",
+    )
+    .await;
+    client
+        .goto(&format!("{base}/#/"))
+        .await
+        .expect("back to the dashboard");
+
+    // A station starts charging: it appears with its limit in force and the reason.
+    let mut station = charging_station(&app).await;
+    wait_until(
+        &client,
+        "CP001 charging with a limit",
+        "[...document.querySelectorAll('tbody tr')].some(r => r.innerText.includes('CP001') \
+         && r.innerText.includes('Charging') && /\\d+\\.\\d A/.test(r.cells[3].innerText) \
+         && r.cells[4].innerText.includes('15.8') \
+         && r.cells[7].innerText.length > 10 && !r.cells[7].innerText.startsWith('Waiting'))",
+    )
+    .await;
+    screenshots(&client, "dashboard").await;
+
+    // Stop its session from the station's page.
+    client
+        .goto(&format!("{base}/#/station/CP001"))
+        .await
+        .expect("station page");
+    wait_until(
+        &client,
+        "the Stop button",
+        "[...document.querySelectorAll('button')].some(b => b.textContent === 'Stop')",
+    )
+    .await;
+    screenshots(&client, "station").await;
+    click_button(&client, "Stop").await;
+    let stop = station
+        .next_call_of("RemoteStopTransaction", WAIT)
+        .await
+        .expect("the station is asked to stop");
+    assert!(stop.payload["transactionId"].is_i64());
+    let tx = stop.payload["transactionId"].as_i64().unwrap_or_default();
+    let done = json!({ "transactionId": tx, "meterStop": 4000, "timestamp": now_text(), "reason": "Remote" });
+    ok(station
+        .call("StopTransaction", done)
+        .await
+        .expect("answered"));
+
+    // Add a VIP badge.
+    client
+        .goto(&format!("{base}/#/badges"))
+        .await
+        .expect("badges page");
+    wait_until(&client, "the badges", "document.querySelector('tbody')").await;
+    click_button(&client, "Add badge").await;
+    fill(&client, "Id tag (as the reader shows it)", "UI-BADGE-1").await;
+    client
+        .find(Locator::XPath(
+            "//label[normalize-space()='VIP (charged first, shed last)']",
+        ))
+        .await
+        .expect("VIP box")
+        .click()
+        .await
+        .expect("tick VIP");
+    fill(
+        &client,
+        "Note (who, which vehicle)",
+        "added from the browser",
+    )
+    .await;
+    click_button(&client, "Add").await;
+    wait_until(
+        &client,
+        "the new badge",
+        "document.body.innerText.includes('UI-BADGE-1')",
+    )
+    .await;
+    let stored = app
+        .app()
+        .controller()
+        .store()
+        .badge(&"UI-BADGE-1".into())
+        .expect("store")
+        .expect("the badge is stored");
+    assert!(stored.vip);
+    screenshots(&client, "badges").await;
+
+    // Export the sessions as CSV through the page's own link.
+    client
+        .goto(&format!("{base}/#/transactions"))
+        .await
+        .expect("sessions page");
+    wait_until(&client, "the sessions", "document.querySelector('.totals')").await;
+    let csv = client
+        .execute_async(
+            "const done = arguments[0]; \
+             const link = [...document.querySelectorAll('a')].find(a => a.textContent === 'Export CSV'); \
+             fetch(link.href).then(r => r.text()).then(done);",
+            vec![],
+        )
+        .await
+        .expect("the CSV");
+    let csv = csv.as_str().unwrap_or_default();
+    assert!(csv.starts_with("id,station,connector"), "{csv}");
+    assert!(csv.contains(&format!("\n{tx},CP001,1,GOODTAG")), "{csv}");
+    screenshots(&client, "transactions").await;
+
+    for page in [
+        "config",
+        "users",
+        "logs",
+        "commissioning",
+        "stations",
+        "wizard/zones",
+        "wizard/stations",
+    ] {
+        client
+            .goto(&format!("{base}/#/{page}"))
+            .await
+            .expect("page");
+        wait_until(&client, page, "document.querySelector('main h1') && !document.querySelector('main').innerText.includes('Cannot show')").await;
+        screenshots(&client, &page.replace('/', "-")).await;
+    }
+
+    let errors = browser_errors(&client).await;
+    client.close().await.expect("close the browser");
+    assert!(errors.is_empty(), "browser errors: {errors:#?}");
+}

@@ -1,0 +1,135 @@
+// The operator UI: the page shell, the navigation and the router (#/path). Each view
+// renders into <main> and may return a function that stops what it started.
+
+import { api, session, loadSession, logout, can } from "./api.js";
+import { h, mount, notify } from "./ui.js";
+import { dashboard } from "./views/dashboard.js";
+import { stations, stationDetail, commissioning } from "./views/stations.js";
+import { badges } from "./views/badges.js";
+import { transactions } from "./views/transactions.js";
+import { logs } from "./views/logs.js";
+import { configuration } from "./views/config.js";
+import { users } from "./views/users.js";
+import { loginView, setupView, wizard, account } from "./views/setup.js";
+
+const NAV = [
+  ["", "Dashboard", "viewer"],
+  ["stations", "Stations", "viewer"],
+  ["commissioning", "Scan", "viewer"],
+  ["badges", "Badges", "viewer"],
+  ["transactions", "Sessions", "viewer"],
+  ["logs", "Log", "viewer"],
+  ["config", "Configuration", "viewer"],
+  ["users", "Users", "admin"],
+];
+
+const ROUTES = {
+  "": dashboard,
+  stations,
+  station: stationDetail,
+  commissioning,
+  badges,
+  transactions,
+  logs,
+  config: configuration,
+  users,
+  account,
+  wizard,
+};
+
+let stop = null;
+
+function currentPath() {
+  const hash = location.hash.replace(/^#\/?/, "");
+  const [name, ...rest] = hash.split("/");
+  return { name, params: rest.map(decodeURIComponent) };
+}
+
+function renderNav() {
+  const nav = document.getElementById("nav");
+  const who = document.getElementById("who");
+  if (!session.user) {
+    mount(nav);
+    mount(who);
+    return;
+  }
+  const { name } = currentPath();
+  const active = name === "station" ? "stations" : name;
+  mount(
+    nav,
+    h(
+      "ul",
+      {},
+      NAV.filter(([, , role]) => can(role)).map(([path, label]) =>
+        h("li", {}, h("a", { href: `#/${path}`, "aria-current": path === active ? "page" : undefined }, label)),
+      ),
+    ),
+  );
+  const out = h("button", { type: "button", class: "link" }, "Log out");
+  out.addEventListener("click", async () => {
+    await logout();
+    location.hash = "#/login";
+    render();
+  });
+  mount(
+    who,
+    h("a", { href: "#/account", title: "Your account" }, `${session.user.name} (${session.user.role})`),
+    out,
+  );
+}
+
+export async function render() {
+  if (stop) {
+    stop();
+    stop = null;
+  }
+  const main = document.getElementById("main");
+  const { name, params } = currentPath();
+  renderNav();
+  if (name === "setup") {
+    stop = await setupView(main, render);
+    return;
+  }
+  if (!session.user) {
+    if (name !== "login") {
+      location.hash = "#/login";
+      return;
+    }
+    stop = await loginView(main, render);
+    return;
+  }
+  if (name === "login") {
+    location.hash = "#/";
+    return;
+  }
+  const view = ROUTES[name];
+  if (!view) {
+    mount(main, h("h1", { tabindex: "-1" }, "Not found"), h("p", {}, h("a", { href: "#/" }, "Back to the dashboard")));
+    return;
+  }
+  try {
+    stop = (await view(main, ...params)) || null;
+  } catch (error) {
+    mount(main, h("h1", { tabindex: "-1" }, "Cannot show this page"), h("p", { class: "form-error" }, error.message));
+  }
+  const title = main.querySelector("h1");
+  document.title = title ? `${title.textContent} · ampwarden` : "ampwarden";
+  if (title && document.activeElement === document.body) title.focus({ preventScroll: true });
+}
+
+async function start() {
+  window.addEventListener("hashchange", render);
+  window.addEventListener("session-lost", () => {
+    notify("Your session ended; please log in again.", "error");
+    location.hash = "#/login";
+  });
+  const setup = await api.get("/api/v1/setup");
+  if (setup.needed) {
+    location.hash = "#/setup";
+  } else {
+    await loadSession();
+  }
+  await render();
+}
+
+start().catch((error) => notify(`The UI could not start: ${error.message}`, "error"));

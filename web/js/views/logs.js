@@ -1,0 +1,37 @@
+// The operator log, newest first, filtered by station; CSV export.
+
+import { api, withQuery } from "../api.js";
+import { h, mount, when, heading, table, field, form, badge } from "../ui.js";
+
+const LEVEL = { info: "", warn: "warn", error: "bad" };
+
+export async function logs(main) {
+  const stations = await api.get("/api/v1/stations");
+  const results = h("div");
+  const exportLink = h("a", { class: "button", href: "/api/v1/logs.csv", download: "log.csv" }, "Export CSV");
+  const filters = form(
+    { class: "inline-form", "aria-label": "Filters" },
+    [
+      field("station", "Station", { choices: [["", "All"], ...stations.map((s) => [s.id, s.id])] }),
+      field("limit", "Entries", { type: "number", min: "1", value: 200 }),
+    ],
+    "Show",
+    (v) => load(v),
+  );
+  mount(main, heading("Log", exportLink), filters, results);
+
+  async function load(filter) {
+    exportLink.href = withQuery("/api/v1/logs.csv", filter);
+    const entries = await api.get(withQuery("/api/v1/logs", filter));
+    mount(
+      results,
+      table(
+        "Log entries",
+        ["When", "Level", "Station", "What happened"],
+        entries.map((e) => [when(e.at), badge(e.level, LEVEL[e.level]), e.station || "", e.message]),
+        "The log is empty.",
+      ),
+    );
+  }
+  await load({ limit: 200 });
+}
