@@ -259,6 +259,9 @@ fn announce(app: &AppHandle, toml_path: &Path, scenario: &Scenario) {
     println!();
     println!("ampwarden demo is running");
     println!("  open the dashboard:  http://{}/", app.http_addr);
+    if let Some(code) = app.controller().setup_code() {
+        println!("  one-time setup code: {code} (creates the demo's admin at the first visit)");
+    }
     println!(
         "  {} simulated stations connect to ws://{}/ocpp/{{id}}; vehicles at {}× speed",
         scenario.stations, app.ocpp_addr, scenario.speedup
