@@ -1,7 +1,7 @@
 //! The live control loop through real sockets: stations that obey their limits, a real
 //! Modbus TCP meter, and the supervisor's setpoints on the wire.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! OCPP client, configuration keys, firmware and diagnostics, adding, editing and
 //! removing stations, and the commissioning list.
 
-mod common;
+use crate::common;
 
 use ampwarden::simulate::client::StationClient;
 use common::http::Api;

@@ -2,7 +2,7 @@
 //! with the file's validation, put in force and kept across a restart; save & restore
 //! as one file, over the API and with `ampwarden backup` / `ampwarden restore`.
 
-mod common;
+use crate::common;
 
 use common::http::{Api, ADMIN, ADMIN_PASSWORD};
 use common::*;

@@ -1,7 +1,7 @@
 //! The live views: site totals and the reasons for each limit, the events WebSocket the
 //! dashboard listens to, the chart, and the Prometheus metrics.
 
-mod common;
+use crate::common;
 
 use common::http::Api;
 use common::*;

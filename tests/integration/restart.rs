@@ -1,7 +1,7 @@
 //! Nothing is lost across a restart: a transaction opened before it is still open after
 //! it and can be closed; transaction ids never repeat.
 
-mod common;
+use crate::common;
 
 use ampwarden_actors::station::GetSnapshot;
 use ampwarden_actors::units::ChargePointId;

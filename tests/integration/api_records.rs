@@ -1,7 +1,7 @@
 //! Records through the API: transactions (filters, totals, CSV), badges (CRUD, CSV round
 //! trip, pushing the local list) and the operator log (filter, CSV).
 
-mod common;
+use crate::common;
 
 use ampwarden::simulate::client::StationClient;
 use common::http::Api;

@@ -7,7 +7,7 @@
 //! Needs `chromium` and `chromium-driver` (Debian packages); without them the test fails
 //! and says how to install them.
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Who may use the API: first-start setup with the one-time code, login and its rate
 //! limit, sessions with CSRF protection, roles, API tokens, users.
 
-mod common;
+use crate::common;
 
 use common::http::{Api, ADMIN, ADMIN_PASSWORD};
 use common::*;

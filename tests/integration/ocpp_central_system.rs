@@ -2,7 +2,7 @@
 //! every station-to-central message, every central-to-station command, and every
 //! CALLERROR path, the connection staying usable after each.
 
-mod common;
+use crate::common;
 
 use ampwarden::simulate::client::{ClientError, ConnectOptions};
 use ampwarden_actors::ocpp::core::*;

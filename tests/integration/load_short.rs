@@ -4,7 +4,7 @@
 //! the fleet saw is in the store with the same meter readings, and no vehicle draws
 //! above its limit in force.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
