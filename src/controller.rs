@@ -32,6 +32,10 @@ const STATION_THREADS: usize = 2;
 
 /// Defaults for a station registered by the commissioning scan; an operator refines them.
 const SCANNED_MAX_CURRENT: Amps = Amps(32.0);
+/// How long the meter samples of a closed transaction are kept.
+pub const SAMPLE_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(30);
+/// How often storage upkeep runs.
+const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 #[derive(Clone)]
 pub struct Controller {
@@ -125,12 +129,31 @@ impl Controller {
                 next_connection: AtomicU64::new(1),
             }),
         };
+        controller.keep_house();
         // Every station gets its actor now, so that transactions left open by a previous
         // run are known (and their load reserved) before the station reconnects.
         for station in controller.config().stations.iter().cloned() {
             controller.station_actor(station);
         }
         controller
+    }
+
+    /// Storage upkeep, now and every [`HOUSEKEEPING_EVERY`]: the meter samples of
+    /// transactions closed more than [`SAMPLE_RETENTION`] ago are dropped (their records,
+    /// energy and cost stay). It runs on a station thread, so it stops with them.
+    fn keep_house(&self) {
+        let store = self.inner.store.clone();
+        self.inner.arbiters[0].spawn(async move {
+            let mut every = tokio::time::interval(HOUSEKEEPING_EVERY);
+            loop {
+                every.tick().await;
+                match store.prune_samples(Utc::now() - SAMPLE_RETENTION) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(transactions = n, "pruned old meter samples"),
+                    Err(e) => tracing::error!(error = %e, "cannot prune old meter samples"),
+                }
+            }
+        });
     }
 
     /// Whether this is the only handle left (the others went with the servers' workers).

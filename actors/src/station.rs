@@ -30,7 +30,7 @@ use crate::ocpp::firmware::{
 use crate::ocpp::frame::{encode_call, encode_call_error, encode_call_result};
 use crate::ocpp::incoming::Incoming;
 use crate::ocpp::meter_values::{
-    ImportReadings, MeterValue, MeterValuesRequest, MeterValuesResponse,
+    ImportReadings, MeterValue, MeterValuesRequest, MeterValuesResponse, ReadingContext,
 };
 use crate::ocpp::remote::{ChangeConfigurationRequest, GetConfigurationRequest};
 use crate::ocpp::smart_charging::{
@@ -81,6 +81,40 @@ pub enum SessionEvent {
         connection: u64,
     },
     Detach(Detach),
+}
+
+/// A transaction's meter samples are kept at most this often (by the station's
+/// timestamps): a station sampling every 10 s would otherwise write ~1.5 KB per message
+/// for ever. The energy register and the draw still follow every message.
+pub const SAMPLE_SPACING: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// An open transaction's energy and cost are written to the store at most this often; a
+/// restart loses none of the energy (the next reading or the stop's meter value brings
+/// the register), only the price split of at most this much of it.
+const LEDGER_WRITE_EVERY: Duration = Duration::from_secs(60);
+
+/// Whether the samples of one MeterValues for `transaction` are kept, given the last
+/// kept `(transaction, timestamp)` on the connector: the first of a transaction, the
+/// readings that open or close it (context Transaction.Begin/End) or follow a clock
+/// (Sample.Clock), and otherwise one per [`SAMPLE_SPACING`]. Returns the timestamp to
+/// remember when kept.
+fn keep_samples(
+    transaction: i32,
+    kept: Option<(i32, DateTime<Utc>)>,
+    values: &[MeterValue],
+) -> Option<DateTime<Utc>> {
+    use ReadingContext as C;
+    let at = values.iter().map(|mv| mv.timestamp).max()?;
+    let marked = values.iter().flat_map(|mv| &mv.sampled_value).any(|sv| {
+        matches!(
+            sv.context,
+            Some(C::TransactionBegin | C::TransactionEnd | C::SampleClock)
+        )
+    });
+    match kept {
+        Some((t, last)) if t == transaction && !marked && at - last < SAMPLE_SPACING => None,
+        _ => Some(at),
+    }
 }
 
 // --- what the station actor tells others ----------------------------------------------
@@ -246,6 +280,19 @@ struct Connector {
     draw: PerPhase<Option<Amps>>,
     power_w: Option<f64>,
     limits: Limits,
+    /// The transaction and meter timestamp of the last samples kept (see [`SAMPLE_SPACING`]).
+    samples_kept: Option<(i32, DateTime<Utc>)>,
+    /// The open transaction's record as the meter readings advanced it.
+    ledger: Option<Ledger>,
+}
+
+/// A transaction record kept current in memory and written to the store at most every
+/// [`LEDGER_WRITE_EVERY`] (and when the session ends or the transaction stops): energy
+/// and cost follow every MeterValues without a store write each.
+struct Ledger {
+    record: crate::store::TransactionRecord,
+    written: std::time::Instant,
+    dirty: bool,
 }
 
 impl Connector {
@@ -258,6 +305,8 @@ impl Connector {
             draw: PerPhase::splat(None),
             power_w: None,
             limits: Limits::default(),
+            samples_kept: None,
+            ledger: None,
         }
     }
 }
@@ -848,6 +897,14 @@ impl StationActor {
         if !stop.transaction_data.is_empty() {
             self.store_samples(id, &stop.transaction_data);
         }
+        // The energy so far at the prices it was taken at, then the stop's reading.
+        let pending = self
+            .connectors
+            .values_mut()
+            .find_map(|c| c.ledger.take_if(|l| l.record.id == id));
+        if let Some(mut ledger) = pending {
+            self.write_ledger(&mut ledger);
+        }
         let outcome = self.deps.store.stop_transaction(
             id,
             TransactionStop {
@@ -896,7 +953,11 @@ impl StationActor {
         let single_phase = self.station.phases == crate::config::Phases::One;
         let phase = self.station.phase;
         if let Some(tx) = values.transaction_id {
-            self.store_samples(tx, &values.meter_value);
+            let kept = self.connector(values.connector_id).samples_kept;
+            if let Some(at) = keep_samples(tx, kept, &values.meter_value) {
+                self.store_samples(tx, &values.meter_value);
+                self.connector(values.connector_id).samples_kept = Some((tx, at));
+            }
         }
         let c = self.connector(values.connector_id);
         if readings.current.0.iter().any(Option::is_some) {
@@ -915,25 +976,72 @@ impl StationActor {
         }
         let tx = c.transaction.as_ref().map(|t| t.id);
         if let (Some(wh), Some(id)) = (readings.energy_wh, tx) {
-            match self.deps.store.transaction(id) {
-                Ok(Some(mut record)) => {
-                    record.advance_register(wh, self.deps.price.get());
-                    let energy = record.energy_wh();
-                    if let Err(e) = self.deps.store.update_transaction(&record) {
-                        tracing::error!(station = %self.id, error = %e, "cannot store transaction energy");
+            let price = self.deps.price.get();
+            let ledger = match self.connector(values.connector_id).ledger.take() {
+                Some(l) if l.record.id == id => Some(l),
+                earlier => {
+                    // A transaction whose stop never came: keep what it had.
+                    if let Some(mut l) = earlier {
+                        self.write_ledger(&mut l);
                     }
-                    if let Some(t) = self.connector(values.connector_id).transaction.as_mut() {
-                        t.energy_wh = energy;
+                    match self.deps.store.transaction(id) {
+                        Ok(record) => record.map(|record| Ledger {
+                            record,
+                            written: std::time::Instant::now(),
+                            dirty: false,
+                        }),
+                        Err(e) => {
+                            tracing::error!(station = %self.id, error = %e, "cannot read a transaction");
+                            None
+                        }
                     }
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(station = %self.id, error = %e, "cannot read a transaction")
+            };
+            if let Some(mut ledger) = ledger {
+                ledger.record.advance_register(wh, price);
+                ledger.dirty = true;
+                if ledger.written.elapsed() >= LEDGER_WRITE_EVERY {
+                    self.write_ledger(&mut ledger);
                 }
+                let c = self.connector(values.connector_id);
+                if let Some(t) = c.transaction.as_mut() {
+                    t.energy_wh = ledger.record.energy_wh();
+                }
+                c.ledger = Some(ledger);
             }
         }
     }
 
+    fn write_ledger(&self, ledger: &mut Ledger) {
+        if !ledger.dirty {
+            return;
+        }
+        match self.deps.store.update_transaction(&ledger.record) {
+            Ok(()) => {
+                ledger.dirty = false;
+                ledger.written = std::time::Instant::now();
+            }
+            Err(e) => {
+                tracing::error!(station = %self.id, error = %e, "cannot store transaction energy")
+            }
+        }
+    }
+
+    /// Writes every connector's pending energy and cost to the store.
+    fn write_ledgers(&mut self) {
+        let connectors: Vec<u32> = self.connectors.keys().copied().collect();
+        for k in connectors {
+            let Some(mut ledger) = self.connectors.get_mut(&k).and_then(|c| c.ledger.take()) else {
+                continue;
+            };
+            self.write_ledger(&mut ledger);
+            if let Some(c) = self.connectors.get_mut(&k) {
+                c.ledger = Some(ledger);
+            }
+        }
+    }
+
+    /// Stores what a message sampled; every value is kept, the thinning is the caller's.
     fn store_samples(&self, transaction: i32, values: &[MeterValue]) {
         let samples: Vec<Sample> = values
             .iter()
@@ -1179,6 +1287,7 @@ impl Handler<SessionEvent> for StationActor {
                     self.session = None;
                     self.booted = false;
                     self.fail_all_calls(ctx);
+                    self.write_ledgers();
                     if let Some(r) = &self.record {
                         if let Err(e) = self.deps.store.put_station(r) {
                             tracing::error!(station = %self.id, error = %e, "cannot store the station's record");
@@ -1230,6 +1339,7 @@ impl Handler<CloseSession> for StationActor {
             });
         }
         self.fail_all_calls(ctx);
+        self.write_ledgers();
     }
 }
 
@@ -1239,5 +1349,56 @@ impl Handler<UpdateStationConfig> for StationActor {
     fn handle(&mut self, UpdateStationConfig(station): UpdateStationConfig, _: &mut Self::Context) {
         self.station = station;
         self.report(ReportReason::Status);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(at_s: i64, context: Option<ReadingContext>) -> Vec<MeterValue> {
+        let mut value: crate::ocpp::meter_values::SampledValue =
+            serde_json::from_str(r#"{"value":"1200"}"#).expect("sampled value");
+        value.context = context;
+        vec![MeterValue {
+            timestamp: DateTime::from_timestamp(1_800_000_000 + at_s, 0).expect("time"),
+            sampled_value: vec![value],
+        }]
+    }
+
+    /// Feeds messages every `every_s` for `for_s` and returns the offsets kept.
+    fn kept_offsets(every_s: i64, for_s: i64) -> Vec<i64> {
+        let mut kept = None;
+        let mut out = Vec::new();
+        for t in (0..for_s).step_by(every_s as usize) {
+            if let Some(at) = keep_samples(7, kept, &message(t, None)) {
+                kept = Some((7, at));
+                out.push(t);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn samples_are_thinned_to_one_per_spacing() {
+        assert_eq!(kept_offsets(10, 300), vec![0, 60, 120, 180, 240]);
+        // Slower than the spacing: everything is kept.
+        assert_eq!(kept_offsets(90, 300), vec![0, 90, 180, 270]);
+    }
+
+    #[test]
+    fn a_new_transaction_and_marked_readings_are_always_kept() {
+        let last = Some((7, DateTime::from_timestamp(1_800_000_000, 0).expect("time")));
+        assert!(keep_samples(7, last, &message(5, None)).is_none());
+        assert!(keep_samples(8, last, &message(5, None)).is_some());
+        for context in [
+            ReadingContext::TransactionBegin,
+            ReadingContext::TransactionEnd,
+            ReadingContext::SampleClock,
+        ] {
+            assert!(keep_samples(7, last, &message(5, Some(context))).is_some());
+        }
+        assert!(keep_samples(7, last, &message(5, Some(ReadingContext::SamplePeriodic))).is_none());
+        assert!(keep_samples(7, last, &[]).is_none(), "nothing to keep");
     }
 }

@@ -185,6 +185,8 @@ pub struct Store {
 
 const NEXT_TX_ID: &[u8] = b"next_transaction_id";
 const NEXT_LOG_SEQ: &[u8] = b"next_log_seq";
+/// Every transaction below this id has had its samples pruned (or never had any to prune).
+const SAMPLES_PRUNED_BELOW: &[u8] = b"samples_pruned_below";
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("store records always serialise to JSON")
@@ -210,7 +212,7 @@ fn take_next(tree: &sled::Tree, key: &[u8], first: u64) -> Result<u64> {
 
 /// sled's page cache. Its default (1 GiB) lets a busy controller grow to hundreds of MB
 /// of samples it rarely reads again; a small box has better use for that memory.
-const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+const CACHE_BYTES: u64 = 2 * 1024 * 1024;
 /// Under a steady stream of meter samples sled's background flusher falls behind, and
 /// what it has not written stays in memory (measured: 1 GB after 400 000 MeterValues).
 /// The writers flush themselves after this many unflushed writes, which bounds it.
@@ -384,6 +386,59 @@ impl Store {
             out.extend(batch);
         }
         Ok(out)
+    }
+
+    /// Deletes the samples of transactions that stopped before `cutoff`; the transactions
+    /// themselves (energy, cost, times) stay. Resumes where the last call stopped and
+    /// walks forward only while transactions started before `cutoff`, so a call costs the
+    /// transactions that aged since the last one, not the whole history. A transaction
+    /// still open holds the resume point back but does not block the ones after it.
+    /// Returns how many transactions lost their samples.
+    pub fn prune_samples(&self, cutoff: DateTime<Utc>) -> Result<usize> {
+        let from = self
+            .meta
+            .get(SAMPLES_PRUNED_BELOW)?
+            .and_then(|b| <[u8; 4]>::try_from(b.as_ref()).ok())
+            .map_or(0, i32::from_be_bytes);
+        let mut pruned = 0;
+        let mut resume = None;
+        for entry in self.transactions.range(from.to_be_bytes()..) {
+            let (_, value) = entry?;
+            let t: TransactionRecord = decode("transactions", &value)?;
+            if t.started_at >= cutoff {
+                resume.get_or_insert(t.id);
+                break;
+            }
+            match &t.stop {
+                Some(stop) if stop.at < cutoff => {
+                    let mut batch = sled::Batch::default();
+                    let mut any = false;
+                    for key in self.samples.scan_prefix(t.id.to_be_bytes()).keys() {
+                        batch.remove(key?);
+                        any = true;
+                    }
+                    if any {
+                        self.samples.apply_batch(batch)?;
+                        pruned += 1;
+                    }
+                }
+                _ => {
+                    resume.get_or_insert(t.id);
+                }
+            }
+        }
+        let resume = match resume {
+            Some(id) => id,
+            None => self
+                .transactions
+                .last()?
+                .and_then(|(k, _)| <[u8; 4]>::try_from(k.as_ref()).ok())
+                .map_or(from, |k| i32::from_be_bytes(k) + 1),
+        };
+        self.meta
+            .insert(SAMPLES_PRUNED_BELOW, &resume.to_be_bytes())?;
+        self.flush()?;
+        Ok(pruned)
     }
 
     // --- badges -----------------------------------------------------------------
@@ -659,5 +714,66 @@ mod tests {
             .map(|s| s.value)
             .collect();
         assert_eq!(values, [1.0, 2.0, 3.0]);
+    }
+
+    #[test]
+    fn pruning_drops_old_samples_of_closed_transactions_only() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        let days_ago = |d| Utc::now() - chrono::TimeDelta::days(d);
+        let sample = Sample {
+            at: Utc::now(),
+            measurand: "Energy.Active.Import.Register".into(),
+            phase: None,
+            value: 1.0,
+            unit: Some("Wh".into()),
+        };
+        let stop_at = |at| TransactionStop {
+            at,
+            meter_stop_wh: 2000,
+            reason: None,
+            id_tag: None,
+        };
+        // 1: old and closed; 2: old and still open; 3: old and closed; 4: recent.
+        let mut ids = Vec::new();
+        for started in [100, 99, 98, 1] {
+            let mut new = new_tx("CP1");
+            new.started_at = days_ago(started);
+            let t = store.begin_transaction(new).expect("begin");
+            store
+                .add_samples(t.id, std::slice::from_ref(&sample))
+                .expect("add");
+            ids.push(t.id);
+        }
+        store
+            .stop_transaction(ids[0], stop_at(days_ago(97)), None)
+            .expect("stop");
+        store
+            .stop_transaction(ids[2], stop_at(days_ago(96)), None)
+            .expect("stop");
+        store
+            .stop_transaction(ids[3], stop_at(days_ago(0)), None)
+            .expect("stop");
+
+        let cutoff = days_ago(90);
+        assert_eq!(store.prune_samples(cutoff).expect("prune"), 2);
+        let left = |id| store.samples(id).expect("samples").len();
+        assert_eq!(
+            ids.iter().map(|&id| left(id)).collect::<Vec<_>>(),
+            [0, 1, 0, 1]
+        );
+        // The records stay, with their energy.
+        let first = store.transaction(ids[0]).expect("read").expect("kept");
+        assert_eq!(first.energy_wh(), 1000.0);
+        assert_eq!(store.prune_samples(cutoff).expect("again"), 0);
+
+        // The open one closes long ago (an offline station reporting late): the resume
+        // point held it back, so it is pruned now.
+        store
+            .stop_transaction(ids[1], stop_at(days_ago(95)), None)
+            .expect("stop");
+        assert_eq!(store.prune_samples(cutoff).expect("prune"), 1);
+        assert_eq!(left(ids[1]), 0);
+        assert_eq!(left(ids[3]), 1, "recent samples stay");
     }
 }

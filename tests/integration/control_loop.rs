@@ -28,7 +28,10 @@ fn site(stations: usize, control: &str, zone_extra: &str, tail: &str) -> String 
     body
 }
 
-/// Connects, boots and watches `n` stations; none is charging yet.
+/// Connects, boots and watches `n` stations, and waits until each has taken the 0 A
+/// default the controller sends first after a boot; none is charging yet. (A vehicle
+/// plugged in before that runs on the station's own default — nothing a central system
+/// can prevent — so the invariants below are about stations that were told.)
 async fn fleet(
     app: &TestApp,
     timeline: &Timeline,
@@ -45,6 +48,17 @@ async fn fleet(
             .await
             .expect("boot"));
         out.push(client);
+    }
+    let deadline = std::time::Instant::now() + LONG;
+    for i in 1..=n {
+        let id = format!("EV{i:02}");
+        while !timeline.has_default(&id) && behaviour(i).answers_profiles() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{id} never got its default profile"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     out
 }

@@ -126,3 +126,71 @@ async fn an_open_transaction_of_an_absent_station_is_reserved_after_a_restart() 
         }
     }
 }
+
+/// Energy metered during a transaction is written when the station goes away and when
+/// the controller stops, not only every minute: neither loses it.
+#[tokio::test]
+async fn metered_energy_survives_a_vanished_station_and_a_restart() {
+    let mut app = TestApp::start("", SMALL_SITE);
+    let station = app.booted("CP001").await;
+    let start =
+        json!({ "connectorId": 1, "idTag": "GOODTAG", "meterStart": 500, "timestamp": now_text() });
+    let id = ok(station
+        .call("StartTransaction", start)
+        .await
+        .expect("answered"))["transactionId"]
+        .as_i64()
+        .expect("id") as i32;
+    let meter = |wh: u32| {
+        json!({ "connectorId": 1, "transactionId": id, "meterValue": [{ "timestamp": now_text(),
+            "sampledValue": [{ "value": wh.to_string(), "measurand": "Energy.Active.Import.Register", "unit": "Wh" }] }] })
+    };
+    ok(station
+        .call("MeterValues", meter(1700))
+        .await
+        .expect("answered"));
+    let stored_energy = |app: &TestApp| {
+        app.app()
+            .controller()
+            .store()
+            .transaction(id)
+            .expect("store")
+            .expect("kept")
+            .energy_wh()
+    };
+    station.close();
+    drop(station);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while stored_energy(&app) != 1200.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "energy not written when the station left: {}",
+            stored_energy(&app)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // Back again, more energy, then a controller restart while the transaction runs.
+    let station = app.booted("CP001").await;
+    ok(station
+        .call("MeterValues", meter(2600))
+        .await
+        .expect("answered"));
+    app.restart(); // with the station still connected
+    drop(station);
+    assert_eq!(stored_energy(&app), 2100.0);
+    let snapshot = app
+        .app()
+        .controller()
+        .station(&ChargePointId::from("CP001"))
+        .expect("actor")
+        .send(GetSnapshot)
+        .await
+        .expect("snapshot");
+    let open = snapshot
+        .connectors
+        .iter()
+        .find_map(|c| c.transaction.as_ref())
+        .expect("restored transaction");
+    assert_eq!(open.energy_wh, 2100.0, "the dashboard's energy so far");
+}

@@ -54,6 +54,13 @@ pub struct Behaviour {
     pub reject: bool,
 }
 
+impl Behaviour {
+    /// Whether this station ever accepts a profile.
+    pub fn answers_profiles(&self) -> bool {
+        !self.reject
+    }
+}
+
 impl Timeline {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner
@@ -210,6 +217,15 @@ impl Timeline {
                     .sum::<f64>()
             })
             .fold(0.0, f64::max)
+    }
+
+    /// Whether `station` has accepted a TxDefaultProfile (the 0 A the controller sends
+    /// first after a boot).
+    pub fn has_default(&self, station: &str) -> bool {
+        self.lock()
+            .events
+            .iter()
+            .any(|e| e.station == station && matches!(e.purpose, Purpose::Default { .. }))
     }
 
     /// How many profiles the watched stations rejected.
