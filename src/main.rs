@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 /// called first thing, before any thread exists. (mimalloc was tried: 3x the RSS.)
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn limit_malloc_arenas() {
-    const ARENAS: libc::c_int = 2;
+    const ARENAS: libc::c_int = 1;
     // SAFETY: mallopt only sets an allocator tunable; no other thread is running yet.
     let set = unsafe { libc::mallopt(libc::M_ARENA_MAX, ARENAS) };
     if set != 1 {

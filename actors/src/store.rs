@@ -211,7 +211,10 @@ fn take_next(tree: &sled::Tree, key: &[u8], first: u64) -> Result<u64> {
 }
 
 /// sled's page cache. Its default (1 GiB) lets a busy controller grow to hundreds of MB
-/// of samples it rarely reads again; a small box has better use for that memory.
+/// of samples it rarely reads again; a small box has better use for that memory. What is
+/// hot — the open transactions — the station actors keep in memory themselves, and what
+/// the API reads again the kernel's file cache serves; a larger cache only made the RSS
+/// climb for its first minutes of every run (the soak in BENCHMARKS.md).
 const CACHE_BYTES: u64 = 2 * 1024 * 1024;
 /// Under a steady stream of meter samples sled's background flusher falls behind, and
 /// what it has not written stays in memory (measured: 1 GB after 400 000 MeterValues).

@@ -8,6 +8,17 @@ use ampwarden_actors::units::ChargePointId;
 use common::*;
 use serde_json::json;
 
+/// The station actor's view of a station.
+async fn snapshot(app: &TestApp, id: &str) -> ampwarden_actors::station::StationSnapshot {
+    app.app()
+        .controller()
+        .station(&ChargePointId::from(id))
+        .expect("station actor")
+        .send(GetSnapshot)
+        .await
+        .expect("snapshot")
+}
+
 #[tokio::test]
 async fn a_transaction_survives_a_restart_and_closes_after_it() {
     let mut app = TestApp::start("", SMALL_SITE);
@@ -24,22 +35,9 @@ async fn a_transaction_survives_a_restart_and_closes_after_it() {
 
     app.restart();
 
-    let actor_snapshot = |app: &TestApp| {
-        let actor = app
-            .app()
-            .controller()
-            .station(&ChargePointId::from("CP001"));
-        async move {
-            actor
-                .expect("actor after reconnect")
-                .send(GetSnapshot)
-                .await
-                .expect("snapshot")
-        }
-    };
     let station = app.booted("CP001").await;
-    let snapshot = actor_snapshot(&app).await;
-    let open = snapshot
+    let open = snapshot(&app, "CP001").await;
+    let open = open
         .connectors
         .iter()
         .find_map(|c| c.transaction.as_ref())
@@ -70,7 +68,7 @@ async fn a_transaction_survives_a_restart_and_closes_after_it() {
         .expect("store")
         .expect("kept");
     assert_eq!(record.energy_wh(), 2000.0);
-    assert!(actor_snapshot(&app)
+    assert!(snapshot(&app, "CP001")
         .await
         .connectors
         .iter()
@@ -179,15 +177,8 @@ async fn metered_energy_survives_a_vanished_station_and_a_restart() {
     app.restart(); // with the station still connected
     drop(station);
     assert_eq!(stored_energy(&app), 2100.0);
-    let snapshot = app
-        .app()
-        .controller()
-        .station(&ChargePointId::from("CP001"))
-        .expect("actor")
-        .send(GetSnapshot)
+    let open = snapshot(&app, "CP001")
         .await
-        .expect("snapshot");
-    let open = snapshot
         .connectors
         .iter()
         .find_map(|c| c.transaction.as_ref())
