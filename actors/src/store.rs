@@ -220,14 +220,31 @@ const CACHE_BYTES: u64 = 2 * 1024 * 1024;
 /// what it has not written stays in memory (measured: 1 GB after 400 000 MeterValues).
 /// The writers flush themselves after this many unflushed writes, which bounds it.
 const FLUSH_AFTER_WRITES: u64 = 1000;
+/// How long opening waits for a previous instance's lock (see [`Store::open`]).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Store {
+    /// Opens (or creates) the store. sled finishes its last writes on background threads
+    /// after a close and only then releases the directory's lock, so a reopen right after
+    /// a stop (a restart) waits up to [`LOCK_WAIT`] for it; another live process holding
+    /// the lock is still an error after that.
     pub fn open(path: &Path) -> Result<Store> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
-            .cache_capacity(CACHE_BYTES)
-            .open()?;
+            .cache_capacity(CACHE_BYTES);
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other?,
+            }
+        };
         Ok(Store {
             stations: db.open_tree("stations")?,
             transactions: db.open_tree("transactions")?,
@@ -778,5 +795,20 @@ mod tests {
         assert_eq!(store.prune_samples(cutoff).expect("prune"), 1);
         assert_eq!(left(ids[1]), 0);
         assert_eq!(left(ids[3]), 1, "recent samples stay");
+    }
+
+    #[test]
+    fn a_reopen_waits_for_the_previous_instance_to_let_go() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let first = Store::open(dir.path()).expect("open");
+        first.begin_transaction(new_tx("CP1")).expect("begin");
+        let closing = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(first);
+        });
+        // Opened while the first still holds the lock: waits, then sees its data.
+        let second = Store::open(dir.path()).expect("reopen after the first let go");
+        closing.join().expect("closing thread");
+        assert_eq!(second.open_transactions().expect("read").len(), 1);
     }
 }

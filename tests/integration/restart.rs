@@ -181,7 +181,7 @@ async fn metered_energy_survives_a_vanished_station_and_a_restart() {
         .await
         .connectors
         .iter()
-        .find_map(|c| c.transaction.as_ref())
+        .find_map(|c| c.transaction.clone())
         .expect("restored transaction");
     assert_eq!(open.energy_wh, 2100.0, "the dashboard's energy so far");
 }
