@@ -124,6 +124,108 @@ pub struct Sample {
     pub unit: Option<String>,
 }
 
+/// The stored form of one message's samples: one timestamp (milliseconds since the
+/// epoch) per meter value and one `[measurand, phase, value, unit]` tuple per sample, the
+/// measurand as its index in [`MEASURANDS`] — a quarter of the bytes of a list of
+/// [`Sample`]s with field names and a timestamp each.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SampleBatch {
+    v: Vec<(i64, Vec<StoredValue>)>,
+}
+
+/// `[measurand, phase, value, unit]`.
+type StoredValue = (MeasurandCode, Option<String>, f64, Option<String>);
+
+/// The OCPP 1.6 measurands, by stored code. Append only: stored batches refer to these
+/// positions.
+const MEASURANDS: [&str; 22] = [
+    "Energy.Active.Export.Register",
+    "Energy.Active.Import.Register",
+    "Energy.Reactive.Export.Register",
+    "Energy.Reactive.Import.Register",
+    "Energy.Active.Export.Interval",
+    "Energy.Active.Import.Interval",
+    "Energy.Reactive.Export.Interval",
+    "Energy.Reactive.Import.Interval",
+    "Power.Active.Export",
+    "Power.Active.Import",
+    "Power.Offered",
+    "Power.Reactive.Export",
+    "Power.Reactive.Import",
+    "Power.Factor",
+    "Current.Import",
+    "Current.Export",
+    "Current.Offered",
+    "Voltage",
+    "Frequency",
+    "Temperature",
+    "SoC",
+    "RPM",
+];
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum MeasurandCode {
+    Known(u8),
+    Other(String),
+}
+
+impl MeasurandCode {
+    fn of(measurand: &str) -> MeasurandCode {
+        match MEASURANDS.iter().position(|m| *m == measurand) {
+            Some(i) => MeasurandCode::Known(i as u8),
+            None => MeasurandCode::Other(measurand.to_owned()),
+        }
+    }
+
+    fn name(self) -> String {
+        match self {
+            MeasurandCode::Known(i) => MEASURANDS
+                .get(usize::from(i))
+                .map_or_else(|| format!("#{i}"), |m| (*m).to_owned()),
+            MeasurandCode::Other(m) => m,
+        }
+    }
+}
+
+impl SampleBatch {
+    fn from_samples(samples: &[Sample]) -> SampleBatch {
+        let mut v: Vec<(i64, Vec<_>)> = Vec::new();
+        for s in samples {
+            let at = s.at.timestamp_millis();
+            let value = (
+                MeasurandCode::of(&s.measurand),
+                s.phase.clone(),
+                s.value,
+                s.unit.clone(),
+            );
+            match v.last_mut() {
+                Some((last, values)) if *last == at => values.push(value),
+                _ => v.push((at, vec![value])),
+            }
+        }
+        SampleBatch { v }
+    }
+
+    fn into_samples(self, out: &mut Vec<Sample>) {
+        for (at, values) in self.v {
+            let at = DateTime::from_timestamp_millis(at).unwrap_or_default();
+            out.extend(
+                values
+                    .into_iter()
+                    .map(|(measurand, phase, value, unit)| Sample {
+                        at,
+                        measurand: measurand.name(),
+                        phase,
+                        value,
+                        unit,
+                    }),
+            );
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BadgeRecord {
     pub id_tag: IdTag,
@@ -387,7 +489,8 @@ impl Store {
     }
 
     /// Stores the samples of one message under one key (transaction, sequence): a key
-    /// per sample costs sled about three times the CPU and twice the memory.
+    /// per sample costs sled about three times the CPU and twice the memory. The batch is
+    /// kept in the compact [`SampleBatch`] form.
     pub fn add_samples(&self, transaction: i32, samples: &[Sample]) -> Result<()> {
         if samples.is_empty() {
             return Ok(());
@@ -395,15 +498,20 @@ impl Store {
         let seq = self.db.generate_id()?;
         let mut key = transaction.to_be_bytes().to_vec();
         key.extend_from_slice(&seq.to_be_bytes());
-        self.samples.insert(key, encode(&samples))?;
+        self.samples
+            .insert(key, encode(&SampleBatch::from_samples(samples)))?;
         self.wrote(1)
     }
 
     pub fn samples(&self, transaction: i32) -> Result<Vec<Sample>> {
         let mut out = Vec::new();
         for value in self.samples.scan_prefix(transaction.to_be_bytes()).values() {
-            let batch: Vec<Sample> = decode("samples", &value?)?;
-            out.extend(batch);
+            let value = value?;
+            match serde_json::from_slice::<SampleBatch>(&value) {
+                Ok(batch) => batch.into_samples(&mut out),
+                // Written before the compact form (a list of samples).
+                Err(_) => out.extend(decode::<Vec<Sample>>("samples", &value)?),
+            }
         }
         Ok(out)
     }
@@ -810,5 +918,70 @@ mod tests {
         let second = Store::open(dir.path()).expect("reopen after the first let go");
         closing.join().expect("closing thread");
         assert_eq!(second.open_transactions().expect("read").len(), 1);
+    }
+
+    #[test]
+    fn samples_are_stored_compactly_and_the_older_form_still_reads() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        // Stored to the millisecond, as stations send them.
+        let t0 = DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now");
+        let t1 = t0 + chrono::TimeDelta::seconds(60);
+        let s = |at, m: &str, phase: Option<&str>, value, unit: Option<&str>| Sample {
+            at,
+            measurand: m.into(),
+            phase: phase.map(Into::into),
+            value,
+            unit: unit.map(Into::into),
+        };
+        let message = vec![
+            s(t0, "Current.Import", Some("L1"), 16.0, Some("A")),
+            s(t0, "Current.Import", Some("L2"), 15.5, Some("A")),
+            s(
+                t0,
+                "Energy.Active.Import.Register",
+                None,
+                1234.0,
+                Some("Wh"),
+            ),
+            s(t1, "Power.Active.Import", None, 11000.0, None),
+            s(t1, "Vendor.Specific", None, 1.0, None),
+        ];
+        store.add_samples(5, &message).expect("add");
+        // A batch in the form of session 1 (a list of samples), as an older store has it.
+        let mut key = 5i32.to_be_bytes().to_vec();
+        key.extend_from_slice(&u64::MAX.to_be_bytes());
+        let old_form = vec![s(t1, "SoC", None, 80.0, Some("Percent"))];
+        store
+            .samples
+            .insert(key, encode(&old_form))
+            .expect("insert");
+        let mut expected = message.clone();
+        expected.extend(old_form);
+        assert_eq!(store.samples(5).expect("samples"), expected);
+
+        let compact = store
+            .samples
+            .scan_prefix(5i32.to_be_bytes())
+            .values()
+            .next()
+            .expect("one")
+            .expect("read");
+        assert!(
+            compact.len() * 3 < encode(&message).len(),
+            "{} bytes against {}",
+            compact.len(),
+            encode(&message).len()
+        );
+    }
+
+    #[test]
+    fn every_ocpp_measurand_has_a_stored_code() {
+        for m in crate::ocpp::meter_values::Measurand::ALL {
+            assert!(
+                matches!(MeasurandCode::of(m.as_str()), MeasurandCode::Known(_)),
+                "{m}"
+            );
+        }
     }
 }
