@@ -215,6 +215,12 @@ where
 #[rtype(result = "StationSnapshot")]
 pub struct GetSnapshot;
 
+/// An open transaction's record as of its last meter reading (the store's copy is
+/// written at most every minute); `None` when this station holds nothing newer.
+#[derive(Message)]
+#[rtype(result = "Option<crate::store::TransactionRecord>")]
+pub struct GetLiveRecord(pub i32);
+
 /// Which profile a limit is sent as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LimitPurpose {
@@ -1318,6 +1324,18 @@ impl Handler<ApplyLimit> for StationActor {
 
     fn handle(&mut self, msg: ApplyLimit, ctx: &mut Self::Context) -> Self::Result {
         self.set_limit(msg, ctx)
+    }
+}
+
+impl Handler<GetLiveRecord> for StationActor {
+    type Result = Option<crate::store::TransactionRecord>;
+
+    fn handle(&mut self, GetLiveRecord(id): GetLiveRecord, _: &mut Self::Context) -> Self::Result {
+        self.connectors
+            .values()
+            .filter_map(|c| c.ledger.as_ref())
+            .find(|l| l.record.id == id)
+            .map(|l| l.record.clone())
     }
 }
 

@@ -80,6 +80,44 @@ async fn transactions_are_filtered_and_totalled_per_station_and_site() {
     assert_eq!(field.as_deref(), Some("colour"));
 }
 
+/// An open transaction's energy is the one of its latest meter reading, although the
+/// controller writes it to disk only once a minute.
+#[tokio::test]
+async fn an_open_transaction_shows_its_energy_so_far() {
+    let app = TestApp::start("", SMALL_SITE);
+    let viewer = Api::setup(&app).await;
+    let cp1 = app.booted("CP001").await;
+    let start = json!({ "connectorId": 1, "idTag": "GOODTAG", "meterStart": 1000, "timestamp": now_text() });
+    let tx = ok(cp1.call("StartTransaction", start).await.expect("answered"))["transactionId"]
+        .as_i64()
+        .expect("id");
+    for wh in [1400, 2250] {
+        let values = json!({ "connectorId": 1, "transactionId": tx, "meterValue": [{ "timestamp": now_text(),
+            "sampledValue": [{ "value": wh.to_string(), "measurand": "Energy.Active.Import.Register", "unit": "Wh" }] }] });
+        ok(cp1.call("MeterValues", values).await.expect("answered"));
+    }
+    let all = viewer.get("/api/v1/transactions").await.expect(200).json();
+    assert_eq!(all["transactions"][0]["open"], true);
+    assert_eq!(all["transactions"][0]["energy_wh"], 1250.0);
+    assert_eq!(all["totals"]["energy_wh"], 1250.0);
+    let one = viewer
+        .get(&format!("/api/v1/transactions/{tx}"))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(one["energy_wh"], 1250.0);
+    let csv = viewer.get("/api/v1/transactions.csv").await.expect(200);
+    let mut reader = csv::Reader::from_reader(csv.body.as_bytes());
+    let kwh = reader
+        .headers()
+        .expect("headers")
+        .iter()
+        .position(|h| h == "energy_kwh")
+        .expect("column");
+    let row = reader.records().next().expect("a row").expect("row");
+    assert_eq!(&row[kwh], "1.250");
+}
+
 #[tokio::test]
 async fn the_transactions_csv_has_a_row_per_transaction() {
     let app = TestApp::start("", SMALL_SITE);

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use actix_web::{web, HttpResponse};
+use ampwarden_actors::station::GetLiveRecord;
 use ampwarden_actors::store::{Sample, TransactionFilter, TransactionRecord};
 use ampwarden_actors::units::ChargePointId;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -98,8 +99,22 @@ struct StationTotals {
     totals: Totals,
 }
 
+/// Open transactions as their stations hold them now: the store's copy of an open
+/// transaction's energy and cost is up to a minute old.
+async fn live(ctl: &Ctl, mut records: Vec<TransactionRecord>) -> Vec<TransactionRecord> {
+    for record in records.iter_mut().filter(|r| r.is_open()) {
+        let Some(station) = ctl.station(&record.station) else {
+            continue;
+        };
+        if let Ok(Some(newer)) = station.send(GetLiveRecord(record.id)).await {
+            *record = newer;
+        }
+    }
+    records
+}
+
 pub async fn list(ctl: Ctl, query: web::Query<TxQuery>) -> ApiResult<HttpResponse> {
-    let records = ctl.store().transactions(&query.filter()?)?;
+    let records = live(&ctl, ctl.store().transactions(&query.filter()?)?).await;
     let mut site = Totals::default();
     let mut per_station: BTreeMap<ChargePointId, Totals> = BTreeMap::new();
     for t in &records {
@@ -167,7 +182,7 @@ pub fn to_csv(records: &[TransactionRecord]) -> Result<Vec<u8>, csv::Error> {
 }
 
 pub async fn csv(ctl: Ctl, query: web::Query<TxQuery>) -> ApiResult<HttpResponse> {
-    let records = ctl.store().transactions(&query.filter()?)?;
+    let records = live(&ctl, ctl.store().transactions(&query.filter()?)?).await;
     let body = to_csv(&records).map_err(ApiError::internal)?;
     Ok(download(
         "text/csv; charset=utf-8",
@@ -192,6 +207,7 @@ pub async fn detail(ctl: Ctl, path: web::Path<String>) -> ApiResult<HttpResponse
         .store()
         .transaction(id)?
         .ok_or_else(|| ApiError::not_found(format!("no transaction {id}")))?;
+    let record = live(&ctl, vec![record]).await.remove(0);
     Ok(ok(TxDetail {
         samples: ctl.store().samples(id)?,
         view: TxView {
