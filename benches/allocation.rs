@@ -16,26 +16,8 @@ use ampwarden_actors::units::{Amps, ChargePointId, PerPhase, Phase, ZoneId};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
-/// SplitMix64, so every run benchmarks the same site.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+/// Seeded, so every run benchmarks the same site.
+type Rng = ampwarden_actors::random::SimRng;
 
 struct Site {
     tree: ZoneTree,
@@ -47,7 +29,7 @@ struct Site {
 
 /// 1 root, 9 feeders, 40 panels, 150 sub-panels; vehicles on panels and sub-panels.
 fn site(n: usize) -> Site {
-    let mut rng = Rng(0xA11C);
+    let mut rng = Rng::new(0xA11C);
     let now = Utc.with_ymd_and_hms(2026, 3, 2, 18, 0, 0).unwrap();
     let mut parents: Vec<Option<usize>> = vec![None];
     parents.extend((0..9).map(|_| Some(0)));
@@ -135,7 +117,7 @@ fn site(n: usize) -> Site {
 /// should), with vehicles drawing what they are given, except one in ten that takes
 /// at most 8 A (a nearly full battery: demand adaptation lowers its maximum).
 fn warm(site: &mut Site, state: &mut AllocatorState) {
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let nearly_full: Vec<bool> = site.sessions.iter().map(|_| rng.unit() < 0.1).collect();
     for _ in 0..30 {
         let round = Round {

@@ -28,29 +28,12 @@ const METER_OUTAGE: (u32, u32) = (14 * 60, 14 * 60 + 20);
 /// This station is unreachable in this window: its last limit is assumed drawn.
 const STATION_OUTAGE: (&str, u32, u32) = ("G05", 15 * 60, 15 * 60 + 30);
 
-/// SplitMix64: small, seeded, the same on every machine.
-struct Rng(u64);
+/// Seeded, the same on every machine.
+type Rng = ampwarden_actors::random::SimRng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn between(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + self.unit() * (hi - lo)
-    }
-
-    fn minute(&mut self, from: u32, to: u32) -> u32 {
-        from + (self.next() % u64::from(to - from)) as u32
-    }
+/// A whole minute of the day in `[from, to)`.
+fn minute(rng: &mut Rng, from: u32, to: u32) -> u32 {
+    from + (rng.next_u64() % u64::from(to - from)) as u32
 }
 
 struct Station {
@@ -132,9 +115,9 @@ fn vehicles(rng: &mut Rng) -> Vec<(Vehicle, &'static str)> {
                    kwh: (f64, f64),
                    soc: (f64, f64),
                    onboard: f64| {
-        let battery_wh = rng.between(kwh.0, kwh.1).round() * 1000.0;
-        let soc = rng.between(soc.0, soc.1);
-        let departure = (arrival + rng.minute(stay.0, stay.1)).min(MINUTES + 12 * 60);
+        let battery_wh = rng.uniform(kwh.0, kwh.1).round() * 1000.0;
+        let soc = rng.uniform(soc.0, soc.1);
+        let departure = (arrival + minute(rng, stay.0, stay.1)).min(MINUTES + 12 * 60);
         let v = Vehicle {
             battery_wh,
             soc,
@@ -149,7 +132,7 @@ fn vehicles(rng: &mut Rng) -> Vec<(Vehicle, &'static str)> {
     };
     // Night vans, plugged in since yesterday evening, leave between 6 and 7.
     for _ in 0..8 {
-        let stay = rng.minute(6 * 60, 7 * 60);
+        let stay = minute(rng, 6 * 60, 7 * 60);
         add(
             rng,
             "garage",
@@ -163,7 +146,7 @@ fn vehicles(rng: &mut Rng) -> Vec<(Vehicle, &'static str)> {
     // Commuters, 7:00 to 9:30, for 7 to 10 hours; some cars take 32 A.
     for i in 0..14 {
         let onboard = if i % 3 == 0 { 32.0 } else { 16.0 };
-        let arrival = rng.minute(7 * 60, 9 * 60 + 30);
+        let arrival = minute(rng, 7 * 60, 9 * 60 + 30);
         add(
             rng,
             "garage",
@@ -176,7 +159,7 @@ fn vehicles(rng: &mut Rng) -> Vec<(Vehicle, &'static str)> {
     }
     // Visitors, 10:00 to 17:00, for 45 minutes to 2.5 hours.
     for _ in 0..12 {
-        let arrival = rng.minute(10 * 60, 17 * 60);
+        let arrival = minute(rng, 10 * 60, 17 * 60);
         add(
             rng,
             "visitors",
@@ -189,7 +172,7 @@ fn vehicles(rng: &mut Rng) -> Vec<(Vehicle, &'static str)> {
     }
     // Evening vans, 18:30 to 20:00, staying the night.
     for _ in 0..12 {
-        let arrival = rng.minute(18 * 60 + 30, 20 * 60);
+        let arrival = minute(rng, 18 * 60 + 30, 20 * 60);
         add(
             rng,
             "garage",
@@ -218,7 +201,7 @@ fn building_load(minute: u32, rng: &mut Rng) -> [f64; 3] {
     } else {
         45.0
     };
-    [1.0, 0.9, 0.8].map(|share| base * share + rng.between(-4.0, 4.0))
+    [1.0, 0.9, 0.8].map(|share| base * share + rng.uniform(-4.0, 4.0))
 }
 
 /// Solar production per phase (A): a bell from 6:30 to 19:30, peaking near 60 A, with clouds.
@@ -249,7 +232,7 @@ struct Report {
 }
 
 fn main() -> ExitCode {
-    let mut rng = Rng(0xDA7_2026);
+    let mut rng = Rng::new(0xDA7_2026);
     let tree = ZoneTree::new(&[
         ZoneSpec {
             id: ZoneId::new("main"),
@@ -387,7 +370,7 @@ fn main() -> ExitCode {
             .collect();
 
         if minute % 10 == 0 {
-            clouds = rng.between(0.6, 1.0);
+            clouds = rng.uniform(0.6, 1.0);
         }
         let building = building_load(minute, &mut rng);
         let sun = solar(minute, clouds);

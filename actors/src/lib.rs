@@ -9,6 +9,7 @@ pub mod calendar;
 pub mod config; // pure
 pub mod meter;
 pub mod ocpp; // pure
+pub mod random; // pure
 pub mod station;
 pub mod store;
 pub mod supervisor;

@@ -10,7 +10,7 @@ pub mod connector;
 pub mod demo;
 pub mod fleet;
 pub mod profiles;
-pub mod random;
+pub use ampwarden_actors::random;
 pub mod scenario;
 pub mod site;
 mod station;

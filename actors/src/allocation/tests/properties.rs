@@ -9,35 +9,12 @@ use super::*;
 use crate::allocation::tree::ZoneSpec;
 use crate::units::{ChargePointId, ZoneId};
 
-/// SplitMix64: a tiny seeded generator, so a case is reproducible from its seed.
-struct Rng(u64);
+/// The seeded generator of the simulation, so a case is reproducible from its seed.
+type Rng = crate::random::SimRng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// Uniform in `[lo, hi)`, rounded to 0.1.
-    fn amps(&mut self, lo: f64, hi: f64) -> Amps {
-        Amps(((lo + self.unit() * (hi - lo)) * 10.0).floor() / 10.0)
-    }
+/// Uniform in `[lo, hi)`, rounded to 0.1.
+fn amps(rng: &mut Rng, lo: f64, hi: f64) -> Amps {
+    Amps(((lo + rng.unit() * (hi - lo)) * 10.0).floor() / 10.0)
 }
 
 struct Scenario {
@@ -70,12 +47,12 @@ fn random_tree(rng: &mut Rng, zones: usize) -> ZoneTree {
             (0..8).map(|_| rng.below(i)).find(|&j| depth[j] < 4)
         };
         depth.push(parent.map_or(1, |p| depth[p] + 1));
-        let limit = rng.amps(5.0, 400.0);
+        let limit = amps(rng, 5.0, 400.0);
         specs.push(ZoneSpec {
             id: ZoneId::new(format!("z{i}")),
             parent: parent.map(|p| ZoneId::new(format!("z{p}"))),
             limit_a: limit,
-            static_ev_limit_a: rng.chance(0.5).then(|| rng.amps(0.0, limit.0)),
+            static_ev_limit_a: rng.chance(0.5).then(|| amps(rng, 0.0, limit.0)),
         });
     }
     ZoneTree::new(&specs).expect("generated trees are valid")
@@ -89,9 +66,9 @@ fn random_reading(rng: &mut Rng, now: DateTime<Utc>, scale: f64) -> MeterReading
     };
     MeterReading {
         currents: PerPhase([
-            rng.amps(0.0, scale),
-            rng.amps(0.0, scale),
-            rng.amps(0.0, scale),
+            amps(rng, 0.0, scale),
+            amps(rng, 0.0, scale),
+            amps(rng, 0.0, scale),
         ]),
         read_at: now - TimeDelta::seconds(age),
     }
@@ -107,7 +84,7 @@ fn random_session(rng: &mut Rng, n: usize, zones: usize, now: DateTime<Utc>) -> 
         0 => Amps(16.0),
         1 | 2 => Amps(32.0),
         3 => Amps(63.0),
-        _ => rng.amps(1.0, 80.0),
+        _ => amps(rng, 1.0, 80.0),
     };
     Session {
         key: SessionKey::new(
@@ -122,18 +99,18 @@ fn random_session(rng: &mut Rng, n: usize, zones: usize, now: DateTime<Utc>) -> 
         connected_since: now - TimeDelta::seconds(rng.below(36_000) as i64),
         draw: rng.chance(0.5).then(|| {
             PerPhase([
-                rng.amps(0.0, max.0),
-                rng.amps(0.0, max.0),
-                rng.amps(0.0, max.0),
+                amps(rng, 0.0, max.0),
+                amps(rng, 0.0, max.0),
+                amps(rng, 0.0, max.0),
             ])
         }),
-        limit_in_force: rng.chance(0.7).then(|| rng.amps(0.0, max.0 + 0.1)),
-        fixed: rng.chance(0.05).then(|| rng.amps(0.0, 32.0)),
+        limit_in_force: rng.chance(0.7).then(|| amps(rng, 0.0, max.0 + 0.1)),
+        fixed: rng.chance(0.05).then(|| amps(rng, 0.0, 32.0)),
     }
 }
 
 fn scenario(seed: u64, zones: usize, sessions: usize) -> Scenario {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let now = t(0);
     let tree = random_tree(&mut rng, zones);
     let mut params = params();
@@ -142,7 +119,7 @@ fn scenario(seed: u64, zones: usize, sessions: usize) -> Scenario {
     } else {
         SiteMode::Dynamic
     };
-    params.budget.safety_margin = rng.amps(0.0, 5.0);
+    params.budget.safety_margin = amps(&mut rng, 0.0, 5.0);
     params.min_current = match rng.below(4) {
         0 => Amps(0.0),
         1 => Amps(6.05),
@@ -175,7 +152,7 @@ fn scenario(seed: u64, zones: usize, sessions: usize) -> Scenario {
                     .then(|| random_reading(&mut rng, now, 50.0)),
                 imposed: rng
                     .chance(0.05)
-                    .then(|| PerPhase::splat(rng.amps(0.0, z.limit.0))),
+                    .then(|| PerPhase::splat(amps(&mut rng, 0.0, z.limit.0))),
             }
         })
         .collect();
@@ -417,7 +394,7 @@ proptest! {
     #[test]
     fn rounds_in_sequence_keep_every_promise((seed, zones, sessions) in (any::<u64>(), 1usize..=40, 0usize..=400)) {
         let mut sc = scenario(seed, zones, sessions);
-        let mut rng = Rng(seed ^ 0x5EED);
+        let mut rng = Rng::new(seed ^ 0x5EED);
         let mut state = AllocatorState::default();
         let mut next_id = sessions;
         for _ in 0..6 {
@@ -431,7 +408,7 @@ proptest! {
                 s.energy_wh += out.limit_after.0 * 230.0 * 3.0 / 60.0;
                 if rng.chance(0.3) {
                     let max = out.limit_after.0;
-                    s.draw = Some(PerPhase::splat(rng.amps(0.0, max + 0.1)));
+                    s.draw = Some(PerPhase::splat(amps(&mut rng, 0.0, max + 0.1)));
                 }
             }
             sc.sessions.retain(|_| !rng.chance(0.1));

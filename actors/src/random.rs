@@ -1,6 +1,7 @@
-//! A small seeded random generator (SplitMix64) for the simulation. Our own rather than a
-//! crate's so that a seed gives the same fleet on every release and platform: `rand`'s
-//! `StdRng` explicitly does not promise that.
+//! (pure) A small seeded random generator (SplitMix64) for the simulation, the property
+//! tests and the benchmarks. Our own rather than a crate's so that a seed gives the same
+//! fleet, case or benchmark site on every release and platform: `rand`'s `StdRng`
+//! explicitly does not promise that.
 
 /// Deterministic pseudo-random numbers from a 64-bit seed.
 #[derive(Clone, Debug)]
@@ -39,6 +40,11 @@ impl SimRng {
             return low;
         }
         low + (high - low) * self.unit()
+    }
+
+    /// Uniform in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
     }
 
     /// True with probability `p`.
