@@ -301,6 +301,24 @@ struct Ledger {
     dirty: bool,
 }
 
+impl Ledger {
+    /// Writes the record if it changed since the last write.
+    fn write(&mut self, store: &Store, station: &ChargePointId) {
+        if !self.dirty {
+            return;
+        }
+        match store.update_transaction(&self.record) {
+            Ok(()) => {
+                self.dirty = false;
+                self.written = std::time::Instant::now();
+            }
+            Err(e) => {
+                tracing::error!(station = %station, error = %e, "cannot store transaction energy")
+            }
+        }
+    }
+}
+
 impl Connector {
     fn new(now: DateTime<Utc>) -> Self {
         Connector {
@@ -909,7 +927,7 @@ impl StationActor {
             .values_mut()
             .find_map(|c| c.ledger.take_if(|l| l.record.id == id));
         if let Some(mut ledger) = pending {
-            self.write_ledger(&mut ledger);
+            ledger.write(&self.deps.store, &self.id);
         }
         let outcome = self.deps.store.stop_transaction(
             id,
@@ -988,7 +1006,7 @@ impl StationActor {
                 earlier => {
                     // A transaction whose stop never came: keep what it had.
                     if let Some(mut l) = earlier {
-                        self.write_ledger(&mut l);
+                        l.write(&self.deps.store, &self.id);
                     }
                     match self.deps.store.transaction(id) {
                         Ok(record) => record.map(|record| Ledger {
@@ -1007,7 +1025,7 @@ impl StationActor {
                 ledger.record.advance_register(wh, price);
                 ledger.dirty = true;
                 if ledger.written.elapsed() >= LEDGER_WRITE_EVERY {
-                    self.write_ledger(&mut ledger);
+                    ledger.write(&self.deps.store, &self.id);
                 }
                 let c = self.connector(values.connector_id);
                 if let Some(t) = c.transaction.as_mut() {
@@ -1018,32 +1036,14 @@ impl StationActor {
         }
     }
 
-    fn write_ledger(&self, ledger: &mut Ledger) {
-        if !ledger.dirty {
-            return;
-        }
-        match self.deps.store.update_transaction(&ledger.record) {
-            Ok(()) => {
-                ledger.dirty = false;
-                ledger.written = std::time::Instant::now();
-            }
-            Err(e) => {
-                tracing::error!(station = %self.id, error = %e, "cannot store transaction energy")
-            }
-        }
-    }
-
     /// Writes every connector's pending energy and cost to the store.
     fn write_ledgers(&mut self) {
-        let connectors: Vec<u32> = self.connectors.keys().copied().collect();
-        for k in connectors {
-            let Some(mut ledger) = self.connectors.get_mut(&k).and_then(|c| c.ledger.take()) else {
-                continue;
-            };
-            self.write_ledger(&mut ledger);
-            if let Some(c) = self.connectors.get_mut(&k) {
-                c.ledger = Some(ledger);
-            }
+        for ledger in self
+            .connectors
+            .values_mut()
+            .filter_map(|c| c.ledger.as_mut())
+        {
+            ledger.write(&self.deps.store, &self.id);
         }
     }
 
@@ -1236,6 +1236,12 @@ impl Actor for StationActor {
         if self.connectors.values().any(|c| c.transaction.is_some()) {
             self.report(ReportReason::Status);
         }
+    }
+
+    /// A station removed from the configuration (or the controller stopping) keeps the
+    /// energy its open transactions have metered so far.
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.write_ledgers();
     }
 }
 
