@@ -112,7 +112,12 @@ fn keep_samples(
         )
     });
     match kept {
-        Some((t, last)) if t == transaction && !marked && at - last < SAMPLE_SPACING => None,
+        // A clock that went back (a station re-synchronised) restarts the spacing.
+        Some((t, last))
+            if t == transaction && !marked && at >= last && at - last < SAMPLE_SPACING =>
+        {
+            None
+        }
         _ => Some(at),
     }
 }
@@ -1424,5 +1429,9 @@ mod tests {
         }
         assert!(keep_samples(7, last, &message(5, Some(ReadingContext::SamplePeriodic))).is_none());
         assert!(keep_samples(7, last, &[]).is_none(), "nothing to keep");
+        assert!(
+            keep_samples(7, last, &message(-3600, None)).is_some(),
+            "a clock set back an hour does not silence the samples for an hour"
+        );
     }
 }
