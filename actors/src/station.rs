@@ -368,7 +368,8 @@ pub struct StationActor {
     session: Option<Session>,
     booted: bool,
     record: Option<StationRecord>,
-    connectors: BTreeMap<u32, Connector>,
+    /// Boxed: a map node holds eleven slots, and a connector is a few hundred bytes.
+    connectors: BTreeMap<u32, Box<Connector>>,
     /// Connector 0's TxDefaultProfile limit (applies to every connector without its own).
     default_limit: Option<Amps>,
     default_pending: Option<Amps>,
@@ -389,12 +390,12 @@ impl StationActor {
             None
         });
         let mut connectors = BTreeMap::new();
-        match deps.store.open_transactions() {
+        match deps.store.open_transactions_of(&id) {
             Ok(open) => {
-                for t in open.into_iter().filter(|t| t.station == id) {
+                for t in open {
                     let c = connectors
                         .entry(t.connector)
-                        .or_insert_with(|| Connector::new(now));
+                        .or_insert_with(|| Box::new(Connector::new(now)));
                     c.transaction = Some(TransactionSnapshot {
                         id: t.id,
                         energy_wh: t.energy_wh(),
@@ -513,7 +514,7 @@ impl StationActor {
     fn connector(&mut self, n: u32) -> &mut Connector {
         self.connectors
             .entry(n)
-            .or_insert_with(|| Connector::new(Utc::now()))
+            .or_insert_with(|| Box::new(Connector::new(Utc::now())))
     }
 
     // --- outgoing calls -------------------------------------------------------------

@@ -275,6 +275,9 @@ pub struct Store {
     db: sled::Db,
     stations: sled::Tree,
     transactions: sled::Tree,
+    /// The open transactions by station: `[len][station][id]` keys, no values. A restart
+    /// reads a station's open transactions from here instead of the whole history.
+    open: sled::Tree,
     samples: sled::Tree,
     badges: sled::Tree,
     users: sled::Tree,
@@ -289,6 +292,26 @@ const NEXT_TX_ID: &[u8] = b"next_transaction_id";
 const NEXT_LOG_SEQ: &[u8] = b"next_log_seq";
 /// Every transaction below this id has had its samples pruned (or never had any to prune).
 const SAMPLES_PRUNED_BELOW: &[u8] = b"samples_pruned_below";
+/// Set once the open-transaction index covers the history (stores written before the
+/// index existed build it at their first open).
+const OPEN_INDEX_BUILT: &[u8] = b"open_index_built";
+
+/// The prefix of a station's keys in the open-transaction index: the id's length (two
+/// bytes) then the id, so no station's prefix is another's.
+fn open_prefix(station: &ChargePointId) -> Vec<u8> {
+    let id = station.as_str().as_bytes();
+    let len = u16::try_from(id.len()).unwrap_or(u16::MAX);
+    let mut key = Vec::with_capacity(2 + id.len() + 4);
+    key.extend_from_slice(&len.to_be_bytes());
+    key.extend_from_slice(&id[..usize::from(len)]);
+    key
+}
+
+fn open_key(station: &ChargePointId, id: i32) -> Vec<u8> {
+    let mut key = open_prefix(station);
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("store records always serialise to JSON")
@@ -347,9 +370,10 @@ impl Store {
                 other => break other?,
             }
         };
-        Ok(Store {
+        Store {
             stations: db.open_tree("stations")?,
             transactions: db.open_tree("transactions")?,
+            open: db.open_tree("open_transactions")?,
             samples: db.open_tree("samples")?,
             badges: db.open_tree("badges")?,
             users: db.open_tree("users")?,
@@ -358,7 +382,33 @@ impl Store {
             meta: db.open_tree("meta")?,
             unflushed: Arc::new(AtomicU64::new(0)),
             db,
-        })
+        }
+        .with_open_index()
+    }
+
+    /// Builds the open-transaction index of a store written before it existed: one scan
+    /// of the history, once.
+    fn with_open_index(self) -> Result<Store> {
+        if self.meta.contains_key(OPEN_INDEX_BUILT)? {
+            return Ok(self);
+        }
+        let mut built = 0;
+        for value in self.transactions.iter().values() {
+            let t: TransactionRecord = decode("transactions", &value?)?;
+            if t.is_open() {
+                self.open.insert(open_key(&t.station, t.id), &[])?;
+                built += 1;
+            }
+        }
+        self.meta.insert(OPEN_INDEX_BUILT, &[1])?;
+        self.flush()?;
+        if built > 0 {
+            tracing::info!(
+                open = built,
+                "indexed the open transactions of an older store"
+            );
+        }
+        Ok(self)
     }
 
     /// Counts `writes`, and flushes once too many are unflushed.
@@ -424,6 +474,8 @@ impl Store {
             cost: 0.0,
             stop: None,
         };
+        // The index first: an entry whose record a crash lost is dropped when read.
+        self.open.insert(open_key(&record.station, id), &[])?;
         self.transactions
             .insert(id.to_be_bytes(), encode(&record))?;
         self.flush()?;
@@ -460,17 +512,38 @@ impl Store {
             record.stop = Some(stop);
             self.transactions
                 .insert(id.to_be_bytes(), encode(&record))?;
+            self.open.remove(open_key(&record.station, id))?;
             self.flush()?;
         }
         Ok(record)
     }
 
+    /// Every open transaction, by station then id (from the index, not the history).
     pub fn open_transactions(&self) -> Result<Vec<TransactionRecord>> {
+        self.open_in(self.open.iter())
+    }
+
+    /// The open transactions of one station, oldest first: what its actor restores.
+    pub fn open_transactions_of(&self, station: &ChargePointId) -> Result<Vec<TransactionRecord>> {
+        self.open_in(self.open.scan_prefix(open_prefix(station)))
+    }
+
+    /// The records behind index entries; an entry whose record is gone or closed (a crash
+    /// between the two writes) is dropped.
+    fn open_in(&self, entries: sled::Iter) -> Result<Vec<TransactionRecord>> {
         let mut open = Vec::new();
-        for value in self.transactions.iter().values() {
-            let t: TransactionRecord = decode("transactions", &value?)?;
-            if t.is_open() {
-                open.push(t);
+        for key in entries.keys() {
+            let key = key?;
+            let id = key
+                .len()
+                .checked_sub(4)
+                .and_then(|at| <[u8; 4]>::try_from(&key[at..]).ok())
+                .map(i32::from_be_bytes);
+            match id.map(|id| self.transaction(id)).transpose()? {
+                Some(Some(t)) if t.is_open() => open.push(t),
+                _ => {
+                    self.open.remove(&key)?;
+                }
             }
         }
         Ok(open)
@@ -731,6 +804,73 @@ mod tests {
         let next = store.begin_transaction(new_tx("CP1")).expect("begin").id;
         assert!(next > first, "{next} after {first}");
         assert_eq!(store.open_transactions().expect("list").len(), 3);
+    }
+
+    #[test]
+    fn open_transactions_are_found_per_station_without_the_history() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        let stop = TransactionStop {
+            at: Utc::now(),
+            meter_stop_wh: 2000,
+            reason: None,
+            id_tag: None,
+        };
+        // "CP1" is a prefix of "CP10": their entries must not mix.
+        let a = store.begin_transaction(new_tx("CP1")).expect("begin").id;
+        let b = store.begin_transaction(new_tx("CP10")).expect("begin").id;
+        let c = store.begin_transaction(new_tx("CP1")).expect("begin").id;
+        store.stop_transaction(a, stop.clone(), None).expect("stop");
+        let ids = |station: &str| -> Vec<i32> {
+            store
+                .open_transactions_of(&ChargePointId::new(station))
+                .expect("read")
+                .iter()
+                .map(|t| t.id)
+                .collect()
+        };
+        assert_eq!(ids("CP1"), vec![c]);
+        assert_eq!(ids("CP10"), vec![b]);
+        assert!(ids("CP").is_empty());
+        let mut all: Vec<i32> = store
+            .open_transactions()
+            .expect("read")
+            .iter()
+            .map(|t| t.id)
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, vec![b, c]);
+
+        // An index entry whose record was closed behind its back is dropped when read.
+        let mut closed = store.transaction(b).expect("read").expect("known");
+        closed.stop = Some(stop);
+        store.update_transaction(&closed).expect("write");
+        assert!(ids("CP10").is_empty());
+        assert_eq!(store.open.len(), 1);
+    }
+
+    #[test]
+    fn a_store_from_before_the_index_gets_it_at_its_first_open() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let id = {
+            let store = Store::open(dir.path()).expect("open");
+            let id = store.begin_transaction(new_tx("CP7")).expect("begin").id;
+            // What a store written by an older version looks like: no index, no mark.
+            store.open.clear().expect("clear");
+            store.meta.remove(OPEN_INDEX_BUILT).expect("remove");
+            store.flush().expect("flush");
+            assert!(store
+                .open_transactions_of(&ChargePointId::new("CP7"))
+                .expect("read")
+                .is_empty());
+            id
+        };
+        let store = Store::open(dir.path()).expect("reopen");
+        let open = store
+            .open_transactions_of(&ChargePointId::new("CP7"))
+            .expect("read");
+        assert_eq!(open.iter().map(|t| t.id).collect::<Vec<_>>(), vec![id]);
+        assert!(store.meta.contains_key(OPEN_INDEX_BUILT).expect("read"));
     }
 
     #[test]
