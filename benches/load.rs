@@ -149,7 +149,19 @@ fn start_ampwarden(config_body: &str) -> Result<Target, String> {
     std::fs::write(&config, text).map_err(|e| e.to_string())?;
     let log =
         std::fs::File::create(dir.path().join("controller.log")).map_err(|e| e.to_string())?;
-    let child = Command::new(env!("CARGO_BIN_EXE_ampwarden"))
+    // AMPWARDEN_WRAP="heaptrack -o /tmp/soak" runs the controller under a profiler
+    // (the RSS figures are then the wrapper's, not the controller's).
+    let wrap = std::env::var("AMPWARDEN_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(env!("CARGO_BIN_EXE_ampwarden"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_ampwarden")),
+    };
+    let child = command
         .arg("--config")
         .arg(&config)
         .env(

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod controller;
 pub mod http;
+pub mod memory;
 pub mod ocpp_ws;
 pub mod simulate;
 pub mod snapshot;

@@ -3,27 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ampwarden::{App, StartError};
+use ampwarden::{memory, App, StartError};
 use ampwarden_actors::config::Config;
 use clap::{Parser, Subcommand};
-
-/// glibc's malloc gives each busy thread an arena of its own and hands little of them
-/// back: under a steady stream of messages the controller's RSS crept up for as long as
-/// it ran (the soak in BENCHMARKS.md). One arena keeps it flat, and 10 000 msg/s still
-/// take under half a core; called first thing, before any thread exists. (mimalloc was
-/// tried: three times the RSS.)
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn limit_malloc_arenas() {
-    const ARENAS: libc::c_int = 1;
-    // SAFETY: mallopt only sets an allocator tunable; no other thread is running yet.
-    let set = unsafe { libc::mallopt(libc::M_ARENA_MAX, ARENAS) };
-    if set != 1 {
-        eprintln!("note: cannot limit malloc arenas; memory use may creep");
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
 
 #[derive(Parser)]
 #[command(
@@ -65,12 +47,18 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
+    memory::limit_arenas();
     let cli = Cli::parse();
     init_tracing();
     match cli.command.unwrap_or(Command::Run) {
-        Command::Run if cli.demo => ampwarden::simulate::demo::run(),
-        Command::Run => run(cli.config),
+        Command::Run if cli.demo => {
+            memory::start_trimming();
+            ampwarden::simulate::demo::run()
+        }
+        Command::Run => {
+            memory::start_trimming();
+            run(cli.config)
+        }
         Command::CheckConfig => check_config(cli.config),
         Command::Backup { out } => backup(cli.config, &out),
         Command::Restore { from } => restore(cli.config, &from),
