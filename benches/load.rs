@@ -7,6 +7,7 @@
 //! cargo bench --bench load -- --stations 1000 --python        # and the Python `ocpp` CS
 //! cargo bench --bench load -- --url ws://HOST:PORT/ocpp [--pid PID]   # any central system
 //! cargo bench --bench load -- --soak 600                      # 10-minute soak with churn
+//! AMPWARDEN_WRAP="heaptrack -o /tmp/soak" cargo bench --bench load -- --soak 400  # profiled
 //! ```
 
 use std::collections::BTreeMap;
