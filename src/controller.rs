@@ -140,17 +140,23 @@ impl Controller {
 
     /// Storage upkeep, now and every [`HOUSEKEEPING_EVERY`]: the meter samples of
     /// transactions closed more than [`SAMPLE_RETENTION`] ago are dropped (their records,
-    /// energy and cost stay). It runs on a station thread, so it stops with them.
+    /// energy and cost stay). The timer lives on a station thread, so it stops with them;
+    /// the pruning itself runs on a blocking thread, so a first run over a long history
+    /// (an upgrade) does not hold up the station actors sharing that thread. A prune cut
+    /// short by a shutdown resumes where it stopped (see `Store::prune_samples`).
     fn keep_house(&self) {
         let store = self.inner.store.clone();
         self.inner.arbiters[0].spawn(async move {
             let mut every = tokio::time::interval(HOUSEKEEPING_EVERY);
             loop {
                 every.tick().await;
-                match store.prune_samples(Utc::now() - SAMPLE_RETENTION) {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(transactions = n, "pruned old meter samples"),
-                    Err(e) => tracing::error!(error = %e, "cannot prune old meter samples"),
+                let store = store.clone();
+                let cutoff = Utc::now() - SAMPLE_RETENTION;
+                match tokio::task::spawn_blocking(move || store.prune_samples(cutoff)).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => tracing::info!(transactions = n, "pruned old meter samples"),
+                    Ok(Err(e)) => tracing::error!(error = %e, "cannot prune old meter samples"),
+                    Err(e) => tracing::error!(error = %e, "the sample pruning task failed"),
                 }
             }
         });

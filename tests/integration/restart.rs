@@ -185,3 +185,73 @@ async fn metered_energy_survives_a_vanished_station_and_a_restart() {
         .expect("restored transaction");
     assert_eq!(open.energy_wh, 2100.0, "the dashboard's energy so far");
 }
+
+/// A controller starting on a store with old history prunes it: the meter samples of a
+/// transaction that ended past the retention go, its record (energy, cost) stays, and a
+/// recent transaction keeps its samples. The stations are served meanwhile.
+#[tokio::test]
+async fn samples_past_the_retention_are_pruned_when_the_controller_starts() {
+    use ampwarden_actors::store::{NewTransaction, Sample, TransactionStop};
+
+    let mut app = TestApp::start("", SMALL_SITE);
+    let record = |days_ago: i64| {
+        let at = chrono::Utc::now() - chrono::TimeDelta::days(days_ago);
+        let store = app.app().controller().store();
+        let t = store
+            .begin_transaction(NewTransaction {
+                station: ChargePointId::from("CP003"),
+                connector: 1,
+                id_tag: "GOODTAG".into(),
+                meter_start_wh: 0,
+                started_at: at,
+                reservation_id: None,
+                vip: false,
+            })
+            .expect("begin");
+        let sample = Sample {
+            at,
+            measurand: "Energy.Active.Import.Register".into(),
+            phase: None,
+            value: 700.0,
+            unit: Some("Wh".into()),
+        };
+        store.add_samples(t.id, &[sample]).expect("samples");
+        let stop = TransactionStop {
+            at,
+            meter_stop_wh: 700,
+            reason: None,
+            id_tag: None,
+        };
+        store.stop_transaction(t.id, stop, None).expect("stop");
+        t.id
+    };
+    let (old, recent) = (record(45), record(2));
+
+    app.restart();
+    let samples = |app: &TestApp, id: i32| {
+        app.app()
+            .controller()
+            .store()
+            .samples(id)
+            .expect("read")
+            .len()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while samples(&app, old) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "old samples not pruned"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.booted("CP001").await; // served while (or after) the store is pruned
+    assert_eq!(samples(&app, recent), 1, "recent samples are kept");
+    let kept = app
+        .app()
+        .controller()
+        .store()
+        .transaction(old)
+        .expect("read")
+        .expect("the record stays");
+    assert_eq!(kept.energy_wh(), 700.0);
+}
