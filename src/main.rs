@@ -47,7 +47,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    memory::limit_arenas();
+    memory::tune_malloc();
     let cli = Cli::parse();
     init_tracing();
     match cli.command.unwrap_or(Command::Run) {

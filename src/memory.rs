@@ -14,11 +14,13 @@ use std::time::Duration;
 /// takes well under a millisecond (it holds the one arena's lock meanwhile).
 pub const TRIM_EVERY: Duration = Duration::from_secs(60);
 
-/// One malloc arena. Must run before any other thread exists: first thing in `main`.
-/// 10 000 OCPP messages/s still take under half a core with it (BENCHMARKS.md).
-/// (mimalloc was tried instead: three times the RSS.)
+/// One malloc arena, and a fixed mmap threshold: glibc otherwise raises the threshold
+/// each time a large mapped block is freed, after which sled's 512 KB write buffers come
+/// from the heap and pin it. Must run before any other thread exists: first thing in
+/// `main`. 10 000 OCPP messages/s still take under half a core with it (BENCHMARKS.md).
+/// (mimalloc and jemalloc were tried instead: more RSS, not less.)
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub fn limit_arenas() {
+pub fn tune_malloc() {
     const ARENAS: libc::c_int = 1;
     const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
     // SAFETY: mallopt only sets an allocator tunable; no other thread is running yet.
@@ -26,12 +28,12 @@ pub fn limit_arenas() {
     // SAFETY: as above.
     let mmap = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) };
     if set != 1 || mmap != 1 {
-        eprintln!("note: cannot limit malloc arenas; memory use may creep");
+        eprintln!("note: cannot tune malloc (arenas, mmap threshold); memory use may creep");
     }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn limit_arenas() {}
+pub fn tune_malloc() {}
 
 /// Starts the thread that returns free heap pages every [`TRIM_EVERY`]. It lives as long
 /// as the process.

@@ -518,21 +518,12 @@ impl Store {
         Ok(record)
     }
 
-    /// Every open transaction, by station then id (from the index, not the history).
-    pub fn open_transactions(&self) -> Result<Vec<TransactionRecord>> {
-        self.open_in(self.open.iter())
-    }
-
-    /// The open transactions of one station, oldest first: what its actor restores.
-    pub fn open_transactions_of(&self, station: &ChargePointId) -> Result<Vec<TransactionRecord>> {
-        self.open_in(self.open.scan_prefix(open_prefix(station)))
-    }
-
-    /// The records behind index entries; an entry whose record is gone or closed (a crash
+    /// The open transactions of one station, oldest first (what its actor restores), from
+    /// the index, not the history. An entry whose record is gone or closed (a crash
     /// between the two writes) is dropped.
-    fn open_in(&self, entries: sled::Iter) -> Result<Vec<TransactionRecord>> {
+    pub fn open_transactions_of(&self, station: &ChargePointId) -> Result<Vec<TransactionRecord>> {
         let mut open = Vec::new();
-        for key in entries.keys() {
+        for key in self.open.scan_prefix(open_prefix(station)).keys() {
             let key = key?;
             let id = key
                 .len()
@@ -790,6 +781,26 @@ mod tests {
         }
     }
 
+    /// A stop at `at` with the register at `meter_stop_wh`.
+    fn stop(at: DateTime<Utc>, meter_stop_wh: i64) -> TransactionStop {
+        TransactionStop {
+            at,
+            meter_stop_wh,
+            reason: None,
+            id_tag: None,
+        }
+    }
+
+    /// The ids of a station's open transactions.
+    fn open_ids(store: &Store, station: &str) -> Vec<i32> {
+        store
+            .open_transactions_of(&ChargePointId::new(station))
+            .expect("read")
+            .iter()
+            .map(|t| t.id)
+            .collect()
+    }
+
     #[test]
     fn transaction_ids_never_repeat_across_reopen() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -803,47 +814,28 @@ mod tests {
         let store = Store::open(dir.path()).expect("reopen");
         let next = store.begin_transaction(new_tx("CP1")).expect("begin").id;
         assert!(next > first, "{next} after {first}");
-        assert_eq!(store.open_transactions().expect("list").len(), 3);
+        assert_eq!(open_ids(&store, "CP1").len(), 3);
     }
 
     #[test]
     fn open_transactions_are_found_per_station_without_the_history() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path()).expect("open");
-        let stop = TransactionStop {
-            at: Utc::now(),
-            meter_stop_wh: 2000,
-            reason: None,
-            id_tag: None,
-        };
+        let done = stop(Utc::now(), 2000);
         // "CP1" is a prefix of "CP10": their entries must not mix.
         let a = store.begin_transaction(new_tx("CP1")).expect("begin").id;
         let b = store.begin_transaction(new_tx("CP10")).expect("begin").id;
         let c = store.begin_transaction(new_tx("CP1")).expect("begin").id;
-        store.stop_transaction(a, stop.clone(), None).expect("stop");
-        let ids = |station: &str| -> Vec<i32> {
-            store
-                .open_transactions_of(&ChargePointId::new(station))
-                .expect("read")
-                .iter()
-                .map(|t| t.id)
-                .collect()
-        };
+        store.stop_transaction(a, done.clone(), None).expect("stop");
+        let ids = |station: &str| open_ids(&store, station);
         assert_eq!(ids("CP1"), vec![c]);
         assert_eq!(ids("CP10"), vec![b]);
         assert!(ids("CP").is_empty());
-        let mut all: Vec<i32> = store
-            .open_transactions()
-            .expect("read")
-            .iter()
-            .map(|t| t.id)
-            .collect();
-        all.sort_unstable();
-        assert_eq!(all, vec![b, c]);
+        assert_eq!(store.open.len(), 2, "the stop took its entry out");
 
         // An index entry whose record was closed behind its back is dropped when read.
         let mut closed = store.transaction(b).expect("read").expect("known");
-        closed.stop = Some(stop);
+        closed.stop = Some(done);
         store.update_transaction(&closed).expect("write");
         assert!(ids("CP10").is_empty());
         assert_eq!(store.open.len(), 1);
@@ -878,29 +870,23 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path()).expect("open");
         let t = store.begin_transaction(new_tx("CP1")).expect("begin");
-        let stop = |wh| TransactionStop {
-            at: Utc::now(),
-            meter_stop_wh: wh,
-            reason: None,
-            id_tag: None,
-        };
         assert_eq!(
             store
-                .stop_transaction(t.id, stop(5000), None)
+                .stop_transaction(t.id, stop(Utc::now(), 5000), None)
                 .expect("stop")
                 .energy_wh(),
             4000.0
         );
         assert_eq!(
             store
-                .stop_transaction(t.id, stop(9000), None)
+                .stop_transaction(t.id, stop(Utc::now(), 9000), None)
                 .expect("stop")
                 .energy_wh(),
             4000.0
         );
-        assert!(store.open_transactions().expect("list").is_empty());
+        assert!(open_ids(&store, "CP1").is_empty());
         assert!(matches!(
-            store.stop_transaction(999, stop(1), None),
+            store.stop_transaction(999, stop(Utc::now(), 1), None),
             Err(StoreError::UnknownTransaction(999))
         ));
     }
@@ -914,14 +900,8 @@ mod tests {
         t.advance_register(2500.0, Some(9.99)); // a register never goes back
         t.advance_register(4000.0, None); // 1 kWh outside any period: free
         store.update_transaction(&t).expect("update");
-        let stop = TransactionStop {
-            at: Utc::now(),
-            meter_stop_wh: 6000,
-            reason: None,
-            id_tag: None,
-        };
         let done = store
-            .stop_transaction(t.id, stop, Some(0.10))
+            .stop_transaction(t.id, stop(Utc::now(), 6000), Some(0.10))
             .expect("stop"); // 2 kWh at 0.10
         assert!((done.cost - 0.80).abs() < 1e-9, "cost {}", done.cost);
         assert_eq!(done.energy_wh(), 5000.0);
@@ -996,12 +976,7 @@ mod tests {
             value: 1.0,
             unit: Some("Wh".into()),
         };
-        let stop_at = |at| TransactionStop {
-            at,
-            meter_stop_wh: 2000,
-            reason: None,
-            id_tag: None,
-        };
+        let stop_at = |at| stop(at, 2000);
         // 1: old and closed; 2: old and still open; 3: old and closed; 4: recent.
         let mut ids = Vec::new();
         for started in [100, 99, 98, 1] {
@@ -1057,7 +1032,7 @@ mod tests {
         // Opened while the first still holds the lock: waits, then sees its data.
         let second = Store::open(dir.path()).expect("reopen after the first let go");
         closing.join().expect("closing thread");
-        assert_eq!(second.open_transactions().expect("read").len(), 1);
+        assert_eq!(open_ids(&second, "CP1").len(), 1);
     }
 
     #[test]

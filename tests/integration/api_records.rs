@@ -10,13 +10,7 @@ use reqwest::Method;
 use serde_json::json;
 
 async fn charge(station: &StationClient, connector: u32, tag: &str, wh: i64) -> i64 {
-    let start = json!({ "connectorId": connector, "idTag": tag, "meterStart": 1000, "timestamp": now_text() });
-    let tx = ok(station
-        .call("StartTransaction", start)
-        .await
-        .expect("answered"))["transactionId"]
-        .as_i64()
-        .expect("id");
+    let tx = start_transaction(station, connector, tag, 1000).await;
     let stop = json!({ "transactionId": tx, "meterStop": 1000 + wh, "timestamp": now_text(), "reason": "Local" });
     ok(station
         .call("StopTransaction", stop)
@@ -87,10 +81,7 @@ async fn an_open_transaction_shows_its_energy_so_far() {
     let app = TestApp::start("", SMALL_SITE);
     let viewer = Api::setup(&app).await;
     let cp1 = app.booted("CP001").await;
-    let start = json!({ "connectorId": 1, "idTag": "GOODTAG", "meterStart": 1000, "timestamp": now_text() });
-    let tx = ok(cp1.call("StartTransaction", start).await.expect("answered"))["transactionId"]
-        .as_i64()
-        .expect("id");
+    let tx = start_transaction(&cp1, 1, "GOODTAG", 1000).await;
     for wh in [1400, 2250] {
         let values = json!({ "connectorId": 1, "transactionId": tx, "meterValue": [{ "timestamp": now_text(),
             "sampledValue": [{ "value": wh.to_string(), "measurand": "Energy.Active.Import.Register", "unit": "Wh" }] }] });

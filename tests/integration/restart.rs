@@ -93,22 +93,12 @@ async fn stopping_closes_station_sockets() {
 async fn an_open_transaction_of_an_absent_station_is_reserved_after_a_restart() {
     let mut app = TestApp::start("", SMALL_SITE);
     let station = app.booted("CP001").await;
-    let start =
-        json!({ "connectorId": 1, "idTag": "GOODTAG", "meterStart": 0, "timestamp": now_text() });
-    ok(station
-        .call("StartTransaction", start.clone())
-        .await
-        .expect("answered"));
+    start_transaction(&station, 1, "GOODTAG", 0).await;
     drop(station);
     app.restart();
 
     let mut other = app.booted("CP002").await;
-    let tx = ok(other
-        .call("StartTransaction", start)
-        .await
-        .expect("answered"))["transactionId"]
-        .as_i64()
-        .expect("id");
+    let tx = start_transaction(&other, 1, "GOODTAG", 0).await;
     loop {
         let call = other
             .next_call_of("SetChargingProfile", WAIT)
@@ -131,14 +121,7 @@ async fn an_open_transaction_of_an_absent_station_is_reserved_after_a_restart() 
 async fn metered_energy_survives_a_vanished_station_and_a_restart() {
     let mut app = TestApp::start("", SMALL_SITE);
     let station = app.booted("CP001").await;
-    let start =
-        json!({ "connectorId": 1, "idTag": "GOODTAG", "meterStart": 500, "timestamp": now_text() });
-    let id = ok(station
-        .call("StartTransaction", start)
-        .await
-        .expect("answered"))["transactionId"]
-        .as_i64()
-        .expect("id") as i32;
+    let id = start_transaction(&station, 1, "GOODTAG", 500).await as i32;
     let meter = |wh: u32| {
         json!({ "connectorId": 1, "transactionId": id, "meterValue": [{ "timestamp": now_text(),
             "sampledValue": [{ "value": wh.to_string(), "measurand": "Energy.Active.Import.Register", "unit": "Wh" }] }] })

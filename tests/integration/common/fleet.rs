@@ -295,15 +295,7 @@ pub async fn start_transaction(
     id: &str,
     tag: &str,
 ) -> i64 {
-    let start =
-        json!({ "connectorId": 1, "idTag": tag, "meterStart": 0, "timestamp": super::now_text() });
-    let reply = station
-        .call("StartTransaction", start)
-        .await
-        .expect("answered");
-    let tx = super::ok(reply)["transactionId"]
-        .as_i64()
-        .expect("transactionId");
+    let tx = super::start_transaction(station, 1, tag, 0).await;
     timeline.started(id, tx);
     tx
 }

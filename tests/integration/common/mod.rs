@@ -179,6 +179,22 @@ pub fn error_code(reply: Reply) -> String {
     }
 }
 
+/// Starts a transaction (accepted) and returns its id.
+pub async fn start_transaction(
+    station: &StationClient,
+    connector: u32,
+    tag: &str,
+    meter_start: i64,
+) -> i64 {
+    let start = json!({ "connectorId": connector, "idTag": tag, "meterStart": meter_start, "timestamp": now_text() });
+    ok(station
+        .call("StartTransaction", start)
+        .await
+        .expect("answered"))["transactionId"]
+        .as_i64()
+        .expect("transactionId")
+}
+
 pub fn now_text() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
