@@ -127,6 +127,8 @@ struct Target {
     /// The central system's log (and ampwarden's store, until audited).
     dir: Option<tempfile::TempDir>,
     store_path: Option<PathBuf>,
+    /// ampwarden's `/metrics`, for its heap figures.
+    metrics_url: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -180,6 +182,7 @@ fn start_ampwarden(config_body: &str) -> Result<Target, String> {
         child: Some(child),
         dir: Some(dir),
         store_path: Some(store_path),
+        metrics_url: Some(format!("http://127.0.0.1:{http}/metrics")),
     };
     target.wait_listening(SocketAddr::from(([127, 0, 0, 1], ocpp)))?;
     Ok(target)
@@ -205,6 +208,7 @@ fn start_python() -> Result<Target, String> {
         child: Some(child),
         dir: Some(dir),
         store_path: None,
+        metrics_url: None,
     };
     // The first run creates the venv and installs the packages: give it time.
     target.wait_listening(SocketAddr::from(([127, 0, 0, 1], port)))?;
@@ -508,6 +512,7 @@ async fn load(kind: TargetKind, n: usize, args: &Args) -> Result<LoadRow, String
             child: None,
             dir: None,
             store_path: None,
+            metrics_url: None,
         },
     };
     if args.no_transactions {
@@ -889,14 +894,28 @@ async fn soak(stations: usize, seconds: u64) {
     };
     let started = Instant::now();
     let mut samples: Vec<(u64, u64)> = Vec::new();
+    let mut heap_samples: Vec<(u64, HeapFigures)> = Vec::new();
+    let http = reqwest::Client::new();
     let mut every = tokio::time::interval(SOAK_SAMPLE);
     while started.elapsed() < Duration::from_secs(seconds) {
         every.tick().await;
         let rss = target.stats().map_or(0, |s| s.rss_kb);
+        let heap = match &target.metrics_url {
+            Some(url) => HeapFigures::scrape(&http, url).await,
+            None => None,
+        };
         let t = started.elapsed().as_secs();
         samples.push((t, rss));
+        let heap_text = heap.map_or(String::new(), |h| {
+            heap_samples.push((t, h));
+            format!(
+                "  heap in use {:.1} MB, free held {:.1} MB",
+                h.in_use as f64 / MIB,
+                h.free_held as f64 / MIB
+            )
+        });
         println!(
-            "  {t:>4} s  RSS {:.1} MB  {}",
+            "  {t:>4} s  RSS {:.1} MB{heap_text}  {}",
             rss as f64 / 1024.0,
             fleet.summary()
         );
@@ -922,6 +941,20 @@ async fn soak(stations: usize, seconds: u64) {
         last as f64 / 1024.0,
         max as f64 / 1024.0
     );
+    let heap_base = heap_samples
+        .iter()
+        .find(|(t, _)| *t >= SOAK_WARM_UP.as_secs())
+        .or(heap_samples.first());
+    if let (Some((_, base)), Some((_, last))) = (heap_base, heap_samples.last()) {
+        println!(
+            "  heap in use after warm-up {:.1} MB, at the end {:.1} MB ({:+.1} %); free held {:.1} -> {:.1} MB",
+            base.in_use as f64 / MIB,
+            last.in_use as f64 / MIB,
+            100.0 * (last.in_use as f64 - base.in_use as f64) / base.in_use.max(1) as f64,
+            base.free_held as f64 / MIB,
+            last.free_held as f64 / MIB,
+        );
+    }
     let Some(path) = target.store_path.as_ref() else {
         return;
     };
@@ -941,4 +974,36 @@ async fn soak(stations: usize, seconds: u64) {
         .map(|(t, r)| format!("{t}:{:.1}", *r as f64 / 1024.0))
         .collect();
     println!("  RSS series (s:MB): {}", series.join(" "));
+    let series: Vec<String> = heap_samples
+        .iter()
+        .map(|(t, h)| format!("{t}:{:.1}", h.in_use as f64 / MIB))
+        .collect();
+    println!("  heap in use series (s:MB): {}", series.join(" "));
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// ampwarden's allocator figures, from its `/metrics`.
+#[derive(Debug, Clone, Copy)]
+struct HeapFigures {
+    in_use: u64,
+    free_held: u64,
+}
+
+impl HeapFigures {
+    async fn scrape(http: &reqwest::Client, url: &str) -> Option<HeapFigures> {
+        let body = http.get(url).send().await.ok()?.text().await.ok()?;
+        let gauge = |name: &str| -> Option<u64> {
+            let line = body.lines().find(|l| l.starts_with(name))?;
+            line.rsplit(' ')
+                .next()?
+                .parse::<f64>()
+                .ok()
+                .map(|v| v as u64)
+        };
+        Some(HeapFigures {
+            in_use: gauge("ampwarden_heap_in_use_bytes ")?,
+            free_held: gauge("ampwarden_heap_free_held_bytes ")?,
+        })
+    }
 }

@@ -60,3 +60,42 @@ pub fn trim() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn trim() {}
+
+/// What malloc holds, split into what the program uses and what malloc keeps free. RSS
+/// alone cannot tell a leak (in use grows) from fragmentation (free held grows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapUsage {
+    /// Bytes in live allocations on the heap.
+    pub in_use_bytes: u64,
+    /// Free bytes malloc keeps in its heap (resident or not: a trimmed page counts here).
+    pub free_held_bytes: u64,
+    /// Bytes of the large allocations malloc maps on their own (reserved address space:
+    /// only the pages written are resident).
+    pub mapped_bytes: u64,
+}
+
+/// The allocator's current figures; `None` where malloc cannot say (not glibc).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn heap_usage() -> Option<HeapUsage> {
+    // SAFETY: mallinfo2 only reads the allocator's counters (glibc 2.33 and later).
+    let info = unsafe { libc::mallinfo2() };
+    Some(HeapUsage {
+        in_use_bytes: info.uordblks as u64,
+        free_held_bytes: info.fordblks as u64,
+        mapped_bytes: info.hblkhd as u64,
+    })
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn heap_usage() -> Option<HeapUsage> {
+    None
+}
+
+/// The process's resident set size in bytes (`VmRSS` of `/proc/self/status`), where the
+/// system has it.
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

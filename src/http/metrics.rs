@@ -260,9 +260,42 @@ pub async fn metrics(ctl: Ctl) -> ApiResult<HttpResponse> {
             if is_stale { 1.0 } else { 0.0 },
         );
     }
+    memory_metrics(&mut m);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(m.0))
+}
+
+/// The process's memory: what an operator watches on a box that runs for years.
+fn memory_metrics(m: &mut Exposition) {
+    if let Some(rss) = crate::memory::resident_bytes() {
+        m.family(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+        );
+        m.sample("process_resident_memory_bytes", &[], rss as f64);
+    }
+    if let Some(heap) = crate::memory::heap_usage() {
+        m.family(
+            "ampwarden_heap_in_use_bytes",
+            "Bytes in live heap allocations (grows only if something is kept).",
+        );
+        m.sample("ampwarden_heap_in_use_bytes", &[], heap.in_use_bytes as f64);
+        m.family(
+            "ampwarden_heap_free_held_bytes",
+            "Free bytes the allocator keeps in its heap (fragmentation).",
+        );
+        m.sample(
+            "ampwarden_heap_free_held_bytes",
+            &[],
+            heap.free_held_bytes as f64,
+        );
+        m.family(
+            "ampwarden_heap_mapped_bytes",
+            "Large allocations mapped on their own (address space; written pages are resident).",
+        );
+        m.sample("ampwarden_heap_mapped_bytes", &[], heap.mapped_bytes as f64);
+    }
 }
 
 #[cfg(test)]

@@ -198,4 +198,19 @@ async fn metrics_are_prometheus_text() {
         let value = line.rsplit(' ').next().unwrap_or_default();
         assert!(value.parse::<f64>().is_ok(), "bad sample line {line:?}");
     }
+    // The process's memory: a controller with a station and a store holds megabytes.
+    let gauge = |name: &str| {
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let rss = gauge("process_resident_memory_bytes").expect("resident memory in /metrics");
+    let in_use = gauge("ampwarden_heap_in_use_bytes").expect("heap in use in /metrics");
+    assert!(rss > 1e6, "resident {rss}");
+    assert!(
+        in_use > 0.0 && in_use < rss,
+        "heap in use {in_use}, resident {rss}"
+    );
+    assert!(gauge("ampwarden_heap_free_held_bytes").is_some(), "{body}");
+    assert!(gauge("ampwarden_heap_mapped_bytes").is_some(), "{body}");
 }
