@@ -288,6 +288,13 @@ pub struct Store {
     unflushed: Arc<AtomicU64>,
 }
 
+/// A transaction's samples are stored in chunks of about this many bytes (half an hour
+/// of a station sending every minute), one sled key each. sled keeps ~45 bytes of memory
+/// for every key it holds, evicted or not (BENCHMARKS.md): a key per message, at one kept
+/// message a minute per charging vehicle for 30 days, grew a 1000-station depot's
+/// controller by hundreds of MB. Read and rewritten whole on each append, so kept small.
+const SAMPLE_CHUNK_BYTES: usize = 4096;
+
 const NEXT_TX_ID: &[u8] = b"next_transaction_id";
 const NEXT_LOG_SEQ: &[u8] = b"next_log_seq";
 /// Every transaction below this id has had its samples pruned (or never had any to prune).
@@ -555,15 +562,31 @@ impl Store {
     /// Stores the samples of one message under one key (transaction, sequence): a key
     /// per sample costs sled about three times the CPU and twice the memory. The batch is
     /// kept in the compact [`SampleBatch`] form.
+    /// Appends one message's samples to the transaction's last chunk while that is under
+    /// [`SAMPLE_CHUNK_BYTES`], else starts a chunk. Only the transaction's station actor
+    /// writes its samples, so the read-append-write needs no lock.
     pub fn add_samples(&self, transaction: i32, samples: &[Sample]) -> Result<()> {
         if samples.is_empty() {
             return Ok(());
         }
+        let batch = SampleBatch::from_samples(samples);
+        let last = self
+            .samples
+            .scan_prefix(transaction.to_be_bytes())
+            .next_back()
+            .transpose()?;
+        if let Some((key, value)) = last.filter(|(_, v)| v.len() < SAMPLE_CHUNK_BYTES) {
+            // A chunk in the oldest form (a list of samples) is left as it is.
+            if let Ok(mut chunk) = serde_json::from_slice::<SampleBatch>(&value) {
+                chunk.v.extend(batch.v);
+                self.samples.insert(key, encode(&chunk))?;
+                return self.wrote(1);
+            }
+        }
         let seq = self.db.generate_id()?;
         let mut key = transaction.to_be_bytes().to_vec();
         key.extend_from_slice(&seq.to_be_bytes());
-        self.samples
-            .insert(key, encode(&SampleBatch::from_samples(samples)))?;
+        self.samples.insert(key, encode(&batch))?;
         self.wrote(1)
     }
 
@@ -965,6 +988,49 @@ mod tests {
     }
 
     #[test]
+    fn a_transactions_samples_share_a_few_keys_and_keep_their_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        let t0 = DateTime::from_timestamp_millis(1_780_000_000_000).expect("a time");
+        let message = |minute: i64, tx: i32| -> Vec<Sample> {
+            let at = t0 + chrono::TimeDelta::minutes(minute);
+            ["L1", "L2", "L3"]
+                .iter()
+                .map(|phase| Sample {
+                    at,
+                    measurand: "Current.Import".into(),
+                    phase: Some((*phase).into()),
+                    value: f64::from(tx) * 1000.0 + minute as f64,
+                    unit: Some("A".into()),
+                })
+                .collect()
+        };
+        // Two vehicles charging side by side for five hours, a kept message a minute each.
+        let minutes = 300;
+        let mut expected = Vec::new();
+        for minute in 0..minutes {
+            store.add_samples(1, &message(minute, 1)).expect("add");
+            store.add_samples(2, &message(minute, 2)).expect("add");
+            expected.extend(message(minute, 1));
+        }
+        assert_eq!(store.samples(1).expect("samples"), expected);
+        assert_eq!(store.samples(2).expect("samples").len(), expected.len());
+        let keys = store.samples.scan_prefix(1i32.to_be_bytes()).count();
+        let bytes: usize = store
+            .samples
+            .scan_prefix(1i32.to_be_bytes())
+            .values()
+            .map(|v| v.expect("read").len())
+            .sum();
+        // Chunks of about SAMPLE_CHUNK_BYTES, not a key per message.
+        assert!(keys >= 2, "{keys} keys for {bytes} bytes");
+        assert!(
+            keys <= bytes / SAMPLE_CHUNK_BYTES + 1,
+            "{keys} keys for {bytes} bytes"
+        );
+    }
+
+    #[test]
     fn pruning_drops_old_samples_of_closed_transactions_only() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path()).expect("open");
@@ -1065,14 +1131,19 @@ mod tests {
         store.add_samples(5, &message).expect("add");
         // A batch in the form of session 1 (a list of samples), as an older store has it.
         let mut key = 5i32.to_be_bytes().to_vec();
-        key.extend_from_slice(&u64::MAX.to_be_bytes());
+        let seq = store.db.generate_id().expect("id");
+        key.extend_from_slice(&seq.to_be_bytes());
         let old_form = vec![s(t1, "SoC", None, 80.0, Some("Percent"))];
         store
             .samples
             .insert(key, encode(&old_form))
             .expect("insert");
+        // A message after the older batch starts a chunk of its own beside it.
+        let later = vec![s(t1, "Current.Import", Some("L3"), 7.0, Some("A"))];
+        store.add_samples(5, &later).expect("add after the older form");
         let mut expected = message.clone();
         expected.extend(old_form);
+        expected.extend(later);
         assert_eq!(store.samples(5).expect("samples"), expected);
 
         let compact = store
