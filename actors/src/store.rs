@@ -1140,7 +1140,9 @@ mod tests {
             .expect("insert");
         // A message after the older batch starts a chunk of its own beside it.
         let later = vec![s(t1, "Current.Import", Some("L3"), 7.0, Some("A"))];
-        store.add_samples(5, &later).expect("add after the older form");
+        store
+            .add_samples(5, &later)
+            .expect("add after the older form");
         let mut expected = message.clone();
         expected.extend(old_form);
         expected.extend(later);
