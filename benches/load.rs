@@ -929,6 +929,8 @@ async fn soak(stations: usize, warm_up: u64, seconds: u64) {
     let started = Instant::now();
     let mut samples: Vec<(u64, u64)> = Vec::new();
     let mut heap_samples: Vec<(u64, HeapFigures)> = Vec::new();
+    // Transactions the fleet has completed, at each sample: what the store holds.
+    let mut stored: Vec<(u64, u64)> = Vec::new();
     let http = reqwest::Client::new();
     let mut every = tokio::time::interval(SOAK_SAMPLE);
     while started.elapsed() < Duration::from_secs(warm_up + seconds) {
@@ -940,6 +942,7 @@ async fn soak(stations: usize, warm_up: u64, seconds: u64) {
         };
         let t = started.elapsed().as_secs();
         samples.push((t, rss));
+        stored.push((t, fleet.completed_transactions() as u64));
         let heap_text = heap.map_or(String::new(), |h| {
             heap_samples.push((t, h));
             format!(
@@ -981,12 +984,20 @@ async fn soak(stations: usize, warm_up: u64, seconds: u64) {
         .iter()
         .map(|(t, h)| (*t, h.free_held))
         .collect();
-    if let (Some(g), Some(f)) = (Growth::of(&in_use, warm_up), Growth::of(&free, warm_up)) {
+    if let (Some(g), Some(f), Some(n)) = (
+        Growth::of(&in_use, warm_up),
+        Growth::of(&free, warm_up),
+        Growth::of(&stored, warm_up),
+    ) {
+        let grown = g.last as f64 - g.base as f64;
+        let transactions = n.last.saturating_sub(n.base);
         println!(
-            "  heap in use {:.1} -> {:.1} MB ({:+.1} %) over the soak; free held {:.1} -> {:.1} MB",
+            "  heap in use {:.1} -> {:.1} MB over the soak ({:+.2} MB, {:.0} B per transaction \
+             stored meanwhile: {transactions}); free held {:.1} -> {:.1} MB",
             g.base as f64 / MIB,
             g.last as f64 / MIB,
-            g.percent(),
+            grown / MIB,
+            grown / transactions.max(1) as f64,
             f.base as f64 / MIB,
             f.last as f64 / MIB,
         );
