@@ -32,8 +32,6 @@ const STATION_THREADS: usize = 2;
 
 /// Defaults for a station registered by the commissioning scan; an operator refines them.
 const SCANNED_MAX_CURRENT: Amps = Amps(32.0);
-/// How long the meter samples of a closed transaction are kept.
-pub const SAMPLE_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(30);
 /// How often storage upkeep runs.
 const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
@@ -139,19 +137,21 @@ impl Controller {
     }
 
     /// Storage upkeep, now and every [`HOUSEKEEPING_EVERY`]: the meter samples of
-    /// transactions closed more than [`SAMPLE_RETENTION`] ago are dropped (their records,
-    /// energy and cost stay). The timer lives on a station thread, so it stops with them;
+    /// transactions closed more than `storage.sample_retention_days` ago (as configured
+    /// at that moment) are dropped; their records, energy and cost stay. The timer lives on a station thread, so it stops with them;
     /// the pruning itself runs on a blocking thread, so a first run over a long history
     /// (an upgrade) does not hold up the station actors sharing that thread. A prune cut
     /// short by a shutdown resumes where it stopped (see `Store::prune_samples`).
     fn keep_house(&self) {
         let store = self.inner.store.clone();
+        let config = self.inner.config.clone();
         self.inner.arbiters[0].spawn(async move {
             let mut every = tokio::time::interval(HOUSEKEEPING_EVERY);
             loop {
                 every.tick().await;
                 let store = store.clone();
-                let cutoff = Utc::now() - SAMPLE_RETENTION;
+                let days = config.get().storage.sample_retention_days;
+                let cutoff = Utc::now() - chrono::TimeDelta::days(i64::from(days));
                 match tokio::task::spawn_blocking(move || store.prune_samples(cutoff)).await {
                     Ok(Ok(0)) => {}
                     Ok(Ok(n)) => tracing::info!(transactions = n, "pruned old meter samples"),

@@ -174,9 +174,24 @@ async fn metered_energy_survives_a_vanished_station_and_a_restart() {
 /// recent transaction keeps its samples. The stations are served meanwhile.
 #[tokio::test]
 async fn samples_past_the_retention_are_pruned_when_the_controller_starts() {
+    // The default retention, 30 days.
+    prunes_samples_older_than_the_retention(SMALL_SITE, 45, 2).await;
+}
+
+#[tokio::test]
+async fn the_sample_retention_is_configurable() {
+    // Bare keys before the first table of the body belong to the `[storage]` table the
+    // test configuration ends with.
+    let body = format!("sample_retention_days = 3\n{SMALL_SITE}");
+    prunes_samples_older_than_the_retention(&body, 5, 1).await;
+}
+
+/// Stores a transaction that ended `old_days` ago and one `recent_days` ago, restarts the
+/// controller configured with `body`, and checks that only the old one lost its samples.
+async fn prunes_samples_older_than_the_retention(body: &str, old_days: i64, recent_days: i64) {
     use ampwarden_actors::store::{NewTransaction, Sample, TransactionStop};
 
-    let mut app = TestApp::start("", SMALL_SITE);
+    let mut app = TestApp::start("", body);
     let record = |days_ago: i64| {
         let at = chrono::Utc::now() - chrono::TimeDelta::days(days_ago);
         let store = app.app().controller().store();
@@ -208,7 +223,7 @@ async fn samples_past_the_retention_are_pruned_when_the_controller_starts() {
         store.stop_transaction(t.id, stop, None).expect("stop");
         t.id
     };
-    let (old, recent) = (record(45), record(2));
+    let (old, recent) = (record(old_days), record(recent_days));
 
     app.restart();
     let samples = |app: &TestApp, id: i32| {

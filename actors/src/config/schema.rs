@@ -103,12 +103,15 @@ impl Default for Server {
 #[serde(deny_unknown_fields, default)]
 pub struct Storage {
     pub path: PathBuf,
+    /// Days a closed transaction keeps its meter samples; its record stays for good.
+    pub sample_retention_days: u32,
 }
 
 impl Default for Storage {
     fn default() -> Self {
         Storage {
             path: PathBuf::from("data"),
+            sample_retention_days: 30,
         }
     }
 }

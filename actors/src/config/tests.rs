@@ -360,6 +360,15 @@ fn bad_control_values_are_refused() {
 }
 
 #[test]
+fn sample_retention_is_at_least_a_day() {
+    assert_reports(
+        &problems_with("[storage]\nsample_retention_days = 0\n"),
+        "storage.sample_retention_days: 0 is out of range (1 to 3650)",
+    );
+    assert!(problems_with("[storage]\nsample_retention_days = 365\n").is_empty());
+}
+
+#[test]
 fn bad_badges_and_station_ids_are_refused() {
     let lines = problems_with(
         "[[badges]]\nid_tag = \"012345678901234567890\"\n\

@@ -96,6 +96,7 @@ pub(super) fn problems(c: &Config) -> Vec<ConfigProblem> {
     };
     site(&mut ck, c);
     server(&mut ck, c);
+    storage(&mut ck, &c.storage);
     control(&mut ck, &c.control);
     zones(&mut ck, c);
     meters(&mut ck, c);
@@ -161,6 +162,15 @@ fn server(ck: &mut Checker, c: &Config) {
         s.max_frame_bytes,
         4096,
         16 * 1024 * 1024,
+    );
+}
+
+fn storage(ck: &mut Checker, s: &Storage) {
+    ck.range(
+        "storage.sample_retention_days",
+        s.sample_retention_days,
+        1,
+        3650,
     );
 }
 
