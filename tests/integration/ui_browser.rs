@@ -459,6 +459,22 @@ async fn an_operator_sets_up_watches_stops_adds_a_badge_and_exports() {
         .await
         .expect("sessions page");
     wait_until(&client, "the sessions", "document.querySelector('.totals')").await;
+    // It opens on the last 30 days, not the whole history, and says so in its filter.
+    let from = client
+        .execute(
+            "return document.querySelector('input[name=from]').value",
+            vec![],
+        )
+        .await
+        .expect("the from field");
+    // (The page read the clock before this test did: a midnight may lie between.)
+    let month_ago = (chrono::Utc::now() - chrono::TimeDelta::days(30)).date_naive();
+    let day_before = month_ago.pred_opt().unwrap_or(month_ago);
+    let from = from.as_str().unwrap_or_default();
+    assert!(
+        [month_ago.to_string(), day_before.to_string()].contains(&from.to_owned()),
+        "from {from:?}, 30 days ago {month_ago}"
+    );
     let csv = client
         .execute_async(
             "const done = arguments[0]; \
