@@ -289,7 +289,7 @@ pub struct Store {
 }
 
 /// A transaction's samples are stored in chunks of about this many bytes (half an hour
-/// of a station sending every minute), one sled key each. sled keeps ~45 bytes of memory
+/// of a station sending every minute), one sled key each. sled keeps ~20 bytes of memory
 /// for every key it holds, evicted or not (BENCHMARKS.md): a key per message, at one kept
 /// message a minute per charging vehicle for 30 days, grew a 1000-station depot's
 /// controller by hundreds of MB. Read and rewritten whole on each append, so kept small.
@@ -559,10 +559,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Stores the samples of one message under one key (transaction, sequence): a key
-    /// per sample costs sled about three times the CPU and twice the memory. The batch is
-    /// kept in the compact [`SampleBatch`] form.
-    /// Appends one message's samples to the transaction's last chunk while that is under
+    /// Appends one message's samples, in the compact [`SampleBatch`] form, to the
+    /// transaction's last chunk (key: transaction, sequence) while that is under
     /// [`SAMPLE_CHUNK_BYTES`], else starts a chunk. Only the transaction's station actor
     /// writes its samples, so the read-append-write needs no lock.
     pub fn add_samples(&self, transaction: i32, samples: &[Sample]) -> Result<()> {
