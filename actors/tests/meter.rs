@@ -1,5 +1,6 @@
 //! Meters end to end: a real Modbus TCP server on loopback (the simulated meter) read by
-//! a real `MeterActor`, for every profile and every way a meter fails.
+//! a real `MeterActor`, for every profile and every way a meter fails; and one Modbus RTU
+//! meter on a pseudo-terminal.
 
 mod common;
 
@@ -9,7 +10,8 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use ampwarden_actors::config::{
-    GenericMap, MeterConfig, MeterProfile, MeterProtocol, RegisterKind, RegisterType, WordOrder,
+    GenericMap, MeterConfig, MeterProfile, MeterProtocol, Parity, RegisterKind, RegisterType,
+    WordOrder,
 };
 use ampwarden_actors::meter::simulated::{Mode, SimulatedMeter, SimulatedMeterHandle};
 use ampwarden_actors::meter::{
@@ -449,4 +451,55 @@ async fn a_meter_that_refuses_its_power_register_still_gives_its_currents() {
     })
     .await;
     assert!(status_of(&addr).await.last_error.is_none());
+}
+
+/// A Modbus RTU meter on a serial line: here one end of a pseudo-terminal pair, served by
+/// the simulated meter, the other end opened by path like a real RS-485 adapter (baud
+/// rate, parity and stop bits set on it). Read, silenced until stale, read again.
+#[actix::test]
+async fn an_rtu_meter_is_read_over_a_serial_line() {
+    use tokio_serial::SerialPort;
+
+    let (device, adapter) = tokio_serial::SerialStream::pair().expect("a pseudo-terminal");
+    let path = adapter.name().expect("the pty's path");
+    // The pair's handle on the adapter end holds the lock a serial port is opened with:
+    // let it go, but keep the end open (without a lock) so that the device end does not
+    // see a hang-up while the meter actor closes and reopens the port.
+    let keep_open = std::fs::File::open(&path).expect("the pty opens");
+    drop(adapter);
+    let mut rtu = config(loopback(), MeterProfile::Iem3155, None);
+    rtu.protocol = MeterProtocol::ModbusRtu;
+    rtu.address = path.clone();
+    rtu.parity = Parity::Even;
+    let sim = SimulatedMeter::serve_serial(device, map_of(&rtu));
+    sim.set_currents(PerPhase([Amps(14.0), Amps(9.5), Amps(3.25)]));
+    sim.set_power_kw(6.2);
+    let stale_after = Duration::from_millis(600);
+    let (addr, collector) = start_actor(rtu, stale_after);
+    wait_until(
+        &format!("the RTU meter on {path} reads 14/9.5/3.25 A"),
+        || {
+            let readings = collector.readings();
+            async move { readings.iter().any(|r| reads(r, [14.0, 9.5, 3.25], 6.2)) }
+        },
+    )
+    .await;
+
+    sim.set_mode(Mode::Silent);
+    wait_until("the silent RTU meter goes stale", || {
+        let stale = collector.stale();
+        async move { !stale.is_empty() }
+    })
+    .await;
+    assert!(status_of(&addr).await.stale);
+
+    sim.set_mode(Mode::Normal);
+    sim.set_currents(PerPhase([Amps(20.0), Amps(20.0), Amps(20.0)]));
+    wait_until("the RTU meter reads again", || {
+        let readings = collector.readings();
+        async move { readings.iter().any(|r| reads(r, [20.0, 20.0, 20.0], 6.2)) }
+    })
+    .await;
+    assert!(!status_of(&addr).await.stale);
+    drop(keep_open);
 }

@@ -1,4 +1,4 @@
-//! A simulated meter: a real Modbus TCP server that serves a profile's register map with
+//! A simulated meter: a real Modbus TCP (or RTU) server that serves a profile's register map with
 //! values set at run time, and misbehaves on request (silence, exceptions, NaN). Used by
 //! the integration tests, the `simulate` subcommand and the demo.
 //!
@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::net::TcpSocket;
 use tokio::task::JoinHandle;
+use tokio_modbus::server::rtu;
 use tokio_modbus::server::tcp::{accept_tcp_connection, Server};
 use tokio_modbus::server::Service;
 use tokio_modbus::{ExceptionCode, Request, Response};
@@ -58,11 +59,7 @@ impl SimulatedMeter {
         socket.bind(addr)?;
         let listener = socket.listen(64)?;
         let local_addr = listener.local_addr()?;
-        let state = Arc::new(Mutex::new(State {
-            currents: PerPhase::splat(Amps::ZERO),
-            power_kw: 0.0,
-            mode: Mode::Normal,
-        }));
+        let state = new_state();
         let service_state = Arc::clone(&state);
         let server = Server::new(listener);
         let task = tokio::spawn(async move {
@@ -89,6 +86,39 @@ impl SimulatedMeter {
             task,
         })
     }
+
+    /// Serves `map` as a Modbus RTU device on a serial line (any unit id: a bus with one
+    /// device) until the handle is stopped or dropped. Tests give it one end of a
+    /// pseudo-terminal pair (`tokio_serial::SerialStream::pair`) and the meter actor the
+    /// other end's path.
+    pub fn serve_serial(
+        serial: tokio_serial::SerialStream,
+        map: RegisterMap,
+    ) -> SimulatedMeterHandle {
+        let state = new_state();
+        let service = MeterService {
+            map,
+            state: Arc::clone(&state),
+        };
+        let task = tokio::spawn(async move {
+            if let Err(err) = rtu::Server::new(serial).serve_forever(service).await {
+                tracing::warn!(%err, "simulated serial meter stopped");
+            }
+        });
+        SimulatedMeterHandle {
+            local_addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            state,
+            task,
+        }
+    }
+}
+
+fn new_state() -> Arc<Mutex<State>> {
+    Arc::new(Mutex::new(State {
+        currents: PerPhase::splat(Amps::ZERO),
+        power_kw: 0.0,
+        mode: Mode::Normal,
+    }))
 }
 
 /// Controls a running simulated meter; dropping it stops the server.
@@ -100,7 +130,8 @@ pub struct SimulatedMeterHandle {
 }
 
 impl SimulatedMeterHandle {
-    /// The address the server listens on (with the port chosen when 0 was asked).
+    /// The address the server listens on (with the port chosen when 0 was asked);
+    /// `0.0.0.0:0` for a meter served on a serial line.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
