@@ -4,17 +4,15 @@
 //! gives each busy thread an arena of its own and hands little of the freed memory back,
 //! so the resident size crept up for as long as the process ran although the live heap
 //! did not (heap profile of the soak in BENCHMARKS.md: live heap +1 MB, RSS +3.5 MB).
-//! Two measures: one arena for the whole process, and a thread that asks malloc every
-//! ten seconds to return the free pages in the middle of its heap. Elsewhere (musl, other
+//! Two measures: one arena for the whole process, and a thread that asks malloc once a
+//! minute to return the free pages in the middle of its heap. Elsewhere (musl, other
 //! systems) both are no-ops.
 
 use std::time::Duration;
 
 /// How often free heap pages go back to the system. A trim of the controller's heap
-/// takes well under a millisecond (it holds the one arena's lock meanwhile). Once a
-/// minute left a saw-tooth of ~1 MB in the RSS (pages freed and touched again between
-/// trims), which is what an operator's memory graph shows.
-pub const TRIM_EVERY: Duration = Duration::from_secs(10);
+/// takes well under a millisecond (it holds the one arena's lock meanwhile).
+pub const TRIM_EVERY: Duration = Duration::from_secs(60);
 
 /// One malloc arena, and a fixed mmap threshold: glibc otherwise raises the threshold
 /// each time a large mapped block is freed, after which sled's 512 KB write buffers come
