@@ -138,7 +138,9 @@ impl Controller {
 
     /// Storage upkeep, now and every [`HOUSEKEEPING_EVERY`]: the meter samples of
     /// transactions closed more than `storage.sample_retention_days` ago (as configured
-    /// at that moment) are dropped; their records, energy and cost stay. The timer lives on a station thread, so it stops with them;
+    /// at that moment) are dropped, their records, energy and cost stay; and if
+    /// `storage.transaction_retention_days` is set, transactions closed longer ago than
+    /// that go altogether. The timer lives on a station thread, so it stops with them;
     /// the pruning itself runs on a blocking thread, so a first run over a long history
     /// (an upgrade) does not hold up the station actors sharing that thread. A prune cut
     /// short by a shutdown resumes where it stopped (see `Store::prune_samples`).
@@ -150,13 +152,27 @@ impl Controller {
             loop {
                 every.tick().await;
                 let store = store.clone();
-                let days = config.get().storage.sample_retention_days;
-                let cutoff = Utc::now() - chrono::TimeDelta::days(i64::from(days));
-                match tokio::task::spawn_blocking(move || store.prune_samples(cutoff)).await {
-                    Ok(Ok(0)) => {}
-                    Ok(Ok(n)) => tracing::info!(transactions = n, "pruned old meter samples"),
-                    Ok(Err(e)) => tracing::error!(error = %e, "cannot prune old meter samples"),
-                    Err(e) => tracing::error!(error = %e, "the sample pruning task failed"),
+                let storage = config.get().storage.clone();
+                let days_ago = |days: u32| Utc::now() - chrono::TimeDelta::days(i64::from(days));
+                let pruning = tokio::task::spawn_blocking(move || {
+                    let samples = store.prune_samples(days_ago(storage.sample_retention_days))?;
+                    let transactions = match storage.transaction_retention_days {
+                        Some(days) => store.prune_transactions(days_ago(days))?,
+                        None => 0,
+                    };
+                    Ok::<_, ampwarden_actors::store::StoreError>((samples, transactions))
+                });
+                match pruning.await {
+                    Ok(Ok((0, 0))) => {}
+                    Ok(Ok((samples, transactions))) => tracing::info!(
+                        samples_of = samples,
+                        transactions,
+                        "pruned meter samples and transactions past their retention"
+                    ),
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "cannot prune old samples or transactions")
+                    }
+                    Err(e) => tracing::error!(error = %e, "the pruning task failed"),
                 }
             }
         });

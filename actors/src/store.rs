@@ -299,6 +299,17 @@ const NEXT_TX_ID: &[u8] = b"next_transaction_id";
 const NEXT_LOG_SEQ: &[u8] = b"next_log_seq";
 /// Every transaction below this id has had its samples pruned (or never had any to prune).
 const SAMPLES_PRUNED_BELOW: &[u8] = b"samples_pruned_below";
+/// Every transaction below this id has been deleted (with `storage.transaction_retention_days`).
+const TRANSACTIONS_PRUNED_BELOW: &[u8] = b"transactions_pruned_below";
+
+/// What [`Store::prune`] removes of a transaction past its retention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pruned {
+    /// Its meter samples; the record stays.
+    Samples,
+    /// The record and its samples.
+    Transactions,
+}
 /// Set once the open-transaction index covers the history (stores written before the
 /// index existed build it at their first open).
 const OPEN_INDEX_BUILT: &[u8] = b"open_index_built";
@@ -602,15 +613,32 @@ impl Store {
     }
 
     /// Deletes the samples of transactions that stopped before `cutoff`; the transactions
-    /// themselves (energy, cost, times) stay. Resumes where the last call stopped and
-    /// walks forward only while transactions started before `cutoff`, so a call costs the
-    /// transactions that aged since the last one, not the whole history. A transaction
-    /// still open holds the resume point back but does not block the ones after it.
-    /// Returns how many transactions lost their samples.
+    /// themselves (energy, cost, times) stay. Returns how many transactions lost their
+    /// samples. See [`Store::prune`].
     pub fn prune_samples(&self, cutoff: DateTime<Utc>) -> Result<usize> {
+        self.prune(Pruned::Samples, cutoff)
+    }
+
+    /// Deletes the transactions that stopped before `cutoff`, records and samples: for a
+    /// site that keeps its history elsewhere (CSV exports) and wants the store, and the
+    /// memory sled keeps for every record, bounded. Returns how many went.
+    pub fn prune_transactions(&self, cutoff: DateTime<Utc>) -> Result<usize> {
+        self.prune(Pruned::Transactions, cutoff)
+    }
+
+    /// Removes `what` of the transactions that stopped before `cutoff`. Resumes where the
+    /// last call of its kind stopped and walks forward only while transactions started
+    /// before `cutoff`, so a call costs the transactions that aged since the last one, not
+    /// the whole history. A transaction still open holds the resume point back but does not
+    /// block the ones after it.
+    fn prune(&self, what: Pruned, cutoff: DateTime<Utc>) -> Result<usize> {
+        let marker = match what {
+            Pruned::Samples => SAMPLES_PRUNED_BELOW,
+            Pruned::Transactions => TRANSACTIONS_PRUNED_BELOW,
+        };
         let from = self
             .meta
-            .get(SAMPLES_PRUNED_BELOW)?
+            .get(marker)?
             .and_then(|b| <[u8; 4]>::try_from(b.as_ref()).ok())
             .map_or(0, i32::from_be_bytes);
         let mut pruned = 0;
@@ -632,7 +660,13 @@ impl Store {
                     }
                     if any {
                         self.samples.apply_batch(batch)?;
-                        pruned += 1;
+                    }
+                    match what {
+                        Pruned::Samples => pruned += usize::from(any),
+                        Pruned::Transactions => {
+                            self.transactions.remove(t.id.to_be_bytes())?;
+                            pruned += 1;
+                        }
                     }
                 }
                 _ => {
@@ -648,8 +682,7 @@ impl Store {
                 .and_then(|(k, _)| <[u8; 4]>::try_from(k.as_ref()).ok())
                 .map_or(from, |k| i32::from_be_bytes(k) + 1),
         };
-        self.meta
-            .insert(SAMPLES_PRUNED_BELOW, &resume.to_be_bytes())?;
+        self.meta.insert(marker, &resume.to_be_bytes())?;
         self.flush()?;
         Ok(pruned)
     }
@@ -1082,6 +1115,61 @@ mod tests {
         assert_eq!(store.prune_samples(cutoff).expect("prune"), 1);
         assert_eq!(left(ids[1]), 0);
         assert_eq!(left(ids[3]), 1, "recent samples stay");
+    }
+
+    #[test]
+    fn transactions_past_their_retention_go_with_their_samples_and_ids_never_return() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        let days_ago = |d| Utc::now() - chrono::TimeDelta::days(d);
+        let sample = Sample {
+            at: Utc::now(),
+            measurand: "Energy.Active.Import.Register".into(),
+            phase: None,
+            value: 1.0,
+            unit: Some("Wh".into()),
+        };
+        // 1: old and closed; 2: old and still open; 3: old, closed, no samples; 4: recent.
+        let mut ids = Vec::new();
+        for (started, with_samples) in [(800, true), (799, true), (798, false), (10, true)] {
+            let mut new = new_tx("CP1");
+            new.started_at = days_ago(started);
+            let t = store.begin_transaction(new).expect("begin");
+            if with_samples {
+                store
+                    .add_samples(t.id, std::slice::from_ref(&sample))
+                    .expect("add");
+            }
+            ids.push(t.id);
+        }
+        for (i, ended) in [(0, 797), (2, 796), (3, 9)] {
+            store
+                .stop_transaction(ids[i], stop(days_ago(ended), 2000), None)
+                .expect("stop");
+        }
+
+        let cutoff = days_ago(365);
+        assert_eq!(store.prune_transactions(cutoff).expect("prune"), 2);
+        let kept = |id| store.transaction(id).expect("read").is_some();
+        assert_eq!(
+            ids.iter().map(|&id| kept(id)).collect::<Vec<_>>(),
+            [false, true, false, true]
+        );
+        assert!(store.samples(ids[0]).expect("samples").is_empty());
+        assert_eq!(store.samples(ids[3]).expect("samples").len(), 1);
+        assert_eq!(open_ids(&store, "CP1"), [ids[1]]);
+        assert_eq!(store.prune_transactions(cutoff).expect("again"), 0);
+
+        // The open one closes long ago (reported late): the resume point held it back.
+        store
+            .stop_transaction(ids[1], stop(days_ago(795), 2000), None)
+            .expect("stop");
+        assert_eq!(store.prune_transactions(cutoff).expect("prune"), 1);
+        assert!(!kept(ids[1]));
+        assert!(kept(ids[3]), "recent transactions stay");
+        // Deleted ids are not given again.
+        let next = store.begin_transaction(new_tx("CP1")).expect("begin");
+        assert!(next.id > ids[3], "{} after {:?}", next.id, ids);
     }
 
     #[test]

@@ -174,8 +174,10 @@ async fn metered_energy_survives_a_vanished_station_and_a_restart() {
 /// recent transaction keeps its samples. The stations are served meanwhile.
 #[tokio::test]
 async fn samples_past_the_retention_are_pruned_when_the_controller_starts() {
-    // The default retention, 30 days.
-    prunes_samples_older_than_the_retention(SMALL_SITE, 45, 2).await;
+    // The default retention, 30 days; records are kept for good.
+    let (app, old, _) = prunes_samples_older_than_the_retention(SMALL_SITE, 45, 2).await;
+    let kept = record(&app, old).expect("the record stays");
+    assert_eq!(kept.energy_wh(), 700.0);
 }
 
 #[tokio::test]
@@ -183,12 +185,41 @@ async fn the_sample_retention_is_configurable() {
     // Bare keys before the first table of the body belong to the `[storage]` table the
     // test configuration ends with.
     let body = format!("sample_retention_days = 3\n{SMALL_SITE}");
-    prunes_samples_older_than_the_retention(&body, 5, 1).await;
+    let (app, old, _) = prunes_samples_older_than_the_retention(&body, 5, 1).await;
+    assert!(record(&app, old).is_some(), "the record stays");
+}
+
+#[tokio::test]
+async fn transactions_past_their_retention_go_when_it_is_set() {
+    let body = format!("transaction_retention_days = 40\n{SMALL_SITE}");
+    let (app, old, recent) = prunes_samples_older_than_the_retention(&body, 45, 2).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while record(&app, old).is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "old transaction not deleted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(record(&app, recent).is_some(), "recent transactions stay");
+}
+
+fn record(app: &TestApp, id: i32) -> Option<ampwarden_actors::store::TransactionRecord> {
+    app.app()
+        .controller()
+        .store()
+        .transaction(id)
+        .expect("read")
 }
 
 /// Stores a transaction that ended `old_days` ago and one `recent_days` ago, restarts the
 /// controller configured with `body`, and checks that only the old one lost its samples.
-async fn prunes_samples_older_than_the_retention(body: &str, old_days: i64, recent_days: i64) {
+/// Returns the controller and the two transactions' ids.
+async fn prunes_samples_older_than_the_retention(
+    body: &str,
+    old_days: i64,
+    recent_days: i64,
+) -> (TestApp, i32, i32) {
     use ampwarden_actors::store::{NewTransaction, Sample, TransactionStop};
 
     let mut app = TestApp::start("", body);
@@ -244,12 +275,5 @@ async fn prunes_samples_older_than_the_retention(body: &str, old_days: i64, rece
     }
     app.booted("CP001").await; // served while (or after) the store is pruned
     assert_eq!(samples(&app, recent), 1, "recent samples are kept");
-    let kept = app
-        .app()
-        .controller()
-        .store()
-        .transaction(old)
-        .expect("read")
-        .expect("the record stays");
-    assert_eq!(kept.energy_wh(), 700.0);
+    (app, old, recent)
 }

@@ -105,6 +105,9 @@ pub struct Storage {
     pub path: PathBuf,
     /// Days a closed transaction keeps its meter samples; its record stays for good.
     pub sample_retention_days: u32,
+    /// Days a closed transaction is kept at all (record and samples); `None`: for good.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_retention_days: Option<u32>,
 }
 
 impl Default for Storage {
@@ -112,6 +115,7 @@ impl Default for Storage {
         Storage {
             path: PathBuf::from("data"),
             sample_retention_days: 30,
+            transaction_retention_days: None,
         }
     }
 }

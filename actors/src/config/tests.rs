@@ -369,6 +369,19 @@ fn sample_retention_is_at_least_a_day() {
 }
 
 #[test]
+fn transaction_retention_is_at_least_a_month_and_not_shorter_than_the_samples() {
+    assert_reports(
+        &problems_with("[storage]\ntransaction_retention_days = 7\n"),
+        "storage.transaction_retention_days: 7 is out of range (30 to 36500)",
+    );
+    assert_reports(
+        &problems_with("[storage]\nsample_retention_days = 90\ntransaction_retention_days = 60\n"),
+        "storage.transaction_retention_days: 60 is out of range (90 to 36500)",
+    );
+    assert!(problems_with("[storage]\ntransaction_retention_days = 730\n").is_empty());
+}
+
+#[test]
 fn bad_badges_and_station_ids_are_refused() {
     let lines = problems_with(
         "[[badges]]\nid_tag = \"012345678901234567890\"\n\

@@ -172,6 +172,11 @@ fn storage(ck: &mut Checker, s: &Storage) {
         1,
         3650,
     );
+    if let Some(days) = s.transaction_retention_days {
+        // Deleting records is for good: at least a month, and never before their samples.
+        let min = s.sample_retention_days.clamp(30, 3650);
+        ck.range("storage.transaction_retention_days", days, min, 36_500);
+    }
 }
 
 fn control(ck: &mut Checker, c: &Control) {
