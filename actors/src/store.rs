@@ -835,6 +835,17 @@ mod tests {
         }
     }
 
+    /// One reading of the energy register, taken now.
+    fn energy_sample() -> Sample {
+        Sample {
+            at: Utc::now(),
+            measurand: "Energy.Active.Import.Register".into(),
+            phase: None,
+            value: 1.0,
+            unit: Some("Wh".into()),
+        }
+    }
+
     /// A stop at `at` with the register at `meter_stop_wh`.
     fn stop(at: DateTime<Utc>, meter_stop_wh: i64) -> TransactionStop {
         TransactionStop {
@@ -1066,13 +1077,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path()).expect("open");
         let days_ago = |d| Utc::now() - chrono::TimeDelta::days(d);
-        let sample = Sample {
-            at: Utc::now(),
-            measurand: "Energy.Active.Import.Register".into(),
-            phase: None,
-            value: 1.0,
-            unit: Some("Wh".into()),
-        };
+        let sample = energy_sample();
         let stop_at = |at| stop(at, 2000);
         // 1: old and closed; 2: old and still open; 3: old and closed; 4: recent.
         let mut ids = Vec::new();
@@ -1122,13 +1127,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path()).expect("open");
         let days_ago = |d| Utc::now() - chrono::TimeDelta::days(d);
-        let sample = Sample {
-            at: Utc::now(),
-            measurand: "Energy.Active.Import.Register".into(),
-            phase: None,
-            value: 1.0,
-            unit: Some("Wh".into()),
-        };
+        let sample = energy_sample();
         // 1: old and closed; 2: old and still open; 3: old, closed, no samples; 4: recent.
         let mut ids = Vec::new();
         for (started, with_samples) in [(800, true), (799, true), (798, false), (10, true)] {
