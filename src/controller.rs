@@ -165,8 +165,8 @@ impl Controller {
                 match pruning.await {
                     Ok(Ok((0, 0))) => {}
                     Ok(Ok((samples, transactions))) => tracing::info!(
-                        samples_of = samples,
-                        transactions,
+                        samples_pruned_of = samples,
+                        transactions_deleted = transactions,
                         "pruned meter samples and transactions past their retention"
                     ),
                     Ok(Err(e)) => {

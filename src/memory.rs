@@ -74,7 +74,9 @@ pub struct HeapUsage {
     pub mapped_bytes: u64,
 }
 
-/// The allocator's current figures; `None` where malloc cannot say (not glibc).
+/// The allocator's current figures; `None` where malloc cannot say (not glibc). They
+/// cover malloc's main arena: all of the heap in the controller, which runs with one
+/// arena ([`tune_malloc`]), part of it in a process with several (the tests).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub fn heap_usage() -> Option<HeapUsage> {
     // SAFETY: mallinfo2 only reads the allocator's counters (glibc 2.33 and later).

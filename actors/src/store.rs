@@ -835,15 +835,40 @@ mod tests {
         }
     }
 
-    /// One reading of the energy register, taken now.
-    fn energy_sample() -> Sample {
-        Sample {
+    fn days_ago(days: i64) -> DateTime<Utc> {
+        Utc::now() - chrono::TimeDelta::days(days)
+    }
+
+    /// A history on CP1, one transaction per `(started, with_a_sample, stopped)` in days
+    /// ago (`stopped`: `None` for one still open); their ids, in that order.
+    fn history(store: &Store, transactions: &[(i64, bool, Option<i64>)]) -> Vec<i32> {
+        let sample = Sample {
             at: Utc::now(),
             measurand: "Energy.Active.Import.Register".into(),
             phase: None,
             value: 1.0,
             unit: Some("Wh".into()),
+        };
+        let mut ids = Vec::new();
+        for &(started, with_sample, _) in transactions {
+            let mut new = new_tx("CP1");
+            new.started_at = days_ago(started);
+            let t = store.begin_transaction(new).expect("begin");
+            if with_sample {
+                store
+                    .add_samples(t.id, std::slice::from_ref(&sample))
+                    .expect("add");
+            }
+            ids.push(t.id);
         }
+        for (&id, &(_, _, stopped)) in ids.iter().zip(transactions) {
+            if let Some(days) = stopped {
+                store
+                    .stop_transaction(id, stop(days_ago(days), 2000), None)
+                    .expect("stop");
+            }
+        }
+        ids
     }
 
     /// A stop at `at` with the register at `meter_stop_wh`.
@@ -1076,29 +1101,16 @@ mod tests {
     fn pruning_drops_old_samples_of_closed_transactions_only() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path()).expect("open");
-        let days_ago = |d| Utc::now() - chrono::TimeDelta::days(d);
-        let sample = energy_sample();
-        let stop_at = |at| stop(at, 2000);
         // 1: old and closed; 2: old and still open; 3: old and closed; 4: recent.
-        let mut ids = Vec::new();
-        for started in [100, 99, 98, 1] {
-            let mut new = new_tx("CP1");
-            new.started_at = days_ago(started);
-            let t = store.begin_transaction(new).expect("begin");
-            store
-                .add_samples(t.id, std::slice::from_ref(&sample))
-                .expect("add");
-            ids.push(t.id);
-        }
-        store
-            .stop_transaction(ids[0], stop_at(days_ago(97)), None)
-            .expect("stop");
-        store
-            .stop_transaction(ids[2], stop_at(days_ago(96)), None)
-            .expect("stop");
-        store
-            .stop_transaction(ids[3], stop_at(days_ago(0)), None)
-            .expect("stop");
+        let ids = history(
+            &store,
+            &[
+                (100, true, Some(97)),
+                (99, true, None),
+                (98, true, Some(96)),
+                (1, true, Some(0)),
+            ],
+        );
 
         let cutoff = days_ago(90);
         assert_eq!(store.prune_samples(cutoff).expect("prune"), 2);
@@ -1115,7 +1127,7 @@ mod tests {
         // The open one closes long ago (an offline station reporting late): the resume
         // point held it back, so it is pruned now.
         store
-            .stop_transaction(ids[1], stop_at(days_ago(95)), None)
+            .stop_transaction(ids[1], stop(days_ago(95), 2000), None)
             .expect("stop");
         assert_eq!(store.prune_samples(cutoff).expect("prune"), 1);
         assert_eq!(left(ids[1]), 0);
@@ -1126,26 +1138,16 @@ mod tests {
     fn transactions_past_their_retention_go_with_their_samples_and_ids_never_return() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path()).expect("open");
-        let days_ago = |d| Utc::now() - chrono::TimeDelta::days(d);
-        let sample = energy_sample();
         // 1: old and closed; 2: old and still open; 3: old, closed, no samples; 4: recent.
-        let mut ids = Vec::new();
-        for (started, with_samples) in [(800, true), (799, true), (798, false), (10, true)] {
-            let mut new = new_tx("CP1");
-            new.started_at = days_ago(started);
-            let t = store.begin_transaction(new).expect("begin");
-            if with_samples {
-                store
-                    .add_samples(t.id, std::slice::from_ref(&sample))
-                    .expect("add");
-            }
-            ids.push(t.id);
-        }
-        for (i, ended) in [(0, 797), (2, 796), (3, 9)] {
-            store
-                .stop_transaction(ids[i], stop(days_ago(ended), 2000), None)
-                .expect("stop");
-        }
+        let ids = history(
+            &store,
+            &[
+                (800, true, Some(797)),
+                (799, true, None),
+                (798, false, Some(796)),
+                (10, true, Some(9)),
+            ],
+        );
 
         let cutoff = days_ago(365);
         assert_eq!(store.prune_transactions(cutoff).expect("prune"), 2);
