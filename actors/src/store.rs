@@ -1,6 +1,8 @@
 //! Persistence on sled, behind one small type so the engine could change later.
-//! Trees: `stations`, `transactions`, `samples`, `badges`, `users`, `logs` (a bounded
-//! ring), `config_snapshots`, and `meta` (counters). Values are JSON.
+//! Trees: `stations`, `transactions` (the open ones), `closed_transactions` (in blocks of
+//! [`CLOSED_BLOCK`]), `open_transactions` (an index by station), `samples`, `badges`,
+//! `users`, `logs` (a bounded ring), `config_snapshots`, and `meta` (counters). Values
+//! are JSON.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +11,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
 
 use crate::units::{ChargePointId, IdTag, ZoneId};
 
@@ -274,7 +278,10 @@ impl TransactionFilter {
 pub struct Store {
     db: sled::Db,
     stations: sled::Tree,
+    /// Open transactions, a key each: they change once a minute.
     transactions: sled::Tree,
+    /// Closed transactions, [`CLOSED_BLOCK`] consecutive ids per key: they no longer change.
+    closed: sled::Tree,
     /// The open transactions by station: `[len][station][id]` keys, no values. A restart
     /// reads a station's open transactions from here instead of the whole history.
     open: sled::Tree,
@@ -295,6 +302,19 @@ pub struct Store {
 /// controller by hundreds of MB. Read and rewritten whole on each append, so kept small.
 const SAMPLE_CHUNK_BYTES: usize = 4096;
 
+/// Closed transactions are kept in blocks of this many consecutive ids, one sled key each
+/// (sorted records, a few KB). sled keeps ~20 bytes of memory for every key it holds,
+/// evicted or not (BENCHMARKS.md): a key per record made the controller grow with its
+/// history for good, ~40 MB a year at a 1000-station depot, and the soak's RSS with it.
+const CLOSED_BLOCK: u32 = 16;
+
+/// The key of the block holding closed transaction `id`; `None` for an id we never give.
+fn block_key(id: i32) -> Option<[u8; 4]> {
+    u32::try_from(id)
+        .ok()
+        .map(|id| (id / CLOSED_BLOCK).to_be_bytes())
+}
+
 const NEXT_TX_ID: &[u8] = b"next_transaction_id";
 const NEXT_LOG_SEQ: &[u8] = b"next_log_seq";
 /// Every transaction below this id has had its samples pruned (or never had any to prune).
@@ -313,6 +333,9 @@ enum Pruned {
 /// Set once the open-transaction index covers the history (stores written before the
 /// index existed build it at their first open).
 const OPEN_INDEX_BUILT: &[u8] = b"open_index_built";
+/// Set once every closed transaction is in a block (stores written before the blocks
+/// existed move theirs at their first open).
+const CLOSED_IN_BLOCKS: &[u8] = b"closed_in_blocks";
 
 /// The prefix of a station's keys in the open-transaction index: the id's length (two
 /// bytes) then the id, so no station's prefix is another's.
@@ -337,6 +360,47 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { tree, source })
+}
+
+/// A transaction id as stored in keys, from a key's last four bytes.
+fn id_of_key(key: &[u8]) -> Option<i32> {
+    let at = key.len().checked_sub(4)?;
+    <[u8; 4]>::try_from(&key[at..]).ok().map(i32::from_be_bytes)
+}
+
+/// Inside a sled transaction: puts `records` (closed, of one block) into their block,
+/// replacing any there with the same id, and takes them out of the open records.
+fn file_closed(
+    open_records: &TransactionalTree,
+    closed: &TransactionalTree,
+    records: &[TransactionRecord],
+) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
+    let Some(key) = records.first().and_then(|t| block_key(t.id)) else {
+        return Ok(());
+    };
+    let mut block: Vec<TransactionRecord> = match closed.get(key)? {
+        Some(bytes) => {
+            decode("closed_transactions", &bytes).map_err(ConflictableTransactionError::Abort)?
+        }
+        None => Vec::new(),
+    };
+    for record in records {
+        match block.binary_search_by_key(&record.id, |t| t.id) {
+            Ok(at) => block[at] = record.clone(),
+            Err(at) => block.insert(at, record.clone()),
+        }
+        open_records.remove(&record.id.to_be_bytes())?;
+    }
+    closed.insert(&key, encode(&block))?;
+    Ok(())
+}
+
+/// The error of a sled transaction whose closure aborts with a [`StoreError`].
+fn transaction_error(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    }
 }
 
 /// Increments a big-endian u64 counter and returns the value before the increment.
@@ -391,6 +455,7 @@ impl Store {
         Store {
             stations: db.open_tree("stations")?,
             transactions: db.open_tree("transactions")?,
+            closed: db.open_tree("closed_transactions")?,
             open: db.open_tree("open_transactions")?,
             samples: db.open_tree("samples")?,
             badges: db.open_tree("badges")?,
@@ -401,7 +466,8 @@ impl Store {
             unflushed: Arc::new(AtomicU64::new(0)),
             db,
         }
-        .with_open_index()
+        .with_open_index()?
+        .with_closed_in_blocks()
     }
 
     /// Builds the open-transaction index of a store written before it existed: one scan
@@ -427,6 +493,47 @@ impl Store {
             );
         }
         Ok(self)
+    }
+
+    /// Moves the closed transactions of a store written before the blocks existed into
+    /// blocks: one walk of the history, once, a block at a time.
+    fn with_closed_in_blocks(self) -> Result<Store> {
+        if self.meta.contains_key(CLOSED_IN_BLOCKS)? {
+            return Ok(self);
+        }
+        let mut moved = 0;
+        let mut pending: Vec<TransactionRecord> = Vec::new();
+        for value in self.transactions.iter().values() {
+            let t: TransactionRecord = decode("transactions", &value?)?;
+            if t.is_open() {
+                continue;
+            }
+            if pending
+                .last()
+                .is_some_and(|p| block_key(p.id) != block_key(t.id))
+            {
+                moved += self.move_closed(&std::mem::take(&mut pending))?;
+            }
+            pending.push(t);
+        }
+        moved += self.move_closed(&pending)?;
+        self.meta.insert(CLOSED_IN_BLOCKS, &[])?;
+        self.flush()?;
+        if moved > 0 {
+            tracing::info!(
+                transactions = moved,
+                "moved the closed transactions of an older store into blocks"
+            );
+        }
+        Ok(self)
+    }
+
+    /// Files closed `records`, all of one block, atomically; returns how many.
+    fn move_closed(&self, records: &[TransactionRecord]) -> Result<usize> {
+        (&self.transactions, &self.closed)
+            .transaction(|(open_records, closed)| file_closed(open_records, closed, records))
+            .map_err(transaction_error)?;
+        Ok(records.len())
     }
 
     /// Counts `writes`, and flushes once too many are unflushed.
@@ -500,55 +607,76 @@ impl Store {
         Ok(record)
     }
 
+    /// A transaction, open or closed.
     pub fn transaction(&self, id: i32) -> Result<Option<TransactionRecord>> {
-        self.transactions
-            .get(id.to_be_bytes())?
-            .map(|b| decode("transactions", &b))
-            .transpose()
+        if let Some(bytes) = self.transactions.get(id.to_be_bytes())? {
+            return decode("transactions", &bytes).map(Some);
+        }
+        self.closed_transaction(id)
     }
 
-    /// Replaces a transaction record (energy, cost); not flushed: it is rebuilt from
-    /// the station's own registers at the stop.
+    fn closed_transaction(&self, id: i32) -> Result<Option<TransactionRecord>> {
+        let Some(bytes) = block_key(id).map(|key| self.closed.get(key)).transpose()? else {
+            return Ok(None);
+        };
+        let Some(bytes) = bytes else {
+            return Ok(None);
+        };
+        let block: Vec<TransactionRecord> = decode("closed_transactions", &bytes)?;
+        Ok(block.into_iter().find(|t| t.id == id))
+    }
+
+    /// Replaces an open transaction's record (energy, cost); not flushed: it is rebuilt
+    /// from the station's own registers at the stop. A transaction closed meanwhile keeps
+    /// what its stop wrote.
     pub fn update_transaction(&self, record: &TransactionRecord) -> Result<()> {
+        let value = encode(record);
         self.transactions
-            .insert(record.id.to_be_bytes(), encode(record))?;
+            .fetch_and_update(record.id.to_be_bytes(), |old| old.map(|_| value.clone()))?;
         self.wrote(1)
     }
 
-    /// Closes a transaction and flushes. Closing an already closed one keeps the first stop.
+    /// Closes a transaction, moving it into its block and out of the index in one sled
+    /// transaction, and flushes. Closing an already closed one keeps the first stop.
     pub fn stop_transaction(
         &self,
         id: i32,
         stop: TransactionStop,
         price_per_kwh: Option<f64>,
     ) -> Result<TransactionRecord> {
-        let mut record = self
-            .transaction(id)?
-            .ok_or(StoreError::UnknownTransaction(id))?;
-        if record.stop.is_none() {
-            record.advance_register(stop.meter_stop_wh as f64, price_per_kwh);
-            record.stop = Some(stop);
-            self.transactions
-                .insert(id.to_be_bytes(), encode(&record))?;
-            self.open.remove(open_key(&record.station, id))?;
-            self.flush()?;
+        let closed = (&self.transactions, &self.closed, &self.open)
+            .transaction(|(open_records, closed, index)| {
+                let Some(bytes) = open_records.get(id.to_be_bytes())? else {
+                    return Ok(None);
+                };
+                let mut record: TransactionRecord =
+                    decode("transactions", &bytes).map_err(ConflictableTransactionError::Abort)?;
+                record.advance_register(stop.meter_stop_wh as f64, price_per_kwh);
+                record.stop = Some(stop.clone());
+                file_closed(open_records, closed, std::slice::from_ref(&record))?;
+                index.remove(open_key(&record.station, id))?;
+                Ok(Some(record))
+            })
+            .map_err(transaction_error)?;
+        match closed {
+            Some(record) => {
+                self.flush()?;
+                Ok(record)
+            }
+            None => self
+                .closed_transaction(id)?
+                .ok_or(StoreError::UnknownTransaction(id)),
         }
-        Ok(record)
     }
 
     /// The open transactions of one station, oldest first (what its actor restores), from
     /// the index, not the history. An entry whose record is gone or closed (a crash
-    /// between the two writes) is dropped.
+    /// between the two writes of [`Store::begin_transaction`]) is dropped.
     pub fn open_transactions_of(&self, station: &ChargePointId) -> Result<Vec<TransactionRecord>> {
         let mut open = Vec::new();
         for key in self.open.scan_prefix(open_prefix(station)).keys() {
             let key = key?;
-            let id = key
-                .len()
-                .checked_sub(4)
-                .and_then(|at| <[u8; 4]>::try_from(&key[at..]).ok())
-                .map(i32::from_be_bytes);
-            match id.map(|id| self.transaction(id)).transpose()? {
+            match id_of_key(&key).map(|id| self.transaction(id)).transpose()? {
                 Some(Some(t)) if t.is_open() => open.push(t),
                 _ => {
                     self.open.remove(&key)?;
@@ -561,12 +689,18 @@ impl Store {
     /// Transactions matching the filter, oldest first.
     pub fn transactions(&self, filter: &TransactionFilter) -> Result<Vec<TransactionRecord>> {
         let mut out = Vec::new();
+        for block in self.closed.iter().values() {
+            let block: Vec<TransactionRecord> = decode("closed_transactions", &block?)?;
+            out.extend(block.into_iter().filter(|t| filter.matches(t)));
+        }
         for value in self.transactions.iter().values() {
             let t: TransactionRecord = decode("transactions", &value?)?;
             if filter.matches(&t) {
                 out.push(t);
             }
         }
+        // Two runs sorted by id, closed then open: the merge sort takes them as such.
+        out.sort_by_key(|t| t.id);
         Ok(out)
     }
 
@@ -627,10 +761,11 @@ impl Store {
     }
 
     /// Removes `what` of the transactions that stopped before `cutoff`. Resumes where the
-    /// last call of its kind stopped and walks forward only while transactions started
-    /// before `cutoff`, so a call costs the transactions that aged since the last one, not
-    /// the whole history. A transaction still open holds the resume point back but does not
-    /// block the ones after it.
+    /// last call of its kind stopped and walks the closed blocks forward only while
+    /// transactions started before `cutoff`, so a call costs the transactions that aged
+    /// since the last one, not the whole history. A transaction still open holds the
+    /// resume point back (it may yet close with an old stop) but does not block the ones
+    /// after it.
     fn prune(&self, what: Pruned, cutoff: DateTime<Utc>) -> Result<usize> {
         let marker = match what {
             Pruned::Samples => SAMPLES_PRUNED_BELOW,
@@ -643,48 +778,66 @@ impl Store {
             .map_or(0, i32::from_be_bytes);
         let mut pruned = 0;
         let mut resume = None;
-        for entry in self.transactions.range(from.to_be_bytes()..) {
-            let (_, value) = entry?;
-            let t: TransactionRecord = decode("transactions", &value)?;
-            if t.started_at >= cutoff {
-                resume.get_or_insert(t.id);
+        let mut walked_to = from;
+        let mut reached_cutoff = false;
+        for entry in self.closed.range(block_key(from).unwrap_or_default()..) {
+            let (key, block) = entry?;
+            let block: Vec<TransactionRecord> = decode("closed_transactions", &block)?;
+            let mut gone = Vec::new();
+            for t in block.iter().filter(|t| t.id >= from) {
+                if t.started_at >= cutoff {
+                    reached_cutoff = true;
+                    break;
+                }
+                walked_to = t.id + 1;
+                if t.stop.as_ref().is_none_or(|stop| stop.at >= cutoff) {
+                    resume.get_or_insert(t.id);
+                    continue;
+                }
+                let had_samples = self.remove_samples(t.id)?;
+                match what {
+                    Pruned::Samples => pruned += usize::from(had_samples),
+                    Pruned::Transactions => gone.push(t.id),
+                }
+            }
+            if !gone.is_empty() {
+                pruned += gone.len();
+                self.closed.update_and_fetch(&key, |old| {
+                    let old = old?;
+                    let Ok(mut block) = serde_json::from_slice::<Vec<TransactionRecord>>(old)
+                    else {
+                        return Some(old.to_vec());
+                    };
+                    block.retain(|t| !gone.contains(&t.id));
+                    (!block.is_empty()).then(|| encode(&block))
+                })?;
+            }
+            if reached_cutoff {
                 break;
             }
-            match &t.stop {
-                Some(stop) if stop.at < cutoff => {
-                    let mut batch = sled::Batch::default();
-                    let mut any = false;
-                    for key in self.samples.scan_prefix(t.id.to_be_bytes()).keys() {
-                        batch.remove(key?);
-                        any = true;
-                    }
-                    if any {
-                        self.samples.apply_batch(batch)?;
-                    }
-                    match what {
-                        Pruned::Samples => pruned += usize::from(any),
-                        Pruned::Transactions => {
-                            self.transactions.remove(t.id.to_be_bytes())?;
-                            pruned += 1;
-                        }
-                    }
-                }
-                _ => {
-                    resume.get_or_insert(t.id);
-                }
-            }
         }
-        let resume = match resume {
-            Some(id) => id,
-            None => self
-                .transactions
-                .last()?
-                .and_then(|(k, _)| <[u8; 4]>::try_from(k.as_ref()).ok())
-                .map_or(from, |k| i32::from_be_bytes(k) + 1),
-        };
+        let first_open = self.transactions.first()?.and_then(|(k, _)| id_of_key(&k));
+        let resume = [resume.unwrap_or(walked_to), first_open.unwrap_or(i32::MAX)]
+            .into_iter()
+            .min()
+            .unwrap_or(walked_to);
         self.meta.insert(marker, &resume.to_be_bytes())?;
         self.flush()?;
         Ok(pruned)
+    }
+
+    /// Removes a transaction's samples; whether it had any.
+    fn remove_samples(&self, transaction: i32) -> Result<bool> {
+        let mut batch = sled::Batch::default();
+        let mut any = false;
+        for key in self.samples.scan_prefix(transaction.to_be_bytes()).keys() {
+            batch.remove(key?);
+            any = true;
+        }
+        if any {
+            self.samples.apply_batch(batch)?;
+        }
+        Ok(any)
     }
 
     // --- badges -----------------------------------------------------------------
@@ -916,19 +1069,121 @@ mod tests {
         let a = store.begin_transaction(new_tx("CP1")).expect("begin").id;
         let b = store.begin_transaction(new_tx("CP10")).expect("begin").id;
         let c = store.begin_transaction(new_tx("CP1")).expect("begin").id;
-        store.stop_transaction(a, done.clone(), None).expect("stop");
+        store.stop_transaction(a, done, None).expect("stop");
         let ids = |station: &str| open_ids(&store, station);
         assert_eq!(ids("CP1"), vec![c]);
         assert_eq!(ids("CP10"), vec![b]);
         assert!(ids("CP").is_empty());
         assert_eq!(store.open.len(), 2, "the stop took its entry out");
 
-        // An index entry whose record was closed behind its back is dropped when read.
-        let mut closed = store.transaction(b).expect("read").expect("known");
-        closed.stop = Some(done);
-        store.update_transaction(&closed).expect("write");
+        // An index entry whose record a crash lost (begin_transaction writes the entry
+        // first) is dropped when read.
+        store.transactions.remove(b.to_be_bytes()).expect("remove");
         assert!(ids("CP10").is_empty());
         assert_eq!(store.open.len(), 1);
+    }
+
+    #[test]
+    fn closed_transactions_share_blocks_and_read_as_before() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        // 40 transactions (ids 1..=40), every third left open.
+        let ids: Vec<i32> = (0..40)
+            .map(|_| store.begin_transaction(new_tx("CP1")).expect("begin").id)
+            .collect();
+        for (n, &id) in ids.iter().enumerate() {
+            if n % 3 != 0 {
+                store
+                    .stop_transaction(id, stop(Utc::now(), 1000 + i64::from(id)), None)
+                    .expect("stop");
+            }
+        }
+        let open: Vec<i32> = ids.iter().copied().step_by(3).collect();
+        assert_eq!(store.transactions.len(), open.len(), "only the open ones");
+        assert_eq!(store.closed.len(), 3, "ids 1..=40 in blocks of 16");
+        assert_eq!(open_ids(&store, "CP1"), open);
+
+        // Read one by one and all together, in id order, closed and open mixed.
+        for &id in &ids {
+            let t = store.transaction(id).expect("read").expect("known");
+            assert_eq!(t.id, id);
+            assert_eq!(t.is_open(), open.contains(&id), "transaction {id}");
+        }
+        let all = store
+            .transactions(&TransactionFilter::default())
+            .expect("list");
+        assert_eq!(all.iter().map(|t| t.id).collect::<Vec<_>>(), ids);
+        assert_eq!(store.transaction(999).expect("read"), None);
+        assert_eq!(store.transaction(-1).expect("read"), None);
+
+        // A closed record is final: a late energy update does not reopen or change it.
+        let mut late = store.transaction(ids[1]).expect("read").expect("known");
+        let before = late.clone();
+        late.stop = None;
+        late.cost = 99.0;
+        store.update_transaction(&late).expect("update");
+        assert_eq!(store.transaction(ids[1]).expect("read"), Some(before));
+        assert_eq!(store.transactions.len(), open.len());
+
+        // The open ones close into the blocks they belong to; the layout survives a reopen.
+        for &id in &open {
+            store
+                .stop_transaction(id, stop(Utc::now(), 5000), None)
+                .expect("stop");
+        }
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        assert!(store.transactions.is_empty());
+        assert_eq!(store.closed.len(), 3);
+        let all = store
+            .transactions(&TransactionFilter::default())
+            .expect("list");
+        assert_eq!(all.iter().map(|t| t.id).collect::<Vec<_>>(), ids);
+        assert!(all.iter().all(|t| !t.is_open()));
+    }
+
+    #[test]
+    fn a_store_from_before_the_blocks_moves_its_closed_transactions_at_its_first_open() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ids = {
+            let store = Store::open(dir.path()).expect("open");
+            let ids = history(
+                &store,
+                &[(3, true, Some(2)), (2, false, None), (1, true, Some(0))],
+            );
+            // What a store written by an older version looks like: every record under its
+            // own key in `transactions`, no blocks, no mark.
+            for block in store.closed.iter().values() {
+                let block: Vec<TransactionRecord> =
+                    serde_json::from_slice(&block.expect("read")).expect("decode");
+                for t in block {
+                    store
+                        .transactions
+                        .insert(t.id.to_be_bytes(), encode(&t))
+                        .expect("write");
+                }
+            }
+            store.closed.clear().expect("clear");
+            store.meta.remove(CLOSED_IN_BLOCKS).expect("remove");
+            store.flush().expect("flush");
+            assert_eq!(store.transactions.len(), 3);
+            ids
+        };
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.transactions.len(), 1, "the open one stays");
+        assert_eq!(store.closed.len(), 1);
+        let all = store
+            .transactions(&TransactionFilter::default())
+            .expect("list");
+        assert_eq!(all.iter().map(|t| t.id).collect::<Vec<_>>(), ids);
+        assert_eq!(
+            all.iter()
+                .map(TransactionRecord::is_open)
+                .collect::<Vec<_>>(),
+            [false, true, false]
+        );
+        assert_eq!(store.samples(ids[2]).expect("samples").len(), 1);
+        assert!(store.meta.contains_key(CLOSED_IN_BLOCKS).expect("read"));
     }
 
     #[test]
@@ -1171,6 +1426,51 @@ mod tests {
         // Deleted ids are not given again.
         let next = store.begin_transaction(new_tx("CP1")).expect("begin");
         assert!(next.id > ids[3], "{} after {:?}", next.id, ids);
+    }
+
+    #[test]
+    fn pruning_walks_across_blocks_and_deletes_emptied_ones() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        // Ids 1..=50: 1..=34 old and closed but 21 still open, 35..=50 recent.
+        let plan: Vec<(i64, bool, Option<i64>)> = (1..=50)
+            .map(|id| match id {
+                21 => (500, true, None),
+                ..=34 => (500, true, Some(499)),
+                _ => (1, true, Some(0)),
+            })
+            .collect();
+        let ids = history(&store, &plan);
+        assert_eq!(ids, (1..=50).collect::<Vec<_>>());
+        assert_eq!(
+            store.closed.len(),
+            4,
+            "blocks 0 (1..=15), 1, 2, 3 (48..=50)"
+        );
+
+        let cutoff = days_ago(365);
+        assert_eq!(store.prune_samples(cutoff).expect("prune"), 33);
+        assert_eq!(store.prune_transactions(cutoff).expect("prune"), 33);
+        let kept: Vec<i32> = store
+            .transactions(&TransactionFilter::default())
+            .expect("list")
+            .iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(kept, [21].into_iter().chain(35..=50).collect::<Vec<_>>());
+        assert_eq!(store.closed.len(), 2, "blocks 0 and 1 emptied and gone");
+        assert_eq!(store.samples(35).expect("samples").len(), 1);
+
+        // Held back by 21, which closes long ago and goes at the next call.
+        store
+            .stop_transaction(21, stop(days_ago(499), 2000), None)
+            .expect("stop");
+        assert_eq!(store.closed.len(), 3);
+        assert_eq!(store.prune_transactions(cutoff).expect("prune"), 1);
+        assert_eq!(store.transaction(21).expect("read"), None);
+        assert_eq!(store.samples(21).expect("samples").len(), 0);
+        assert_eq!(store.closed.len(), 2);
+        assert_eq!(store.prune_transactions(cutoff).expect("again"), 0);
     }
 
     #[test]
