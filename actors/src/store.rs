@@ -1,8 +1,9 @@
 //! Persistence on sled, behind one small type so the engine could change later.
 //! Trees: `stations`, `transactions` (the open ones), `closed_transactions` (in blocks of
-//! [`CLOSED_BLOCK`]), `open_transactions` (an index by station), `samples`, `badges`,
-//! `users`, `logs` (a bounded ring), `config_snapshots`, and `meta` (counters). Values
-//! are JSON.
+//! [`CLOSED_BLOCK`]), `open_transactions` (an index by station), `samples` (in chunks
+//! per transaction), `closed_samples` (the short sessions' samples, packed per block),
+//! `badges`, `users`, `logs` (a bounded ring), `config_snapshots`, and `meta` (counters).
+//! Values are JSON.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -132,7 +133,7 @@ pub struct Sample {
 /// epoch) per meter value and one `[measurand, phase, value, unit]` tuple per sample, the
 /// measurand as its index in [`MEASURANDS`] — a quarter of the bytes of a list of
 /// [`Sample`]s with field names and a timestamp each.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SampleBatch {
     v: Vec<(i64, Vec<StoredValue>)>,
@@ -168,7 +169,7 @@ const MEASURANDS: [&str; 22] = [
     "RPM",
 ];
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(untagged)]
 enum MeasurandCode {
     Known(u8),
@@ -230,6 +231,14 @@ impl SampleBatch {
     }
 }
 
+/// The samples of the closed transactions of one block (`closed_samples` tree) that had
+/// at most [`PACKED_SAMPLES_MAX`] bytes of them, by transaction id.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SamplePack {
+    t: Vec<(i32, SampleBatch)>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BadgeRecord {
     pub id_tag: IdTag,
@@ -282,6 +291,8 @@ pub struct Store {
     transactions: sled::Tree,
     /// Closed transactions, [`CLOSED_BLOCK`] consecutive ids per key: they no longer change.
     closed: sled::Tree,
+    /// The small samples of closed transactions, a [`SamplePack`] per block of ids.
+    closed_samples: sled::Tree,
     /// The open transactions by station: `[len][station][id]` keys, no values. A restart
     /// reads a station's open transactions from here instead of the whole history.
     open: sled::Tree,
@@ -301,6 +312,10 @@ pub struct Store {
 /// message a minute per charging vehicle for 30 days, grew a 1000-station depot's
 /// controller by hundreds of MB. Read and rewritten whole on each append, so kept small.
 const SAMPLE_CHUNK_BYTES: usize = 4096;
+/// A transaction that stops with at most this many bytes of samples (a short session)
+/// moves them from their own key into its block's pack: otherwise each short session
+/// would still cost sled's ~20 bytes for a key of its own until the samples are pruned.
+const PACKED_SAMPLES_MAX: usize = SAMPLE_CHUNK_BYTES / 2;
 
 /// Closed transactions are kept in blocks of this many consecutive ids, one sled key each
 /// (sorted records, a few KB). sled keeps ~20 bytes of memory for every key it holds,
@@ -456,6 +471,7 @@ impl Store {
             stations: db.open_tree("stations")?,
             transactions: db.open_tree("transactions")?,
             closed: db.open_tree("closed_transactions")?,
+            closed_samples: db.open_tree("closed_samples")?,
             open: db.open_tree("open_transactions")?,
             samples: db.open_tree("samples")?,
             badges: db.open_tree("badges")?,
@@ -660,6 +676,7 @@ impl Store {
             .map_err(transaction_error)?;
         match closed {
             Some(record) => {
+                self.pack_samples(id)?;
                 self.flush()?;
                 Ok(record)
             }
@@ -733,8 +750,13 @@ impl Store {
         self.wrote(1)
     }
 
+    /// A transaction's samples in the order they came: those packed at its stop, then any
+    /// that came after it.
     pub fn samples(&self, transaction: i32) -> Result<Vec<Sample>> {
         let mut out = Vec::new();
+        if let Some(packed) = self.packed_samples(transaction)? {
+            packed.into_samples(&mut out);
+        }
         for value in self.samples.scan_prefix(transaction.to_be_bytes()).values() {
             let value = value?;
             match serde_json::from_slice::<SampleBatch>(&value) {
@@ -744,6 +766,67 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Moves a just closed transaction's samples into its block's pack if they are no more
+    /// than [`PACKED_SAMPLES_MAX`] bytes, in one sled transaction (chunks out, pack entry
+    /// in). Chunks in the oldest form are left as they are.
+    fn pack_samples(&self, transaction: i32) -> Result<()> {
+        let Some(pack_key) = block_key(transaction) else {
+            return Ok(());
+        };
+        let mut chunks = Vec::new();
+        let mut bytes = 0;
+        let mut merged = SampleBatch { v: Vec::new() };
+        for entry in self.samples.scan_prefix(transaction.to_be_bytes()) {
+            let (key, value) = entry?;
+            bytes += value.len();
+            let Some(batch) = (bytes <= PACKED_SAMPLES_MAX)
+                .then(|| serde_json::from_slice::<SampleBatch>(&value).ok())
+                .flatten()
+            else {
+                return Ok(());
+            };
+            merged.v.extend(batch.v);
+            chunks.push(key);
+        }
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        (&self.samples, &self.closed_samples)
+            .transaction(|(samples, packs)| {
+                let mut pack: SamplePack = match packs.get(pack_key)? {
+                    Some(b) => {
+                        decode("closed_samples", &b).map_err(ConflictableTransactionError::Abort)?
+                    }
+                    None => SamplePack::default(),
+                };
+                match pack.t.binary_search_by_key(&transaction, |(t, _)| *t) {
+                    Ok(at) => pack.t[at].1.v.extend(merged.v.iter().cloned()),
+                    Err(at) => pack.t.insert(at, (transaction, merged.clone())),
+                }
+                for key in &chunks {
+                    samples.remove(key)?;
+                }
+                packs.insert(&pack_key, encode(&pack))?;
+                Ok(())
+            })
+            .map_err(transaction_error)
+    }
+
+    /// A transaction's entry in its block's pack.
+    fn packed_samples(&self, transaction: i32) -> Result<Option<SampleBatch>> {
+        let Some(key) = block_key(transaction) else {
+            return Ok(None);
+        };
+        let Some(bytes) = self.closed_samples.get(key)? else {
+            return Ok(None);
+        };
+        let pack: SamplePack = decode("closed_samples", &bytes)?;
+        Ok(pack
+            .t
+            .into_iter()
+            .find_map(|(t, batch)| (t == transaction).then_some(batch)))
     }
 
     /// Deletes the samples of transactions that stopped before `cutoff`; the transactions
@@ -826,10 +909,21 @@ impl Store {
         Ok(pruned)
     }
 
-    /// Removes a transaction's samples; whether it had any.
+    /// Removes a transaction's samples, packed and in chunks; whether it had any.
     fn remove_samples(&self, transaction: i32) -> Result<bool> {
-        let mut batch = sled::Batch::default();
         let mut any = false;
+        if let (Some(key), Some(_)) = (block_key(transaction), self.packed_samples(transaction)?) {
+            any = true;
+            self.closed_samples.update_and_fetch(key, |old| {
+                let old = old?;
+                let Ok(mut pack) = serde_json::from_slice::<SamplePack>(old) else {
+                    return Some(old.to_vec());
+                };
+                pack.t.retain(|(t, _)| *t != transaction);
+                (!pack.t.is_empty()).then(|| encode(&pack))
+            })?;
+        }
+        let mut batch = sled::Batch::default();
         for key in self.samples.scan_prefix(transaction.to_be_bytes()).keys() {
             batch.remove(key?);
             any = true;
@@ -1350,6 +1444,65 @@ mod tests {
             keys <= bytes / SAMPLE_CHUNK_BYTES + 1,
             "{keys} keys for {bytes} bytes"
         );
+    }
+
+    #[test]
+    fn a_short_sessions_samples_move_into_its_blocks_pack_at_the_stop() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        let t0 = DateTime::from_timestamp_millis(1_780_000_000_000).expect("a time");
+        let message = |minute: i64| -> Vec<Sample> {
+            vec![Sample {
+                at: t0 + chrono::TimeDelta::minutes(minute),
+                measurand: "Energy.Active.Import.Register".into(),
+                phase: None,
+                value: 1000.0 + minute as f64,
+                unit: Some("Wh".into()),
+            }]
+        };
+        let expected =
+            |minutes: std::ops::Range<i64>| -> Vec<Sample> { minutes.flat_map(message).collect() };
+        // Three short sessions and a long one (five hours at a kept message a minute).
+        let ids: Vec<i32> = (0..4)
+            .map(|_| store.begin_transaction(new_tx("CP1")).expect("begin").id)
+            .collect();
+        for minute in 0..10 {
+            for &id in &ids[..3] {
+                store.add_samples(id, &message(minute)).expect("add");
+            }
+        }
+        for minute in 0..300 {
+            store.add_samples(ids[3], &message(minute)).expect("add");
+        }
+        for &id in &ids {
+            store
+                .stop_transaction(id, stop(Utc::now(), 2000), None)
+                .expect("stop");
+        }
+        let own_keys = |id: i32| store.samples.scan_prefix(id.to_be_bytes()).count();
+        // The short ones share their block's pack; the long one keeps its chunks.
+        assert_eq!(
+            ids[..3].iter().map(|&id| own_keys(id)).collect::<Vec<_>>(),
+            [0, 0, 0]
+        );
+        assert!(own_keys(ids[3]) >= 2, "{} chunks", own_keys(ids[3]));
+        assert_eq!(store.closed_samples.len(), 1);
+        for &id in &ids[..3] {
+            assert_eq!(store.samples(id).expect("samples"), expected(0..10));
+        }
+        assert_eq!(store.samples(ids[3]).expect("samples"), expected(0..300));
+
+        // A late message (after the stop) comes after the packed ones.
+        store.add_samples(ids[0], &message(10)).expect("add late");
+        assert_eq!(store.samples(ids[0]).expect("samples"), expected(0..11));
+
+        // Pruning takes pack entries and chunks alike, and the pack once empty.
+        assert_eq!(store.prune_samples(days_ago(-1)).expect("prune"), 4);
+        for &id in &ids {
+            assert!(store.samples(id).expect("samples").is_empty(), "{id}");
+        }
+        assert!(store.closed_samples.is_empty());
+        assert!(store.samples.is_empty());
     }
 
     #[test]
