@@ -2,7 +2,9 @@
 //! holds, evicted or not, so the layout decides how the controller grows with its
 //! history (BENCHMARKS.md, "Soak"). Runs transactions through [`Store`] as station actors
 //! do — begin, samples, an energy update, more samples, stop — round-robin over the
-//! stations, and prints the live heap (glibc `mallinfo2`) as it goes.
+//! stations, and prints the live heap (glibc `mallinfo2`) as it goes. The transactions'
+//! starts spread evenly over `--days`; at the end it times listing them all and listing
+//! the last 30 days (what the Sessions page and the CSV export do).
 //!
 //! ```text
 //! cargo bench --bench store_memory                                   # 200 000 transactions
@@ -10,7 +12,7 @@
 //! cargo bench --bench store_memory -- --messages 0                   # records only
 //! ```
 
-use ampwarden_actors::store::{NewTransaction, Sample, Store, TransactionStop};
+use ampwarden_actors::store::{NewTransaction, Sample, Store, TransactionFilter, TransactionStop};
 use chrono::Utc;
 use clap::Parser;
 
@@ -29,6 +31,9 @@ struct Args {
     /// Samples per message.
     #[arg(long, default_value_t = 3)]
     samples_per_message: usize,
+    /// Days the transactions' starts spread over, ending now.
+    #[arg(long, default_value_t = 365)]
+    days: i64,
     /// Ignored: cargo bench passes it.
     #[arg(long, hide = true)]
     bench: bool,
@@ -61,6 +66,12 @@ fn main() {
             store.add_samples(id, &message).expect("samples stored");
         }
     };
+    let now = Utc::now();
+    let history_ms = args.days.max(0) * 86_400_000;
+    let started = |i: usize| {
+        let ms = history_ms * i as i64 / args.transactions.max(1) as i64;
+        now - chrono::TimeDelta::milliseconds(history_ms - ms)
+    };
     let mut open = vec![None; args.stations.max(1)];
     let step = (args.transactions / 10).max(1);
     // Measured from the first tenth on: sled's caches and buffers fill before that.
@@ -71,6 +82,8 @@ fn main() {
     );
     for i in 0..=args.transactions {
         if i % step == 0 {
+            // What sled has not written yet would count as growth otherwise.
+            store.flush().expect("flushed");
             let heap = heap_mb();
             match from {
                 Some((n0, h0)) => println!(
@@ -107,12 +120,29 @@ fn main() {
                 connector: 1,
                 id_tag: "TAG".into(),
                 meter_start_wh: 1000,
-                started_at: Utc::now(),
+                started_at: started(i),
                 reservation_id: None,
                 vip: false,
             })
             .expect("begun");
         store_messages(t.id, args.messages - args.messages / 2);
         open[s] = Some(t);
+    }
+    for (what, filter) in [
+        ("every transaction", TransactionFilter::default()),
+        (
+            "the last 30 days",
+            TransactionFilter {
+                from: Some(now - chrono::TimeDelta::days(30)),
+                ..TransactionFilter::default()
+            },
+        ),
+    ] {
+        let start = std::time::Instant::now();
+        let listed = store.transactions(&filter).expect("listed").len();
+        println!(
+            "listing {what}: {listed} transactions in {:.1} ms",
+            start.elapsed().as_secs_f64() * 1e3
+        );
     }
 }

@@ -293,6 +293,9 @@ pub struct Store {
     closed: sled::Tree,
     /// The small samples of closed transactions, a [`SamplePack`] per block of ids.
     closed_samples: sled::Tree,
+    /// Per block, the span of its transactions' start times ([`Span`]): a listing by time
+    /// reads only the blocks that can match.
+    closed_spans: sled::Tree,
     /// The open transactions by station: `[len][station][id]` keys, no values. A restart
     /// reads a station's open transactions from here instead of the whole history.
     open: sled::Tree,
@@ -330,6 +333,50 @@ fn block_key(id: i32) -> Option<[u8; 4]> {
         .map(|id| (id / CLOSED_BLOCK).to_be_bytes())
 }
 
+/// The earliest and latest start (milliseconds since the epoch, rounded down) of the
+/// transactions in a block, stored as two big-endian i64s.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Span {
+    first_ms: i64,
+    last_ms: i64,
+}
+
+impl Span {
+    fn of(block: &[TransactionRecord]) -> Option<Span> {
+        let starts = block.iter().map(|t| t.started_at.timestamp_millis());
+        Some(Span {
+            first_ms: starts.clone().min()?,
+            last_ms: starts.max()?,
+        })
+    }
+
+    fn to_bytes(self) -> [u8; 16] {
+        let mut bytes = [0; 16];
+        bytes[..8].copy_from_slice(&self.first_ms.to_be_bytes());
+        bytes[8..].copy_from_slice(&self.last_ms.to_be_bytes());
+        bytes
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Span> {
+        let first = <[u8; 8]>::try_from(bytes.get(..8)?).ok()?;
+        let last = <[u8; 8]>::try_from(bytes.get(8..16)?).ok()?;
+        Some(Span {
+            first_ms: i64::from_be_bytes(first),
+            last_ms: i64::from_be_bytes(last),
+        })
+    }
+
+    /// Whether a transaction started in this span could match the filter's times.
+    fn may_match(self, filter: &TransactionFilter) -> bool {
+        filter
+            .from
+            .is_none_or(|from| self.last_ms >= from.timestamp_millis())
+            && filter
+                .to
+                .is_none_or(|to| self.first_ms <= to.timestamp_millis())
+    }
+}
+
 const NEXT_TX_ID: &[u8] = b"next_transaction_id";
 const NEXT_LOG_SEQ: &[u8] = b"next_log_seq";
 /// Every transaction below this id has had its samples pruned (or never had any to prune).
@@ -351,6 +398,8 @@ const OPEN_INDEX_BUILT: &[u8] = b"open_index_built";
 /// Set once every closed transaction is in a block (stores written before the blocks
 /// existed move theirs at their first open).
 const CLOSED_IN_BLOCKS: &[u8] = b"closed_in_blocks";
+/// Set once every block has its span.
+const BLOCK_SPANS_BUILT: &[u8] = b"block_spans_built";
 
 /// The prefix of a station's keys in the open-transaction index: the id's length (two
 /// bytes) then the id, so no station's prefix is another's.
@@ -384,10 +433,10 @@ fn id_of_key(key: &[u8]) -> Option<i32> {
 }
 
 /// Inside a sled transaction: puts `records` (closed, of one block) into their block,
-/// replacing any there with the same id, and takes them out of the open records.
+/// replacing any there with the same id, and takes them out of the open records; the
+/// block's span follows.
 fn file_closed(
-    open_records: &TransactionalTree,
-    closed: &TransactionalTree,
+    [open_records, closed, spans]: [&TransactionalTree; 3],
     records: &[TransactionRecord],
 ) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
     let Some(key) = records.first().and_then(|t| block_key(t.id)) else {
@@ -407,6 +456,9 @@ fn file_closed(
         open_records.remove(&record.id.to_be_bytes())?;
     }
     closed.insert(&key, encode(&block))?;
+    if let Some(span) = Span::of(&block) {
+        spans.insert(&key, &span.to_bytes())?;
+    }
     Ok(())
 }
 
@@ -472,6 +524,7 @@ impl Store {
             transactions: db.open_tree("transactions")?,
             closed: db.open_tree("closed_transactions")?,
             closed_samples: db.open_tree("closed_samples")?,
+            closed_spans: db.open_tree("closed_spans")?,
             open: db.open_tree("open_transactions")?,
             samples: db.open_tree("samples")?,
             badges: db.open_tree("badges")?,
@@ -483,7 +536,8 @@ impl Store {
             db,
         }
         .with_open_index()?
-        .with_closed_in_blocks()
+        .with_closed_in_blocks()?
+        .with_block_spans()
     }
 
     /// Builds the open-transaction index of a store written before it existed: one scan
@@ -544,10 +598,29 @@ impl Store {
         Ok(self)
     }
 
+    /// Gives every block its span, for blocks written before spans existed: once.
+    fn with_block_spans(self) -> Result<Store> {
+        if self.meta.contains_key(BLOCK_SPANS_BUILT)? {
+            return Ok(self);
+        }
+        for entry in self.closed.iter() {
+            let (key, block) = entry?;
+            let block: Vec<TransactionRecord> = decode("closed_transactions", &block)?;
+            if let Some(span) = Span::of(&block) {
+                self.closed_spans.insert(key, &span.to_bytes())?;
+            }
+        }
+        self.meta.insert(BLOCK_SPANS_BUILT, &[])?;
+        self.flush()?;
+        Ok(self)
+    }
+
     /// Files closed `records`, all of one block, atomically; returns how many.
     fn move_closed(&self, records: &[TransactionRecord]) -> Result<usize> {
-        (&self.transactions, &self.closed)
-            .transaction(|(open_records, closed)| file_closed(open_records, closed, records))
+        (&self.transactions, &self.closed, &self.closed_spans)
+            .transaction(|(open_records, closed, spans)| {
+                file_closed([open_records, closed, spans], records)
+            })
             .map_err(transaction_error)?;
         Ok(records.len())
     }
@@ -660,8 +733,13 @@ impl Store {
         stop: TransactionStop,
         price_per_kwh: Option<f64>,
     ) -> Result<TransactionRecord> {
-        let closed = (&self.transactions, &self.closed, &self.open)
-            .transaction(|(open_records, closed, index)| {
+        let closed = (
+            &self.transactions,
+            &self.closed,
+            &self.closed_spans,
+            &self.open,
+        )
+            .transaction(|(open_records, closed, spans, index)| {
                 let Some(bytes) = open_records.get(id.to_be_bytes())? else {
                     return Ok(None);
                 };
@@ -669,7 +747,7 @@ impl Store {
                     decode("transactions", &bytes).map_err(ConflictableTransactionError::Abort)?;
                 record.advance_register(stop.meter_stop_wh as f64, price_per_kwh);
                 record.stop = Some(stop.clone());
-                file_closed(open_records, closed, std::slice::from_ref(&record))?;
+                file_closed([open_records, closed, spans], std::slice::from_ref(&record))?;
                 index.remove(open_key(&record.station, id))?;
                 Ok(Some(record))
             })
@@ -706,9 +784,25 @@ impl Store {
     /// Transactions matching the filter, oldest first.
     pub fn transactions(&self, filter: &TransactionFilter) -> Result<Vec<TransactionRecord>> {
         let mut out = Vec::new();
-        for block in self.closed.iter().values() {
-            let block: Vec<TransactionRecord> = decode("closed_transactions", &block?)?;
+        let mut add_block = |bytes: &[u8]| -> Result<()> {
+            let block: Vec<TransactionRecord> = decode("closed_transactions", bytes)?;
             out.extend(block.into_iter().filter(|t| filter.matches(t)));
+            Ok(())
+        };
+        if filter.from.is_none() && filter.to.is_none() {
+            for block in self.closed.iter().values() {
+                add_block(&block?)?;
+            }
+        } else {
+            // Only the blocks whose span can match: a month out of years reads a month.
+            for entry in self.closed_spans.iter() {
+                let (key, span) = entry?;
+                if Span::from_bytes(&span).is_none_or(|span| span.may_match(filter)) {
+                    if let Some(block) = self.closed.get(&key)? {
+                        add_block(&block)?;
+                    }
+                }
+            }
         }
         for value in self.transactions.iter().values() {
             let t: TransactionRecord = decode("transactions", &value?)?;
@@ -837,8 +931,8 @@ impl Store {
     }
 
     /// Deletes the transactions that stopped before `cutoff`, records and samples: for a
-    /// site that keeps its history elsewhere (CSV exports) and wants the store, and the
-    /// memory sled keeps for every record, bounded. Returns how many went.
+    /// site that keeps its history elsewhere (CSV exports) and wants the store bounded.
+    /// Returns how many went.
     pub fn prune_transactions(&self, cutoff: DateTime<Utc>) -> Result<usize> {
         self.prune(Pruned::Transactions, cutoff)
     }
@@ -885,7 +979,8 @@ impl Store {
             }
             if !gone.is_empty() {
                 pruned += gone.len();
-                self.closed.update_and_fetch(&key, |old| {
+                // The span may now be wider than the block: harmless, it only filters.
+                let left = self.closed.update_and_fetch(&key, |old| {
                     let old = old?;
                     let Ok(mut block) = serde_json::from_slice::<Vec<TransactionRecord>>(old)
                     else {
@@ -894,6 +989,9 @@ impl Store {
                     block.retain(|t| !gone.contains(&t.id));
                     (!block.is_empty()).then(|| encode(&block))
                 })?;
+                if left.is_none() {
+                    self.closed_spans.remove(&key)?;
+                }
             }
             if reached_cutoff {
                 break;
@@ -1234,6 +1332,93 @@ mod tests {
             .expect("list");
         assert_eq!(all.iter().map(|t| t.id).collect::<Vec<_>>(), ids);
         assert!(all.iter().all(|t| !t.is_open()));
+    }
+
+    #[test]
+    fn a_listing_by_time_reads_the_blocks_that_can_match_and_finds_all_that_do() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        // 60 transactions started a day apart, newest first (ids 1..=60: 60 days ago to
+        // yesterday), a few out of order as a station back from offline reports them;
+        // every fifth left open.
+        let t0 = Utc::now();
+        let started = |n: i64| {
+            let days = if n % 7 == 3 { 60 - n / 2 } else { 60 - n };
+            t0 - chrono::TimeDelta::days(days) + chrono::TimeDelta::microseconds(n * 333)
+        };
+        let ids: Vec<i32> = (0..60)
+            .map(|n| {
+                let mut new = new_tx(if n % 2 == 0 { "CP1" } else { "CP2" });
+                new.started_at = started(n);
+                store.begin_transaction(new).expect("begin").id
+            })
+            .collect();
+        for (n, &id) in ids.iter().enumerate() {
+            if n % 5 != 0 {
+                store
+                    .stop_transaction(id, stop(t0, 2000), None)
+                    .expect("stop");
+            }
+        }
+        let everything = store
+            .transactions(&TransactionFilter::default())
+            .expect("list");
+        assert_eq!(everything.len(), 60);
+        let check = |filter: TransactionFilter| {
+            let expected: Vec<i32> = everything
+                .iter()
+                .filter(|t| filter.matches(t))
+                .map(|t| t.id)
+                .collect();
+            let listed: Vec<i32> = store
+                .transactions(&filter)
+                .expect("list")
+                .iter()
+                .map(|t| t.id)
+                .collect();
+            assert_eq!(listed, expected, "{filter:?}");
+            expected.len()
+        };
+        // Bounds exactly on a start (to the microsecond), between, and outside; 14, 30
+        // and 46 are the latest starts of blocks 0, 1 and 2, 15 and 31 the earliest of 1, 2.
+        let mut matched = 0;
+        let bounds = [(10, 20), (0, 60), (25, 26), (59, 70), (-5, 3), (33, 33)];
+        for (from, to) in bounds.into_iter().chain([(14, 31), (30, 46), (46, 15)]) {
+            for shift in [-1, 0, 1] {
+                let at = |n: i64| started(n) + chrono::TimeDelta::microseconds(shift);
+                matched += check(TransactionFilter {
+                    station: None,
+                    from: Some(at(from)),
+                    to: Some(at(to)),
+                });
+                matched += check(TransactionFilter {
+                    station: Some("CP2".into()),
+                    from: Some(at(from)),
+                    to: None,
+                });
+                matched += check(TransactionFilter {
+                    station: None,
+                    from: None,
+                    to: Some(at(to)),
+                });
+            }
+        }
+        assert!(matched > 100, "the filters matched something: {matched}");
+
+        // Spans built for a store whose blocks have none (written before they existed).
+        store.closed_spans.clear().expect("clear");
+        store.meta.remove(BLOCK_SPANS_BUILT).expect("remove");
+        store.flush().expect("flush");
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.closed_spans.len(), store.closed.len());
+        let month = TransactionFilter {
+            station: None,
+            from: Some(t0 - chrono::TimeDelta::days(30)),
+            to: None,
+        };
+        let expected = everything.iter().filter(|t| month.matches(t)).count();
+        assert_eq!(store.transactions(&month).expect("list").len(), expected);
     }
 
     #[test]
