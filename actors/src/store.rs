@@ -535,17 +535,52 @@ impl Store {
             unflushed: Arc::new(AtomicU64::new(0)),
             db,
         }
-        .with_open_index()?
-        .with_closed_in_blocks()?
-        .with_block_spans()
+        .upgraded()
     }
 
-    /// Builds the open-transaction index of a store written before it existed: one scan
-    /// of the history, once.
-    fn with_open_index(self) -> Result<Store> {
-        if self.meta.contains_key(OPEN_INDEX_BUILT)? {
-            return Ok(self);
+    /// Brings a store written by an older version to the current layout, each step once
+    /// (a marker in `meta` says it ran), in order.
+    fn upgraded(self) -> Result<Store> {
+        self.upgrade_once(
+            OPEN_INDEX_BUILT,
+            "indexed the open transactions of an older store",
+            Store::index_open_transactions,
+        )?;
+        self.upgrade_once(
+            CLOSED_IN_BLOCKS,
+            "moved the closed transactions of an older store into blocks",
+            Store::move_closed_into_blocks,
+        )?;
+        self.upgrade_once(
+            BLOCK_SPANS_BUILT,
+            "gave the blocks of closed transactions their spans",
+            Store::span_blocks,
+        )?;
+        Ok(self)
+    }
+
+    /// Runs `upgrade` unless `marker` says it ran, then sets the marker; logs `done` with
+    /// the count `upgrade` returns, when it changed anything.
+    fn upgrade_once(
+        &self,
+        marker: &[u8],
+        done: &str,
+        upgrade: fn(&Store) -> Result<usize>,
+    ) -> Result<()> {
+        if self.meta.contains_key(marker)? {
+            return Ok(());
         }
+        let changed = upgrade(self)?;
+        self.meta.insert(marker, &[1])?;
+        self.flush()?;
+        if changed > 0 {
+            tracing::info!(changed, "{done}");
+        }
+        Ok(())
+    }
+
+    /// Builds the open-transaction index from the history: one scan.
+    fn index_open_transactions(&self) -> Result<usize> {
         let mut built = 0;
         for value in self.transactions.iter().values() {
             let t: TransactionRecord = decode("transactions", &value?)?;
@@ -554,23 +589,12 @@ impl Store {
                 built += 1;
             }
         }
-        self.meta.insert(OPEN_INDEX_BUILT, &[1])?;
-        self.flush()?;
-        if built > 0 {
-            tracing::info!(
-                open = built,
-                "indexed the open transactions of an older store"
-            );
-        }
-        Ok(self)
+        Ok(built)
     }
 
-    /// Moves the closed transactions of a store written before the blocks existed into
-    /// blocks: one walk of the history, once, a block at a time.
-    fn with_closed_in_blocks(self) -> Result<Store> {
-        if self.meta.contains_key(CLOSED_IN_BLOCKS)? {
-            return Ok(self);
-        }
+    /// Moves the closed transactions kept a key each into blocks: one walk of the
+    /// history, a block at a time.
+    fn move_closed_into_blocks(&self) -> Result<usize> {
         let mut moved = 0;
         let mut pending: Vec<TransactionRecord> = Vec::new();
         for value in self.transactions.iter().values() {
@@ -587,32 +611,21 @@ impl Store {
             pending.push(t);
         }
         moved += self.move_closed(&pending)?;
-        self.meta.insert(CLOSED_IN_BLOCKS, &[])?;
-        self.flush()?;
-        if moved > 0 {
-            tracing::info!(
-                transactions = moved,
-                "moved the closed transactions of an older store into blocks"
-            );
-        }
-        Ok(self)
+        Ok(moved)
     }
 
-    /// Gives every block its span, for blocks written before spans existed: once.
-    fn with_block_spans(self) -> Result<Store> {
-        if self.meta.contains_key(BLOCK_SPANS_BUILT)? {
-            return Ok(self);
-        }
+    /// Gives every block its span (blocks written before spans existed).
+    fn span_blocks(&self) -> Result<usize> {
+        let mut spanned = 0;
         for entry in self.closed.iter() {
             let (key, block) = entry?;
             let block: Vec<TransactionRecord> = decode("closed_transactions", &block)?;
             if let Some(span) = Span::of(&block) {
                 self.closed_spans.insert(key, &span.to_bytes())?;
+                spanned += 1;
             }
         }
-        self.meta.insert(BLOCK_SPANS_BUILT, &[])?;
-        self.flush()?;
-        Ok(self)
+        Ok(spanned)
     }
 
     /// Files closed `records`, all of one block, atomically; returns how many.
