@@ -902,6 +902,13 @@ impl Store {
         }
         (&self.samples, &self.closed_samples)
             .transaction(|(samples, packs)| {
+                // A prune may have taken the chunks since the scan (a stop reported long
+                // after it happened): then there is nothing left to pack.
+                for key in &chunks {
+                    if samples.get(key)?.is_none() {
+                        return Ok(());
+                    }
+                }
                 let mut pack: SamplePack = match packs.get(pack_key)? {
                     Some(b) => {
                         decode("closed_samples", &b).map_err(ConflictableTransactionError::Abort)?
@@ -973,6 +980,8 @@ impl Store {
         for entry in self.closed.range(block_key(from).unwrap_or_default()..) {
             let (key, block) = entry?;
             let block: Vec<TransactionRecord> = decode("closed_transactions", &block)?;
+            // Past their retention: their samples go, and with `Transactions` they too.
+            let mut expired = Vec::new();
             let mut gone = Vec::new();
             for t in block.iter().filter(|t| t.id >= from) {
                 if t.started_at >= cutoff {
@@ -984,11 +993,12 @@ impl Store {
                     resume.get_or_insert(t.id);
                     continue;
                 }
-                let had_samples = self.remove_samples(t.id)?;
-                match what {
-                    Pruned::Samples => pruned += usize::from(had_samples),
-                    Pruned::Transactions => gone.push(t.id),
-                }
+                expired.push(t.id);
+            }
+            let had_samples = self.remove_samples(&key, &expired)?;
+            match what {
+                Pruned::Samples => pruned += had_samples,
+                Pruned::Transactions => gone = expired,
             }
             if !gone.is_empty() {
                 pruned += gone.len();
@@ -1020,29 +1030,52 @@ impl Store {
         Ok(pruned)
     }
 
-    /// Removes a transaction's samples, packed and in chunks; whether it had any.
-    fn remove_samples(&self, transaction: i32) -> Result<bool> {
-        let mut any = false;
-        if let (Some(key), Some(_)) = (block_key(transaction), self.packed_samples(transaction)?) {
-            any = true;
-            self.closed_samples.update_and_fetch(key, |old| {
+    /// Removes the samples, packed and in chunks, of `transactions` (closed, of the block
+    /// whose key is `block`); returns how many had any. The block's pack is read and
+    /// rewritten once for them all.
+    fn remove_samples(&self, block: &[u8], transactions: &[i32]) -> Result<usize> {
+        if transactions.is_empty() {
+            return Ok(0);
+        }
+        let mut had: Vec<i32> = Vec::new();
+        let packed = match self.closed_samples.get(block)? {
+            Some(bytes) => decode::<SamplePack>("closed_samples", &bytes)?
+                .t
+                .iter()
+                .any(|(t, _)| transactions.contains(t)),
+            None => false,
+        };
+        if packed {
+            // A compare-and-swap: a stop may be packing into the same block meanwhile.
+            self.closed_samples.update_and_fetch(block, |old| {
                 let old = old?;
                 let Ok(mut pack) = serde_json::from_slice::<SamplePack>(old) else {
                     return Some(old.to_vec());
                 };
-                pack.t.retain(|(t, _)| *t != transaction);
+                had.clear();
+                pack.t.retain(|(t, _)| {
+                    let expired = transactions.contains(t);
+                    if expired {
+                        had.push(*t);
+                    }
+                    !expired
+                });
                 (!pack.t.is_empty()).then(|| encode(&pack))
             })?;
         }
         let mut batch = sled::Batch::default();
-        for key in self.samples.scan_prefix(transaction.to_be_bytes()).keys() {
-            batch.remove(key?);
-            any = true;
+        for &transaction in transactions {
+            let mut chunks = false;
+            for key in self.samples.scan_prefix(transaction.to_be_bytes()).keys() {
+                batch.remove(key?);
+                chunks = true;
+            }
+            if chunks && !had.contains(&transaction) {
+                had.push(transaction);
+            }
         }
-        if any {
-            self.samples.apply_batch(batch)?;
-        }
-        Ok(any)
+        self.samples.apply_batch(batch)?;
+        Ok(had.len())
     }
 
     // --- badges -----------------------------------------------------------------
