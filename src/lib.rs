@@ -65,6 +65,9 @@ impl App {
     /// actor on a dedicated thread. Returns once the controller accepts connections.
     pub fn start(config: Config) -> Result<AppHandle, StartError> {
         config.validate()?;
+        for w in config.warnings() {
+            tracing::warn!("configuration: {w}");
+        }
         let store = Store::open(&config.storage.path).map_err(|source| StartError::Storage {
             path: config.storage.path.display().to_string(),
             source,

@@ -99,6 +99,9 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
     match load_config(path.as_ref()) {
         Ok(config) => {
             print!("{}", config.zone_tree_text());
+            for w in config.warnings() {
+                println!("warning: {w}");
+            }
             println!(
                 "configuration valid: {} zones, {} stations, {} meters, {} badges, {} tariff periods",
                 config.zones.len(),

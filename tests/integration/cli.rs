@@ -51,6 +51,40 @@ fn check_config_of_the_embedded_default_succeeds() {
 }
 
 #[test]
+fn check_config_warns_that_a_metered_zone_without_a_stale_fallback_gets_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(
+        dir.path(),
+        "[site]\nmode = \"dynamic\"\n[[zones]]\nid = \"main\"\nlimit_a = 100.0\nmeter = \"incomer\"\n\
+         [[meters]]\nid = \"incomer\"\nprotocol = \"modbus-tcp\"\naddress = \"127.0.0.1:1502\"\n\
+         unit_id = 1\nprofile = \"iem3155\"\nmeasures = \"total\"\n",
+    );
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "a warning is not an error: {stdout}");
+    assert!(
+        stdout.contains("warning: zones[0].static_ev_limit_a: unset: when meter incomer goes stale, zone main gives its vehicles 0 A"),
+        "{stdout}"
+    );
+    let with_fallback = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("limit_a = 100.0\n", "limit_a = 100.0\nstatic_ev_limit_a = 40.0\n");
+    std::fs::write(&config, with_fallback).unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains("warning"), "{stdout}");
+}
+
+#[test]
 fn a_bad_configuration_is_refused_with_one_line_per_problem() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = write_config(

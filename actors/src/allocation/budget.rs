@@ -53,7 +53,8 @@ pub enum BudgetSource {
     Static,
     /// From the zone's meter.
     Dynamic,
-    /// The meter has no usable reading: `static_ev_limit_a` until it reads again.
+    /// The meter has no usable reading: `static_ev_limit_a` (0 A when unset) until it
+    /// reads again.
     StaleFallback,
     /// The budget imposed from above is lower than what the zone itself allows.
     Imposed,
@@ -109,7 +110,8 @@ pub fn subtree_ev_draw(
 /// the sharing, not here.
 ///
 /// Per phase: static mode or no meter → the static limit; a fresh meter → `limit −
-/// other loads + production − safety margin`; a stale meter → the static limit. Then
+/// other loads + production − safety margin`; a stale meter → `static_ev_limit_a`, or
+/// 0 A when it is unset (fail closed: the other loads are unknown). Then
 /// clamped to `[0, limit]`, multiplied by the tariff cap, and lowered to an imposed
 /// budget if there is one.
 pub fn zone_budgets(
@@ -161,6 +163,7 @@ pub fn zone_budgets(
             };
             let budget = PerPhase(Phase::ALL.map(|p| {
                 let raw = match other_loads {
+                    None if source == BudgetSource::StaleFallback => zone.stale_limit,
                     None => zone.static_limit,
                     Some(other) => {
                         let produced = production.map_or(Amps::ZERO, |pr| pr.get(p));

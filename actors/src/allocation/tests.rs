@@ -506,6 +506,22 @@ fn a_stale_meter_falls_back_to_the_static_limit() {
 }
 
 #[test]
+fn a_stale_meter_without_a_static_limit_fails_closed_to_nothing() {
+    let (mut site, sessions) = metered_site(ConsumptionKind::Total, 20.0, 16);
+    site.tree = ZoneTree::new(&[ZoneSpec {
+        id: "main".into(),
+        parent: None,
+        limit_a: Amps(100.0),
+        static_ev_limit_a: None,
+    }])
+    .unwrap();
+    let a = site.run(&sessions, t(0));
+    assert_eq!(a.zones[0].budget.source, BudgetSource::StaleFallback);
+    assert_eq!(a.zones[0].budget.budget, PerPhase::splat(Amps::ZERO));
+    assert_eq!(targets(&a), [0.0, 0.0], "not the breaker's 100 A");
+}
+
+#[test]
 fn a_tariff_cap_and_an_imposed_budget_lower_the_allocation() {
     let mut site = Site::single(63.0);
     site.ev_cap_fraction = 0.3;

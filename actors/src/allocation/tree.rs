@@ -31,7 +31,8 @@ pub struct ZoneSpec {
     pub parent: Option<ZoneId>,
     /// Breaker or subscribed limit, per phase.
     pub limit_a: Amps,
-    /// EV budget in static mode and when the meter is stale; `limit_a` when absent.
+    /// EV budget in static mode (`limit_a` when absent) and when the meter is stale
+    /// (0 A when absent).
     pub static_ev_limit_a: Option<Amps>,
 }
 
@@ -52,8 +53,13 @@ pub struct Zone {
     pub id: ZoneId,
     pub parent: Option<ZoneIdx>,
     pub limit: Amps,
-    /// The budget when no meter reading can be used (never above `limit`).
+    /// The budget in static mode or without a meter (never above `limit`):
+    /// `static_ev_limit_a`, else `limit_a`.
     pub static_limit: Amps,
+    /// The budget of a metered zone whose meter has no usable reading (never above
+    /// `limit`): `static_ev_limit_a`, else 0 A. Without the meter nobody knows the other
+    /// loads, so an unset fallback fails closed rather than to the breaker's limit.
+    pub stale_limit: Amps,
     /// 1 for a root.
     pub depth: u8,
 }
@@ -185,6 +191,7 @@ impl ZoneTree {
                     parent: parent.map(ZoneIdx),
                     limit: s.limit_a,
                     static_limit: s.static_ev_limit_a.unwrap_or(s.limit_a).min(s.limit_a),
+                    stale_limit: s.static_ev_limit_a.unwrap_or(Amps::ZERO).min(s.limit_a),
                     depth,
                 }
             })
@@ -419,6 +426,22 @@ mod tests {
             ZoneTree::new(&many),
             Err(TreeError::TooManyZones(MAX_ZONES + 1))
         );
+    }
+
+    #[test]
+    fn the_stale_meter_fallback_defaults_to_nothing_and_never_exceeds_the_limit() {
+        let mut s = spec("a", None, 50.0);
+        let stale = |s: &ZoneSpec| {
+            ZoneTree::new(std::slice::from_ref(s))
+                .unwrap()
+                .zone(ZoneIdx(0))
+                .stale_limit
+        };
+        assert_eq!(stale(&s), Amps::ZERO);
+        s.static_ev_limit_a = Some(Amps(20.0));
+        assert_eq!(stale(&s), Amps(20.0));
+        s.static_ev_limit_a = Some(Amps(80.0));
+        assert_eq!(stale(&s), Amps(50.0));
     }
 
     #[test]

@@ -51,6 +51,12 @@ impl Config {
         }
     }
 
+    /// What is valid but probably not what the installer meant, one line per key
+    /// (`check-config` prints them, the controller logs them at start).
+    pub fn warnings(&self) -> Vec<ConfigProblem> {
+        validate::warnings(self)
+    }
+
     pub fn to_toml_string(&self) -> String {
         toml::to_string_pretty(self).expect("a Config always serialises to TOML")
     }

@@ -197,7 +197,8 @@ pub struct ZoneConfig {
     pub parent: Option<ZoneId>,
     /// Breaker or subscribed limit of this zone, per phase.
     pub limit_a: Amps,
-    /// EV budget in static mode, and the fallback when the meter is stale.
+    /// EV budget in static mode (else `limit_a`), and the fallback when the meter is
+    /// stale (else 0 A).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub static_ev_limit_a: Option<Amps>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -205,13 +206,6 @@ pub struct ZoneConfig {
     /// A separate meter of local production (solar) feeding the zone; raises its budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub production_meter: Option<MeterId>,
-}
-
-impl ZoneConfig {
-    /// The EV budget when no meter reading can be used.
-    pub fn static_budget(&self) -> Amps {
-        self.static_ev_limit_a.unwrap_or(self.limit_a)
-    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
