@@ -16,8 +16,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::allocation::{
-    self, Allocation, AllocatorState, BudgetSource, Decision, Params, Round, Session, SessionKey,
-    SessionPhases, ZoneIdx, ZoneReading, ZoneTree,
+    self, Allocation, AllocatorState, BudgetSource, ConnectorControl, Decision, Params, Round,
+    Session, SessionKey, SessionPhases, ZoneIdx, ZoneReading, ZoneTree, REJECTIONS_BEFORE_MAX,
 };
 use crate::calendar::{
     system_clock, LivePrice, ReplaceTariffs, TariffCalendarActor, TariffPeriodChanged,
@@ -42,8 +42,6 @@ const RECENT_ROUNDS: usize = 100;
 /// One site sample a minute for 24 h, for the dashboard's chart.
 const HISTORY_SAMPLES: usize = 24 * 60;
 const HISTORY_EVERY: Duration = Duration::from_secs(60);
-/// After this many rejected setpoints in a row a connector is assumed to draw its maximum.
-const REJECTIONS_BEFORE_MAX: u32 = 3;
 /// A connector that did not answer is tried again after this long.
 const UNRESPONSIVE_RETRY: TimeDelta = TimeDelta::seconds(30);
 
@@ -173,6 +171,9 @@ pub struct SiteStatus {
 struct StationEntry {
     addr: Addr<StationActor>,
     snapshot: StationSnapshot,
+    /// Its configuration when last seen in force: a station removed from the
+    /// configuration while charging keeps its reservation with it.
+    config: StationConfig,
 }
 
 /// Memory of setpoints that could not be confirmed.
@@ -316,20 +317,18 @@ impl ZoneSupervisor {
         });
     }
 
-    fn station_config(&self, id: &ChargePointId) -> Option<&StationConfig> {
-        self.current.station(id)
-    }
 
     /// The sessions of this round: every connector in a transaction, in key order.
     fn sessions(&self, now: DateTime<Utc>) -> Vec<(Session, i32)> {
         let mut out = Vec::new();
         for (id, entry) in &self.stations {
-            let Some(sc) = self.station_config(id) else {
-                continue;
-            };
-            let Some(zone) = self.tree.index_of(sc.zone.as_str()) else {
-                continue;
-            };
+            let configured = self.current.station(id);
+            let sc = configured.unwrap_or(&entry.config);
+            // A station whose zone was removed still draws: the first root carries it.
+            let zone = self
+                .tree
+                .index_of(sc.zone.as_str())
+                .unwrap_or(ZoneIdx(0));
             for c in &entry.snapshot.connectors {
                 let Some(t) = &c.transaction else { continue };
                 let key = SessionKey::new(id.clone(), c.connector);
@@ -337,26 +336,18 @@ impl ZoneSupervisor {
                     [Some(a), Some(b), Some(c3)] => Some(PerPhase([a, b, c3])),
                     _ => None,
                 };
-                // What the station may draw now. Under our 0 A default profile a session
-                // without a TxProfile is new (its first limit is not held); with no known
-                // profile at all it could draw its maximum.
-                let in_force = match (c.tx_limit, c.limit_in_force) {
-                    (Some(tx), _) => Some(tx),
-                    (None, Some(default)) if default.0 > 0.0 => Some(default),
-                    (None, Some(_)) => None,
-                    (None, None) => Some(sc.max_current_a),
-                };
-                let fixed = if !entry.snapshot.connected {
-                    // Station lost: its last limit is assumed drawn (its maximum if unknown).
-                    Some(c.tx_limit.or(c.limit_in_force).unwrap_or(sc.max_current_a))
-                } else if self.rejections.get(&key).copied().unwrap_or(0) >= REJECTIONS_BEFORE_MAX {
-                    Some(sc.max_current_a)
-                } else {
-                    self.unconfirmed
+                let limits = allocation::session_limits(&ConnectorControl {
+                    controllable: entry.snapshot.connected && configured.is_some(),
+                    may_apply: c.limit_in_force,
+                    tx_limit: c.tx_limit,
+                    station_max: sc.max_current_a,
+                    rejections: self.rejections.get(&key).copied().unwrap_or(0),
+                    unconfirmed: self
+                        .unconfirmed
                         .get(&key)
                         .filter(|u| now - u.since < UNRESPONSIVE_RETRY)
-                        .map(|u| u.reserved.max(in_force.unwrap_or(Amps::ZERO)))
-                };
+                        .map(|u| u.reserved),
+                });
                 out.push((
                     Session {
                         key,
@@ -367,8 +358,8 @@ impl ZoneSupervisor {
                         energy_wh: t.energy_wh,
                         connected_since: t.started_at,
                         draw,
-                        limit_in_force: in_force,
-                        fixed,
+                        limit_in_force: limits.limit_in_force,
+                        fixed: limits.fixed,
                     },
                     t.id,
                 ));
@@ -675,7 +666,7 @@ impl ZoneSupervisor {
             else {
                 continue;
             };
-            let (Some(t), Some(limit)) = (&c.transaction, c.limit_in_force) else {
+            let (Some(t), limit) = (&c.transaction, c.limit_in_force) else {
                 continue;
             };
             if c.status != "SuspendedEVSE" || limit.0 <= 0.0 {
@@ -786,9 +777,15 @@ impl Handler<StationReport> for ZoneSupervisor {
 
     fn handle(&mut self, report: StationReport, ctx: &mut Self::Context) {
         let id = report.snapshot.id.clone();
+        let config = match (self.current.station(&id), self.stations.get(&id)) {
+            (Some(now), _) => now.clone(),
+            (None, Some(earlier)) => earlier.config.clone(),
+            (None, None) => return, // never configured: nothing of it is allocated
+        };
         let entry = StationEntry {
             addr: report.addr,
             snapshot: report.snapshot,
+            config,
         };
         self.stations.insert(id.clone(), entry);
         if report.why == ReportReason::LimitChanged {
@@ -852,6 +849,11 @@ impl Handler<ConfigChanged> for ZoneSupervisor {
             }
         }
         self.params = Params::from_config(&config);
+        // A removed station is kept only while a transaction of it may still draw.
+        self.stations.retain(|id, e| {
+            config.station(id).is_some()
+                || e.snapshot.connectors.iter().any(|c| c.transaction.is_some())
+        });
         self.current = config;
         self.start_inputs(ctx);
         self.schedule_round(ctx);

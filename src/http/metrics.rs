@@ -80,18 +80,16 @@ pub async fn metrics(ctl: Ctl) -> ApiResult<HttpResponse> {
 
     m.family(
         "ampwarden_connector_limit_amps",
-        "Limit in force on a connector, per phase.",
+        "The most a connector may draw now, per phase: its limit in force, or while a profile is unanswered the highest it may have taken.",
     );
     for v in &views {
         for c in v.live.iter().flat_map(|l| &l.connectors) {
-            if let Some(limit) = c.limit_in_force {
-                let n = c.connector.to_string();
-                m.sample(
-                    "ampwarden_connector_limit_amps",
-                    &[("station", v.id.as_str()), ("connector", &n)],
-                    limit.0,
-                );
-            }
+            let n = c.connector.to_string();
+            m.sample(
+                "ampwarden_connector_limit_amps",
+                &[("station", v.id.as_str()), ("connector", &n)],
+                c.limit_in_force.0,
+            );
         }
     }
     m.family(

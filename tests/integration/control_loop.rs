@@ -9,10 +9,8 @@ use ampwarden_actors::config::{Config, MeterProfile, TariffConfig};
 use ampwarden_actors::meter::profiles::RegisterMap;
 use ampwarden_actors::meter::simulated::{Mode, SimulatedMeter};
 use ampwarden_actors::units::{Amps, PerPhase};
-use common::fleet::{start_transaction, stop_transaction, Behaviour, Timeline};
+use common::fleet::{boot_fleet as fleet, start_transaction, stop_transaction, Behaviour, Timeline};
 use common::*;
-
-const LONG: Duration = Duration::from_secs(20);
 
 fn site(stations: usize, control: &str, zone_extra: &str, tail: &str) -> String {
     let mut body = format!(
@@ -26,41 +24,6 @@ fn site(stations: usize, control: &str, zone_extra: &str, tail: &str) -> String 
     }
     body.push_str(tail);
     body
-}
-
-/// Connects, boots and watches `n` stations, and waits until each has taken the 0 A
-/// default the controller sends first after a boot; none is charging yet. (A vehicle
-/// plugged in before that runs on the station's own default — nothing a central system
-/// can prevent — so the invariants below are about stations that were told.)
-async fn fleet(
-    app: &TestApp,
-    timeline: &Timeline,
-    n: usize,
-    behaviour: impl Fn(usize) -> Behaviour,
-) -> Vec<ampwarden::simulate::client::StationClient> {
-    let mut out = Vec::new();
-    for i in 1..=n {
-        let id = format!("EV{i:02}");
-        let mut client = app.manual(&id).await;
-        timeline.watch(&mut client, &id, behaviour(i));
-        ok(client
-            .call("BootNotification", boot_payload())
-            .await
-            .expect("boot"));
-        out.push(client);
-    }
-    let deadline = std::time::Instant::now() + LONG;
-    for i in 1..=n {
-        let id = format!("EV{i:02}");
-        while !timeline.has_default(&id) && behaviour(i).answers_profiles() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{id} never got its default profile"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-    out
 }
 
 fn approx(a: f64, b: f64) -> bool {

@@ -19,4 +19,5 @@ mod control_loop;
 mod load_short;
 mod ocpp_central_system;
 mod restart;
+mod safety;
 mod ui_browser;

@@ -12,6 +12,7 @@
 mod budget;
 mod demand;
 mod dispatch;
+mod reservation;
 mod session;
 mod sharing;
 mod shedding;
@@ -29,6 +30,7 @@ pub use budget::{
 };
 pub use demand::{ADAPT_AFTER, ADAPT_HEADROOM_A, LOWER_GAP_A, RAISE_WITHIN_A};
 pub use dispatch::{Plan, SetpointChange, MIN_INCREASE_A};
+pub use reservation::{session_limits, ConnectorControl, SessionLimits, REJECTIONS_BEFORE_MAX};
 pub use session::{
     Bottleneck, Decision, HeldIncrease, Session, SessionAllocation, SessionKey, SessionPhases,
 };

@@ -52,12 +52,15 @@ pub struct Behaviour {
     pub report_draw: bool,
     /// Answers every SetChargingProfile with `Rejected` (the limit does not change).
     pub reject: bool,
+    /// Never answers a SetChargingProfile (firmware that ignores them); what it applies
+    /// is unknown, so it counts at its maximum.
+    pub silent: bool,
 }
 
 impl Behaviour {
     /// Whether this station ever accepts a profile.
     pub fn answers_profiles(&self) -> bool {
-        !self.reject
+        !self.reject && !self.silent
     }
 }
 
@@ -96,6 +99,9 @@ impl Timeline {
                         connector: p["connectorId"].as_u64().unwrap_or(0) as u32,
                     },
                 };
+                if behaviour.silent {
+                    continue;
+                }
                 if behaviour.reject {
                     let _ = answerer.answer(&call.unique_id, json!({ "status": "Rejected" }));
                     timeline.lock().rejected += 1;
@@ -262,6 +268,41 @@ impl Timeline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// Connects, boots and watches `n` stations, and waits until each has taken the 0 A
+/// default the controller sends first after a boot; none is charging yet. (A vehicle
+/// plugged in before that runs on the station's own default — nothing a central system
+/// can prevent — so the invariants below are about stations that were told.)
+pub async fn boot_fleet(
+    app: &super::TestApp,
+    timeline: &Timeline,
+    n: usize,
+    behaviour: impl Fn(usize) -> Behaviour,
+) -> Vec<ampwarden::simulate::client::StationClient> {
+    let mut out = Vec::new();
+    for i in 1..=n {
+        let id = format!("EV{i:02}");
+        let mut client = app.manual(&id).await;
+        timeline.watch(&mut client, &id, behaviour(i));
+        super::ok(client
+            .call("BootNotification", super::boot_payload())
+            .await
+            .expect("boot"));
+        out.push(client);
+    }
+    let deadline = std::time::Instant::now() + super::LONG;
+    for i in 1..=n {
+        let id = format!("EV{i:02}");
+        while !timeline.has_default(&id) && behaviour(i).answers_profiles() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{id} never got its default profile"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    out
 }
 
 /// A MeterValues CALL reporting `draw` A on each of the three phases.

@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 pub mod fleet;
 
 pub const WAIT: Duration = Duration::from_secs(10);
+/// How long a test waits for the control loop to settle.
+pub const LONG: Duration = Duration::from_secs(20);
 
 /// A running controller and its data directory (removed when dropped).
 pub struct TestApp {

@@ -6,7 +6,11 @@
 //! OCPP allows one outstanding CALL per direction, so our CALLs wait in `outbox` and go
 //! out one at a time; each is correlated by uniqueId and fails after `call_timeout`.
 
+pub mod limits; // pure
+
 use std::collections::{BTreeMap, VecDeque};
+
+use limits::{Answer, LimitState, Profile, Ticket};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -145,11 +149,12 @@ pub struct ConnectorSnapshot {
     /// Current.Import per phase as last reported; `None` where nothing was reported.
     pub draw: PerPhase<Option<Amps>>,
     pub power_w: Option<f64>,
-    /// The limit in force (conservative: while a profile is unanswered, the higher of
-    /// the old and new limits).
-    pub limit_in_force: Option<Amps>,
-    /// The TxProfile limit of the current transaction (accepted, or higher and pending);
-    /// `None` while the transaction runs on the default profile.
+    /// The most the station may apply on this connector now: the limit in force where
+    /// every answer came, else the highest value it may have taken (a profile that timed
+    /// out may be in force); the station's maximum while nothing is known.
+    pub limit_in_force: Amps,
+    /// The highest TxProfile value of the current transaction that may be in force;
+    /// `None` while the transaction runs on a default profile.
     pub tx_limit: Option<Amps>,
 }
 
@@ -194,6 +199,8 @@ pub enum ReportReason {
 pub enum CallFailure {
     #[error("the station is not connected")]
     NotConnected,
+    #[error("the connection closed before the station answered")]
+    ConnectionLost,
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     #[error("the station answered with an error: {0}")]
@@ -273,16 +280,6 @@ pub struct StationDeps {
     pub price: crate::calendar::LivePrice,
 }
 
-#[derive(Default)]
-struct Limits {
-    /// Last accepted TxProfile: (transaction, limit).
-    tx: Option<(i32, Amps)>,
-    /// Last accepted TxDefaultProfile on this connector.
-    default: Option<Amps>,
-    /// A SetChargingProfile sent but not answered.
-    pending: Option<Amps>,
-}
-
 struct Connector {
     status: String,
     error_code: String,
@@ -290,7 +287,6 @@ struct Connector {
     transaction: Option<TransactionSnapshot>,
     draw: PerPhase<Option<Amps>>,
     power_w: Option<f64>,
-    limits: Limits,
     /// The transaction and meter timestamp of the last samples kept (see [`SAMPLE_SPACING`]).
     samples_kept: Option<(i32, DateTime<Utc>)>,
     /// The open transaction's record as the meter readings advanced it.
@@ -333,7 +329,6 @@ impl Connector {
             transaction: None,
             draw: PerPhase::splat(None),
             power_w: None,
-            limits: Limits::default(),
             samples_kept: None,
             ledger: None,
         }
@@ -361,6 +356,13 @@ struct InFlight {
     timeout: SpawnHandle,
 }
 
+/// Whose transaction a transactionId names, as seen from one station.
+enum Owner {
+    Ours,
+    Other(ChargePointId),
+    Unknown,
+}
+
 pub struct StationActor {
     id: ChargePointId,
     station: StationConfig,
@@ -370,9 +372,10 @@ pub struct StationActor {
     record: Option<StationRecord>,
     /// Boxed: a map node holds eleven slots, and a connector is a few hundred bytes.
     connectors: BTreeMap<u32, Box<Connector>>,
-    /// Connector 0's TxDefaultProfile limit (applies to every connector without its own).
-    default_limit: Option<Amps>,
-    default_pending: Option<Amps>,
+    /// What each connector's profiles may have set, from what we sent and the answers.
+    limits: LimitState,
+    /// The last other station's transaction this one named (logged once).
+    foreign_logged: Option<i32>,
     next_unique_id: u64,
     outbox: VecDeque<Outgoing>,
     in_flight: Option<InFlight>,
@@ -417,8 +420,8 @@ impl StationActor {
             booted: false,
             record,
             connectors,
-            default_limit: None,
-            default_pending: None,
+            limits: LimitState::default(),
+            foreign_logged: None,
             next_unique_id: 1,
             outbox: VecDeque::new(),
             in_flight: None,
@@ -448,8 +451,15 @@ impl StationActor {
                 transaction: c.transaction.clone(),
                 draw: c.draw,
                 power_w: c.power_w,
-                limit_in_force: self.limit_in_force(c),
-                tx_limit: Self::tx_limit(c),
+                limit_in_force: self.limits.may_apply(
+                    n,
+                    c.transaction.as_ref().map(|t| t.id),
+                    self.station.max_current_a,
+                ),
+                tx_limit: c
+                    .transaction
+                    .as_ref()
+                    .and_then(|t| self.limits.tx_limit(n, t.id)),
             })
             .collect();
         StationSnapshot {
@@ -461,37 +471,6 @@ impl StationActor {
             firmware: self.record.as_ref().and_then(|r| r.firmware.clone()),
             last_seen: self.record.as_ref().map(|r| r.last_seen),
             connectors,
-        }
-    }
-
-    fn tx_limit(c: &Connector) -> Option<Amps> {
-        let accepted = match (&c.transaction, c.limits.tx) {
-            (Some(t), Some((id, limit))) if t.id == id => Some(limit),
-            _ => None,
-        };
-        match (
-            accepted,
-            c.limits.pending.filter(|_| c.transaction.is_some()),
-        ) {
-            (Some(a), Some(p)) => Some(a.max(p)),
-            (a, p) => a.or(p),
-        }
-    }
-
-    /// SPEC: the last accepted TxProfile of the current transaction, else the connector's
-    /// TxDefaultProfile, else connector 0's; an unanswered profile counts if higher.
-    fn limit_in_force(&self, c: &Connector) -> Option<Amps> {
-        let tx = match (&c.transaction, c.limits.tx) {
-            (Some(t), Some((id, limit))) if t.id == id => Some(limit),
-            _ => None,
-        };
-        let accepted = tx.or(c.limits.default).or(self.default_limit);
-        let pending = c.limits.pending.or(self
-            .default_pending
-            .filter(|_| tx.is_none() && c.limits.default.is_none()));
-        match (accepted, pending) {
-            (Some(a), Some(p)) => Some(a.max(p)),
-            (a, p) => a.or(p),
         }
     }
 
@@ -619,7 +598,8 @@ impl StationActor {
     fn fail_all_calls(&mut self, ctx: &mut Context<Self>) {
         if let Some(f) = self.in_flight.take() {
             ctx.cancel_future(f.timeout);
-            let _ = f.responder.send(Err(CallFailure::NotConnected));
+            // It was written: the station may have acted on it.
+            let _ = f.responder.send(Err(CallFailure::ConnectionLost));
         }
         for o in self.outbox.drain(..) {
             let _ = o.responder.send(Err(CallFailure::NotConnected));
@@ -676,6 +656,9 @@ impl StationActor {
                     },
                 ));
                 self.booted = true;
+                // A station that restarts may have lost its profiles: nothing is known
+                // until it accepts the safe default again.
+                self.limits.rebooted();
                 self.send_safe_default(ctx);
                 self.configure_for_control(ctx);
                 self.report(ReportReason::Booted);
@@ -924,6 +907,17 @@ impl StationActor {
     ) -> Result<StopTransactionResponse, CallError> {
         let id = stop.transaction_id;
         let tag = stop.id_tag.as_ref().map(|t| IdTag::new(t.as_str()));
+        if let Owner::Other(owner) = self.owner_of(id) {
+            // Acknowledged so that the station moves on; nothing of the other's changes.
+            self.refuse_foreign(id, &owner, "StopTransaction");
+            return Ok(StopTransactionResponse {
+                id_tag_info: Some(IdTagInfo {
+                    status: AuthorizationStatus::Invalid,
+                    expiry_date: None,
+                    parent_id_tag: None,
+                }),
+            });
+        }
         if !stop.transaction_data.is_empty() {
             self.store_samples(id, &stop.transaction_data);
         }
@@ -965,10 +959,10 @@ impl StationActor {
                 ));
             }
         }
-        for c in self.connectors.values_mut() {
+        for (&n, c) in self.connectors.iter_mut() {
             if c.transaction.as_ref().is_some_and(|t| t.id == id) {
+                self.limits.transaction_ended(n, id);
                 c.transaction = None;
-                c.limits.tx = None;
                 c.draw = PerPhase::splat(None);
                 c.power_w = None;
             }
@@ -982,6 +976,16 @@ impl StationActor {
         let readings = ImportReadings::from_meter_values(&values.meter_value);
         let single_phase = self.station.phases == crate::config::Phases::One;
         let phase = self.station.phase;
+        let foreign = values
+            .transaction_id
+            .and_then(|tx| match self.owner_of(tx) {
+                Owner::Other(owner) => Some((tx, owner)),
+                Owner::Ours | Owner::Unknown => None,
+            });
+        if let Some((tx, owner)) = foreign {
+            self.refuse_foreign(tx, &owner, "MeterValues");
+            return;
+        }
         if let Some(tx) = values.transaction_id {
             let kept = self.connector(values.connector_id).samples_kept;
             if let Some(at) = keep_samples(tx, kept, &values.meter_value) {
@@ -991,7 +995,7 @@ impl StationActor {
         }
         let c = self.connector(values.connector_id);
         if readings.current.0.iter().any(Option::is_some) {
-            c.draw = readings.current;
+            c.draw = site_phase_draw(readings.current, single_phase.then_some(phase));
         } else if let Some(total) = readings.current_unphased {
             c.draw = if single_phase {
                 let mut d = PerPhase::splat(Some(Amps::ZERO));
@@ -1042,6 +1046,40 @@ impl StationActor {
         }
     }
 
+    /// Whose transaction a transactionId from the network names.
+    fn owner_of(&self, id: i32) -> Owner {
+        let open_here = self
+            .connectors
+            .values()
+            .any(|c| c.transaction.as_ref().is_some_and(|t| t.id == id));
+        if open_here {
+            return Owner::Ours;
+        }
+        match self.deps.store.transaction(id) {
+            Ok(Some(r)) if r.station == self.id => Owner::Ours,
+            Ok(Some(r)) => Owner::Other(r.station),
+            Ok(None) => Owner::Unknown,
+            Err(e) => {
+                tracing::error!(station = %self.id, transaction = id, error = %e, "cannot read a transaction");
+                Owner::Unknown
+            }
+        }
+    }
+
+    /// A message that names another station's transaction: ignored, logged once per
+    /// transaction.
+    fn refuse_foreign(&mut self, id: i32, owner: &ChargePointId, action: &str) {
+        if self.foreign_logged == Some(id) {
+            return;
+        }
+        self.foreign_logged = Some(id);
+        tracing::warn!(station = %self.id, transaction = id, %owner, action, "a message for another station's transaction: ignored");
+        self.log(
+            LogLevel::Warn,
+            format!("{action} named transaction {id}, which belongs to station {owner}: ignored, that transaction is unchanged"),
+        );
+    }
+
     /// Writes every connector's pending energy and cost to the store.
     fn write_ledgers(&mut self) {
         for ledger in self
@@ -1080,7 +1118,7 @@ impl StationActor {
         &mut self,
         msg: ApplyLimit,
         ctx: &mut Context<Self>,
-    ) -> oneshot::Receiver<Result<String, CallFailure>> {
+    ) -> (Ticket, oneshot::Receiver<Result<String, CallFailure>>) {
         let (purpose, profile_id) = match msg.purpose {
             LimitPurpose::Default => (
                 SetpointPurpose::TxDefault,
@@ -1103,13 +1141,15 @@ impl StationActor {
             msg.limit,
             self.station.phases.count(),
         );
-        let limit = msg.limit.floor_tenth();
-        if msg.connector == 0 {
-            self.default_pending = Some(limit);
-        } else {
-            self.connector(msg.connector).limits.pending = Some(limit);
-        }
-        self.enqueue(&request, ctx)
+        let profile = match msg.purpose {
+            LimitPurpose::Default => Profile::Default,
+            LimitPurpose::Transaction(t) => Profile::Transaction(t),
+        };
+        // Recorded before it is queued: from now on the station may take it.
+        let ticket = self
+            .limits
+            .send(msg.connector, profile, msg.limit.floor_tenth());
+        (ticket, self.enqueue(&request, ctx))
     }
 
     /// Sends a limit, and once answered, records what is in force and reports it.
@@ -1118,7 +1158,7 @@ impl StationActor {
         msg: ApplyLimit,
         ctx: &mut Context<Self>,
     ) -> ResponseActFuture<Self, Result<LimitOutcome, CallFailure>> {
-        let rx = self.apply_limit(msg, ctx);
+        let (ticket, rx) = self.apply_limit(msg, ctx);
         Box::pin(
             answer::<SetChargingProfileRequest>(rx)
                 .into_actor(self)
@@ -1127,7 +1167,7 @@ impl StationActor {
                         ChargingProfileStatus::Accepted => LimitOutcome::Accepted,
                         _ => LimitOutcome::Rejected,
                     });
-                    act.limit_answered(&msg, &outcome);
+                    act.limit_answered(&msg, ticket, &outcome);
                     act.report(ReportReason::LimitChanged);
                     outcome
                 }),
@@ -1151,39 +1191,54 @@ impl StationActor {
         ctx.spawn(sent);
     }
 
-    fn limit_answered(&mut self, msg: &ApplyLimit, outcome: &Result<LimitOutcome, CallFailure>) {
-        let limit = msg.limit.floor_tenth();
-        let accepted = matches!(outcome, Ok(LimitOutcome::Accepted));
-        // A lost answer leaves the pending (conservative) value in place.
-        let settled = matches!(
-            outcome,
-            Ok(_) | Err(CallFailure::Refused(_)) | Err(CallFailure::BadAnswer(_))
-        );
-        if msg.connector == 0 {
-            if accepted {
-                self.default_limit = Some(limit);
-            }
-            if settled {
-                self.default_pending = None;
-            }
-        } else {
-            let c = self.connector(msg.connector);
-            if accepted {
-                match msg.purpose {
-                    LimitPurpose::Default => c.limits.default = Some(limit),
-                    LimitPurpose::Transaction(t) => c.limits.tx = Some((t, limit)),
-                }
-            }
-            if settled {
-                c.limits.pending = None;
-            }
-        }
+    fn limit_answered(
+        &mut self,
+        msg: &ApplyLimit,
+        ticket: Ticket,
+        outcome: &Result<LimitOutcome, CallFailure>,
+    ) {
+        let answer = match outcome {
+            Ok(LimitOutcome::Accepted) => Answer::Accepted,
+            Ok(LimitOutcome::Rejected) | Err(CallFailure::Refused(_)) => Answer::Refused,
+            Err(CallFailure::NotConnected) => Answer::NotSent,
+            // It may have reached the station and be in force.
+            Err(
+                CallFailure::Timeout(_)
+                | CallFailure::ConnectionLost
+                | CallFailure::BadAnswer(_)
+                | CallFailure::Stopped,
+            ) => Answer::Unknown,
+        };
+        self.limits.answered(ticket, answer);
         if let Ok(LimitOutcome::Rejected) = outcome {
             self.log(
                 LogLevel::Warn,
-                format!("connector {} rejected a limit of {limit}", msg.connector),
+                format!(
+                    "connector {} rejected a limit of {}",
+                    msg.connector,
+                    msg.limit.floor_tenth()
+                ),
             );
         }
+    }
+}
+
+/// A connector's `Current.Import` per phase, on the site's phases. A 1-phase station
+/// measures on its own L1 (some label it with the site phase): whatever it reports is
+/// the current of the site phase it is wired to. A 3-phase station that reports some
+/// phases only (a vehicle on one phase) draws nothing on the others.
+fn site_phase_draw(
+    reported: PerPhase<Option<Amps>>,
+    single_phase_on: Option<crate::units::Phase>,
+) -> PerPhase<Option<Amps>> {
+    match single_phase_on {
+        Some(phase) => {
+            let on_phase = reported.0.iter().flatten().copied().reduce(Amps::max);
+            let mut d = PerPhase::splat(Some(Amps::ZERO));
+            d.set(phase, on_phase);
+            d
+        }
+        None => PerPhase(reported.0.map(|a| Some(a.unwrap_or(Amps::ZERO)))),
     }
 }
 
@@ -1407,6 +1462,30 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_single_phase_station_draws_on_the_site_phase_it_is_wired_to() {
+        use crate::units::Phase;
+        let on_its_l1 = PerPhase([Some(Amps(14.0)), None, None]);
+        assert_eq!(
+            site_phase_draw(on_its_l1, Some(Phase::L2)),
+            PerPhase([Some(Amps::ZERO), Some(Amps(14.0)), Some(Amps::ZERO)])
+        );
+        let zeros_elsewhere = PerPhase([Some(Amps(14.0)), Some(Amps::ZERO), Some(Amps::ZERO)]);
+        assert_eq!(
+            site_phase_draw(zeros_elsewhere, Some(Phase::L3)),
+            PerPhase([Some(Amps::ZERO), Some(Amps::ZERO), Some(Amps(14.0))])
+        );
+    }
+
+    #[test]
+    fn a_vehicle_on_one_phase_of_a_three_phase_station_draws_nothing_on_the_others() {
+        let one = PerPhase([Some(Amps(16.0)), None, None]);
+        assert_eq!(
+            site_phase_draw(one, None),
+            PerPhase([Some(Amps(16.0)), Some(Amps::ZERO), Some(Amps::ZERO)])
+        );
     }
 
     #[test]

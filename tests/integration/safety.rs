@@ -1,0 +1,197 @@
+//! The safety invariant where the network can reach it: stations that never answer,
+//! stations removed while charging, stations naming another's transaction, a 1-phase
+//! station's draw on the phase it is wired to. Judged from the stations' side (the
+//! limits they took) and the records, never from what the controller meant to send.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::fleet::{boot_fleet, start_transaction, Behaviour, Timeline};
+use common::http::Api;
+use common::*;
+use serde_json::json;
+
+fn site(limit_a: f64, stations: usize) -> String {
+    let mut body = format!(
+        "[auth]\nmode = \"accept_all\"\n[control]\ninterval_s = 1\nincrease_hold_s = 0\n\n\
+         [[zones]]\nid = \"main\"\nlimit_a = {limit_a:.1}\n"
+    );
+    for i in 1..=stations {
+        body.push_str(&format!(
+            "[[stations]]\nid = \"EV{i:02}\"\nzone = \"main\"\nmax_current_a = 32.0\n"
+        ));
+    }
+    body
+}
+
+fn approx(a: f64, b: f64) -> bool {
+    (a - b).abs() < 0.051
+}
+
+#[tokio::test]
+async fn a_station_that_never_answers_its_default_profile_counts_at_its_maximum() {
+    // 40 A for two 32 A stations; EV01 answers no SetChargingProfile, not even the 0 A
+    // default of its boot, so it may run at its 32 A: EV02 may have 8 A, never 20.
+    let app = TestApp::start("call_timeout_s = 1", &site(40.0, 2));
+    let admin = Api::setup(&app).await;
+    let timeline = Timeline::default();
+    let silent = Behaviour {
+        silent: true,
+        ..Behaviour::default()
+    };
+    let evs = boot_fleet(&app, &timeline, 2, |i| {
+        if i == 1 {
+            silent
+        } else {
+            Behaviour::default()
+        }
+    })
+    .await;
+    // Past the default's timeout before the vehicles start.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    start_transaction(&timeline, &evs[0], "EV01", "ANY").await;
+    start_transaction(&timeline, &evs[1], "EV02", "ANY").await;
+    timeline
+        .wait_for("EV02 at what EV01 leaves", LONG, |l| {
+            l.get("EV02").is_some_and(|&a| approx(a, 8.0))
+        })
+        .await;
+    // Rounds every second, setpoints to EV01 timing out: nothing more for EV02.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let worst = timeline.worst_sum(32.0);
+    assert!(
+        worst <= 40.0 + 1e-9,
+        "the limits in force (EV01 at its maximum) reached {worst} A on a 40 A zone"
+    );
+    let ev01 = admin.get("/api/v1/stations/EV01").await.expect(200).json();
+    assert_eq!(
+        ev01["live"]["connectors"][0]["limit_in_force"], 32.0,
+        "{ev01}"
+    );
+}
+
+#[tokio::test]
+async fn a_station_removed_while_charging_keeps_its_reservation() {
+    let app = TestApp::start("", &site(63.0, 3));
+    let admin = Api::setup(&app).await;
+    let timeline = Timeline::default();
+    let evs = boot_fleet(&app, &timeline, 3, |_| Behaviour::default()).await;
+    for (i, ev) in evs.iter().enumerate() {
+        start_transaction(&timeline, ev, &format!("EV{:02}", i + 1), "ANY").await;
+    }
+    timeline
+        .wait_for("21 A each", LONG, |l| {
+            l.len() == 3 && l.values().all(|&a| approx(a, 21.0))
+        })
+        .await;
+    // Its car keeps drawing its 21 A whatever the configuration says.
+    admin.delete("/api/v1/stations/EV03").await.expect(204);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let now = timeline.current();
+    assert!(
+        approx(now["EV01"], 21.0) && approx(now["EV02"], 21.0),
+        "{now:?}"
+    );
+    let worst = timeline.worst_sum(32.0);
+    assert!(worst <= 63.0 + 1e-9, "{worst} A in force on a 63 A zone");
+    let site = admin.get("/api/v1/site").await.expect(200).json();
+    let reserved = site["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .find(|s| s["station"] == "EV03")
+        .cloned()
+        .expect("EV03 still counted");
+    assert_eq!(reserved["decision"], "fixed", "{reserved}");
+}
+
+#[tokio::test]
+async fn a_station_cannot_stop_or_write_into_another_stations_transaction() {
+    let app = TestApp::start("", SMALL_SITE);
+    let viewer = Api::setup(&app).await;
+    let owner = app.booted("CP001").await;
+    let intruder = app.booted("CP002").await;
+    let tx = common::start_transaction(&owner, 1, "GOODTAG", 1000).await;
+    let values = json!({ "connectorId": 1, "transactionId": tx, "meterValue": [{ "timestamp": now_text(),
+        "sampledValue": [{ "value": "1500", "measurand": "Energy.Active.Import.Register", "unit": "Wh" }] }] });
+    ok(owner
+        .call("MeterValues", values)
+        .await
+        .expect("answered"));
+
+    let foreign = json!({ "connectorId": 1, "transactionId": tx, "meterValue": [{ "timestamp": now_text(),
+        "sampledValue": [{ "value": "99000", "measurand": "Energy.Active.Import.Register", "unit": "Wh" }] }] });
+    ok(intruder
+        .call("MeterValues", foreign)
+        .await
+        .expect("answered"));
+    let stop = json!({ "transactionId": tx, "meterStop": 99000, "timestamp": now_text(), "idTag": "GOODTAG" });
+    let answer = ok(intruder
+        .call("StopTransaction", stop)
+        .await
+        .expect("answered"));
+    assert_eq!(answer["idTagInfo"]["status"], "Invalid", "{answer}");
+
+    let record = viewer
+        .get(&format!("/api/v1/transactions/{tx}"))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(record["open"], true, "{record}");
+    assert_eq!(record["station"], "CP001");
+    assert_eq!(record["energy_wh"], 500.0, "{record}");
+    let samples = record["samples"].as_array().expect("samples");
+    assert!(
+        samples.iter().all(|s| s["value"] != 99000.0),
+        "the intruder's reading was stored: {samples:?}"
+    );
+    let logs = viewer
+        .get("/api/v1/logs?station=CP002")
+        .await
+        .expect(200)
+        .json();
+    assert!(
+        logs.to_string().contains("belongs to station CP001"),
+        "{logs}"
+    );
+
+    // The owner still stops it normally.
+    let stop = json!({ "transactionId": tx, "meterStop": 2000, "timestamp": now_text() });
+    ok(owner.call("StopTransaction", stop).await.expect("answered"));
+    let record = viewer
+        .get(&format!("/api/v1/transactions/{tx}"))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(record["open"], false);
+    assert_eq!(record["energy_wh"], 1000.0);
+}
+
+#[tokio::test]
+async fn a_one_phase_station_on_l2_is_carried_by_l2() {
+    let body = "[auth]\nmode = \"accept_all\"\n[control]\ninterval_s = 1\n\n\
+                [[zones]]\nid = \"main\"\nlimit_a = 63.0\n\n\
+                [[stations]]\nid = \"MONO\"\nzone = \"main\"\nmax_current_a = 32.0\nphases = 1\nphase = \"L2\"\n";
+    let app = TestApp::start("", body);
+    let viewer = Api::setup(&app).await;
+    let station = app.booted("MONO").await;
+    let tx = common::start_transaction(&station, 1, "ANY", 0).await;
+    // The station measures on its own L1; it is wired to the site's L2.
+    let values = json!({ "connectorId": 1, "transactionId": tx, "meterValue": [{ "timestamp": now_text(),
+        "sampledValue": [{ "value": "14.0", "measurand": "Current.Import", "phase": "L1", "unit": "A" }] }] });
+    ok(station
+        .call("MeterValues", values)
+        .await
+        .expect("answered"));
+    let mut draw = serde_json::Value::Null;
+    for _ in 0..50 {
+        let site = viewer.get("/api/v1/site").await.expect(200).json();
+        draw = site["zones"][0]["ev_draw"].clone();
+        if draw[1] == 14.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(draw, json!([0.0, 14.0, 0.0]), "the zone's EV draw per phase");
+}
