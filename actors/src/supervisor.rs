@@ -317,7 +317,6 @@ impl ZoneSupervisor {
         });
     }
 
-
     /// The sessions of this round: every connector in a transaction, in key order.
     fn sessions(&self, now: DateTime<Utc>) -> Vec<(Session, i32)> {
         let mut out = Vec::new();
@@ -325,10 +324,7 @@ impl ZoneSupervisor {
             let configured = self.current.station(id);
             let sc = configured.unwrap_or(&entry.config);
             // A station whose zone was removed still draws: the first root carries it.
-            let zone = self
-                .tree
-                .index_of(sc.zone.as_str())
-                .unwrap_or(ZoneIdx(0));
+            let zone = self.tree.index_of(sc.zone.as_str()).unwrap_or(ZoneIdx(0));
             for c in &entry.snapshot.connectors {
                 let Some(t) = &c.transaction else { continue };
                 let key = SessionKey::new(id.clone(), c.connector);
@@ -852,7 +848,10 @@ impl Handler<ConfigChanged> for ZoneSupervisor {
         // A removed station is kept only while a transaction of it may still draw.
         self.stations.retain(|id, e| {
             config.station(id).is_some()
-                || e.snapshot.connectors.iter().any(|c| c.transaction.is_some())
+                || e.snapshot
+                    .connectors
+                    .iter()
+                    .any(|c| c.transaction.is_some())
         });
         self.current = config;
         self.start_inputs(ctx);

@@ -70,9 +70,10 @@ fn check_config_warns_that_a_metered_zone_without_a_stale_fallback_gets_nothing(
         stdout.contains("warning: zones[0].static_ev_limit_a: unset: when meter incomer goes stale, zone main gives its vehicles 0 A"),
         "{stdout}"
     );
-    let with_fallback = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("limit_a = 100.0\n", "limit_a = 100.0\nstatic_ev_limit_a = 40.0\n");
+    let with_fallback = std::fs::read_to_string(&config).unwrap().replace(
+        "limit_a = 100.0\n",
+        "limit_a = 100.0\nstatic_ev_limit_a = 40.0\n",
+    );
     std::fs::write(&config, with_fallback).unwrap();
     let out = Command::new(BIN)
         .args(["check-config", "--config"])

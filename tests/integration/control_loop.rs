@@ -9,7 +9,9 @@ use ampwarden_actors::config::{Config, MeterProfile, TariffConfig};
 use ampwarden_actors::meter::profiles::RegisterMap;
 use ampwarden_actors::meter::simulated::{Mode, SimulatedMeter};
 use ampwarden_actors::units::{Amps, PerPhase};
-use common::fleet::{boot_fleet as fleet, start_transaction, stop_transaction, Behaviour, Timeline};
+use common::fleet::{
+    boot_fleet as fleet, start_transaction, stop_transaction, Behaviour, Timeline,
+};
 use common::*;
 
 fn site(stations: usize, control: &str, zone_extra: &str, tail: &str) -> String {

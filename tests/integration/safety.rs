@@ -115,10 +115,7 @@ async fn a_station_cannot_stop_or_write_into_another_stations_transaction() {
     let tx = common::start_transaction(&owner, 1, "GOODTAG", 1000).await;
     let values = json!({ "connectorId": 1, "transactionId": tx, "meterValue": [{ "timestamp": now_text(),
         "sampledValue": [{ "value": "1500", "measurand": "Energy.Active.Import.Register", "unit": "Wh" }] }] });
-    ok(owner
-        .call("MeterValues", values)
-        .await
-        .expect("answered"));
+    ok(owner.call("MeterValues", values).await.expect("answered"));
 
     let foreign = json!({ "connectorId": 1, "transactionId": tx, "meterValue": [{ "timestamp": now_text(),
         "sampledValue": [{ "value": "99000", "measurand": "Energy.Active.Import.Register", "unit": "Wh" }] }] });
@@ -180,10 +177,7 @@ async fn a_one_phase_station_on_l2_is_carried_by_l2() {
     // The station measures on its own L1; it is wired to the site's L2.
     let values = json!({ "connectorId": 1, "transactionId": tx, "meterValue": [{ "timestamp": now_text(),
         "sampledValue": [{ "value": "14.0", "measurand": "Current.Import", "phase": "L1", "unit": "A" }] }] });
-    ok(station
-        .call("MeterValues", values)
-        .await
-        .expect("answered"));
+    ok(station.call("MeterValues", values).await.expect("answered"));
     let mut draw = serde_json::Value::Null;
     for _ in 0..50 {
         let site = viewer.get("/api/v1/site").await.expect(200).json();
@@ -193,5 +187,9 @@ async fn a_one_phase_station_on_l2_is_carried_by_l2() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(draw, json!([0.0, 14.0, 0.0]), "the zone's EV draw per phase");
+    assert_eq!(
+        draw,
+        json!([0.0, 14.0, 0.0]),
+        "the zone's EV draw per phase"
+    );
 }

@@ -113,13 +113,12 @@ pub(super) fn warnings(c: &Config) -> Vec<ConfigProblem> {
     let mut out = Vec::new();
     if c.site.mode == SiteMode::Dynamic {
         for (i, z) in c.zones.iter().enumerate() {
-            if z.meter.is_some() && z.static_ev_limit_a.is_none() {
+            if let (Some(meter), None) = (&z.meter, z.static_ev_limit_a) {
                 out.push(ConfigProblem::new(
                     format!("zones[{i}].static_ev_limit_a"),
                     format!(
-                        "unset: when meter {} goes stale, zone {} gives its vehicles 0 A \
+                        "unset: when meter {meter} goes stale, zone {} gives its vehicles 0 A \
                          (set the EV budget that is safe without the meter)",
-                        z.meter.as_ref().expect("checked above"),
                         z.id
                     ),
                 ));

@@ -104,7 +104,10 @@ impl Slot {
     /// what applies when it holds nothing accepted.
     fn bound(&self, unset: Amps) -> Amps {
         let base = self.accepted.map_or(unset, |(_, v)| v);
-        self.unanswered.iter().map(|u| u.value).fold(base, Amps::max)
+        self.unanswered
+            .iter()
+            .map(|u| u.value)
+            .fold(base, Amps::max)
     }
 
     fn is_empty(&self) -> bool {
@@ -140,7 +143,11 @@ impl LimitState {
     pub fn send(&mut self, connector: u32, profile: Profile, value: Amps) -> Ticket {
         self.next_ticket += 1;
         let ticket = Ticket(self.next_ticket);
-        let value = if value.0.is_nan() { Amps(f64::INFINITY) } else { value };
+        let value = if value.0.is_nan() {
+            Amps(f64::INFINITY)
+        } else {
+            value
+        };
         if connector == 0 {
             // A TxProfile cannot go on connector 0; as a default it is the whole station's.
             self.station_default.send(ticket, value);

@@ -285,10 +285,12 @@ pub async fn boot_fleet(
         let id = format!("EV{i:02}");
         let mut client = app.manual(&id).await;
         timeline.watch(&mut client, &id, behaviour(i));
-        super::ok(client
-            .call("BootNotification", super::boot_payload())
-            .await
-            .expect("boot"));
+        super::ok(
+            client
+                .call("BootNotification", super::boot_payload())
+                .await
+                .expect("boot"),
+        );
         out.push(client);
     }
     let deadline = std::time::Instant::now() + super::LONG;

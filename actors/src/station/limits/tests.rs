@@ -15,9 +15,17 @@ fn nothing_sent_means_the_station_maximum() {
 fn a_boot_default_that_times_out_leaves_the_station_at_its_maximum() {
     let mut s = LimitState::default();
     let t = s.send(0, Profile::Default, Amps::ZERO);
-    assert_eq!(s.may_apply(1, Some(7), MAX), MAX, "unanswered: not yet in force");
+    assert_eq!(
+        s.may_apply(1, Some(7), MAX),
+        MAX,
+        "unanswered: not yet in force"
+    );
     s.answered(t, Answer::Unknown);
-    assert_eq!(s.may_apply(1, Some(7), MAX), MAX, "timed out: still unknown");
+    assert_eq!(
+        s.may_apply(1, Some(7), MAX),
+        MAX,
+        "timed out: still unknown"
+    );
     let again = s.send(0, Profile::Default, Amps::ZERO);
     s.answered(again, Answer::Accepted);
     assert_eq!(s.may_apply(1, Some(7), MAX), Amps::ZERO);
@@ -38,7 +46,11 @@ fn an_increase_and_a_decrease_that_both_time_out_reserve_the_increase() {
     assert_eq!(s.tx_limit(1, 7), Some(Amps(20.0)));
     let five = s.send(1, Profile::Transaction(7), Amps(5.0));
     s.answered(five, Answer::Accepted);
-    assert_eq!(s.may_apply(1, Some(7), MAX), Amps(5.0), "a later accept replaces them");
+    assert_eq!(
+        s.may_apply(1, Some(7), MAX),
+        Amps(5.0),
+        "a later accept replaces them"
+    );
 }
 
 #[test]
@@ -60,7 +72,11 @@ fn a_transaction_profile_ends_with_its_transaction() {
     s.answered(d, Answer::Accepted);
     let t = s.send(1, Profile::Transaction(3), Amps(16.0));
     s.answered(t, Answer::Accepted);
-    assert_eq!(s.may_apply(1, Some(4), MAX), Amps::ZERO, "another transaction");
+    assert_eq!(
+        s.may_apply(1, Some(4), MAX),
+        Amps::ZERO,
+        "another transaction"
+    );
     s.transaction_ended(1, 3);
     assert_eq!(s.tx_limit(1, 3), None);
     assert_eq!(s.may_apply(1, Some(3), MAX), Amps::ZERO);
