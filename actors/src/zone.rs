@@ -13,6 +13,9 @@ use crate::meter::{MeterReading, MeterStale};
 #[rtype(result = "()")]
 pub struct ZoneUpdate {
     pub zone: ZoneIdx,
+    /// The zone tree the index is of: an update of an earlier tree (a configuration
+    /// change meanwhile) names another zone, and is dropped.
+    pub generation: u64,
     pub reading: ZoneReading,
     /// The meter just went stale: the budget falls back to static.
     pub stale: bool,
@@ -20,15 +23,18 @@ pub struct ZoneUpdate {
 
 pub struct ZoneActor {
     index: ZoneIdx,
+    generation: u64,
     config: ZoneConfig,
     reading: ZoneReading,
     supervisor: Recipient<ZoneUpdate>,
 }
 
 impl ZoneActor {
-    /// The zone at `index` of the tree, with the kind of its meters from `config`.
+    /// The zone at `index` of the tree of `generation`, with the kind of its meters
+    /// from `config`.
     pub fn new(
         index: ZoneIdx,
+        generation: u64,
         zone: ZoneConfig,
         config: &Config,
         supervisor: Recipient<ZoneUpdate>,
@@ -44,6 +50,7 @@ impl ZoneActor {
                 });
         ZoneActor {
             index,
+            generation,
             config: zone,
             reading: ZoneReading {
                 consumption: consumption.map(|k| (k, None)),
@@ -57,6 +64,7 @@ impl ZoneActor {
     fn publish(&self, stale: bool) {
         self.supervisor.do_send(ZoneUpdate {
             zone: self.index,
+            generation: self.generation,
             reading: self.reading,
             stale,
         });

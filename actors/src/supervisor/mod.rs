@@ -195,6 +195,8 @@ pub struct ZoneSupervisor {
     readings: Vec<ZoneReading>,
     imposed: Option<PerPhase<Amps>>,
     zones: Vec<Addr<ZoneActor>>,
+    /// Counts the zone trees started: a zone update names its tree's generation.
+    zone_generation: u64,
     meters: Vec<(MeterId, Addr<MeterActor>)>,
     calendar: Option<Addr<TariffCalendarActor>>,
     tariff: TariffPeriodChanged,
@@ -233,6 +235,7 @@ impl ZoneSupervisor {
             stations: BTreeMap::new(),
             imposed: None,
             zones: Vec::new(),
+            zone_generation: 0,
             meters: Vec::new(),
             calendar: None,
             tariff: TariffPeriodChanged {
@@ -263,6 +266,7 @@ impl ZoneSupervisor {
             m.do_send(StopMeter);
         }
         self.zones.clear();
+        self.zone_generation += 1;
         let config = self.current.clone();
         let me = ctx.address();
         let mut zone_of_meter: HashMap<&MeterId, Addr<ZoneActor>> = HashMap::new();
@@ -271,7 +275,14 @@ impl ZoneSupervisor {
                 continue;
             };
             let index = ZoneIdx(u16::try_from(i).expect("at most 200 zones (validated)"));
-            let actor = ZoneActor::new(index, zc.clone(), &config, me.clone().recipient()).start();
+            let actor = ZoneActor::new(
+                index,
+                self.zone_generation,
+                zc.clone(),
+                &config,
+                me.clone().recipient(),
+            )
+            .start();
             for m in zc.meter.iter().chain(zc.production_meter.iter()) {
                 zone_of_meter.insert(m, actor.clone());
             }
@@ -795,6 +806,10 @@ impl Handler<ZoneUpdate> for ZoneSupervisor {
     type Result = ();
 
     fn handle(&mut self, update: ZoneUpdate, ctx: &mut Self::Context) {
+        if update.generation != self.zone_generation {
+            tracing::debug!(zone = %update.zone, "update of a zone tree replaced since: dropped");
+            return;
+        }
         if let Some(slot) = self.readings.get_mut(update.zone.get()) {
             *slot = update.reading;
             self.schedule_round(ctx);
@@ -922,3 +937,6 @@ impl Handler<StopSupervisor> for ZoneSupervisor {
         ctx.stop();
     }
 }
+
+#[cfg(test)]
+mod tests;
