@@ -25,6 +25,29 @@ pub enum Admission {
     Accepted(Recipient<SessionEvent>),
     Unknown,
     BadPassword,
+    /// Not a chargeBoxIdentity (`config::station_id_problem` says why).
+    InvalidId(String),
+}
+
+/// Unknown stations noted for the commissioning list, at most; beyond, knocks are only
+/// counted in the log (once), so that a scan of ids cannot fill the disk.
+pub const MAX_PENDING_UNKNOWN: usize = 100;
+/// The commissioning scan registers stations only while the configuration holds fewer.
+pub const MAX_SCANNED_STATIONS: usize = 1000;
+
+/// Refusals of input from the network that are logged once, not once per attempt.
+#[derive(Default)]
+struct LoggedOnce {
+    invalid_id: std::sync::atomic::AtomicBool,
+    unknown_list_full: std::sync::atomic::AtomicBool,
+    scan_full: std::sync::atomic::AtomicBool,
+}
+
+impl LoggedOnce {
+    /// True the first time only.
+    fn first(flag: &std::sync::atomic::AtomicBool) -> bool {
+        !flag.swap(true, Ordering::Relaxed)
+    }
 }
 
 /// Threads running station actors (the machine this targets has 2 cores).
@@ -57,6 +80,7 @@ struct Inner {
     /// Serialises configuration changes so that none is lost between read and write.
     edit_lock: std::sync::Mutex<()>,
     auth: AuthState,
+    logged_once: LoggedOnce,
 }
 
 /// Why a configuration change was not applied. Nothing was changed in any case.
@@ -116,6 +140,7 @@ impl Controller {
                 auth: AuthState::new(store.clone()),
                 file_config,
                 edit_lock: std::sync::Mutex::new(()),
+                logged_once: LoggedOnce::default(),
                 store,
                 price,
                 supervisor,
@@ -358,6 +383,14 @@ impl Controller {
     /// Decides whether `id` may connect, registering it in the default zone when the
     /// commissioning scan is on, and returns its station actor.
     pub fn admit(&self, id: &ChargePointId, password: Option<&str>) -> Admission {
+        if let Some(problem) = ampwarden_actors::config::station_id_problem(id.as_str()) {
+            if LoggedOnce::first(&self.inner.logged_once.invalid_id) {
+                tracing::warn!("refused a station whose id is not valid ({problem}); further ones are logged at debug level");
+            } else {
+                tracing::debug!(%problem, "refused an invalid station id");
+            }
+            return Admission::InvalidId(problem);
+        }
         let config = self.config();
         let station = match config.station(id) {
             Some(s) => s.clone(),
@@ -406,6 +439,12 @@ impl Controller {
 
     /// Commissioning scan: the station joins `server.default_zone` with safe defaults.
     fn register_scanned(&self, id: &ChargePointId, config: &Config) -> Option<StationConfig> {
+        if config.stations.len() >= MAX_SCANNED_STATIONS {
+            if LoggedOnce::first(&self.inner.logged_once.scan_full) {
+                tracing::warn!(station = %id, "the commissioning scan registers no more stations: {MAX_SCANNED_STATIONS} are configured; add further ones by hand");
+            }
+            return None;
+        }
         let zone = config.server.default_zone.clone();
         let station = scanned_station(id.clone(), zone.clone());
         let added = station.clone();
@@ -453,12 +492,34 @@ impl Controller {
         Some(station)
     }
 
+    /// The unknown stations that tried to connect and wait to be accepted.
+    pub fn commissioning_list(&self) -> Result<Vec<StationRecord>, StoreError> {
+        let config = self.config();
+        Ok(self
+            .inner
+            .store
+            .stations()?
+            .into_iter()
+            .filter(|r| r.zone.is_none() && config.station(&r.id).is_none())
+            .collect())
+    }
+
     /// Remembers an unknown station that tried to connect, for the commissioning list.
     fn note_knock(&self, id: &ChargePointId) {
         let store = &self.inner.store;
         match store.station(id) {
-            Ok(Some(_)) => {}
+            Ok(Some(_)) => {
+                tracing::debug!(station = %id, "refused again: unknown station");
+            }
             Ok(None) => {
+                let pending = self.commissioning_list().map_or(usize::MAX, |l| l.len());
+                if pending >= MAX_PENDING_UNKNOWN {
+                    if LoggedOnce::first(&self.inner.logged_once.unknown_list_full) {
+                        tracing::warn!(station = %id, "refused: unknown station; the commissioning list is full ({MAX_PENDING_UNKNOWN}), so it is not noted (accept or remove the ones listed)");
+                    }
+                    return;
+                }
+                tracing::warn!(station = %id, "refused: unknown station (add it, or enable server.accept_unknown_stations)");
                 let now = Utc::now();
                 let record = StationRecord {
                     id: id.clone(),

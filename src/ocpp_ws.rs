@@ -38,9 +38,14 @@ pub async fn handshake(
     let password = basic_auth_password(&req, &id);
     let station = match core.admit(&id, password.as_deref()) {
         Admission::Accepted(station) => station,
+        // Logged by the controller, once per station.
         Admission::Unknown => {
-            tracing::warn!(station = %id, "refused: unknown station (add it, or enable server.accept_unknown_stations)");
             return Ok(HttpResponse::NotFound().body("unknown charge point\n"));
+        }
+        Admission::InvalidId(problem) => {
+            return Ok(
+                HttpResponse::BadRequest().body(format!("invalid charge point id: {problem}\n"))
+            );
         }
         Admission::BadPassword => {
             tracing::warn!(station = %id, "refused: missing or wrong basic-auth password");

@@ -193,3 +193,64 @@ async fn a_one_phase_station_on_l2_is_carried_by_l2() {
         "the zone's EV draw per phase"
     );
 }
+
+#[tokio::test]
+async fn station_ids_from_the_network_are_bounded_in_length_characters_and_number() {
+    let app = TestApp::start("accept_unknown_stations = false", SMALL_SITE);
+    let viewer = Api::setup(&app).await;
+    let too_long = "X".repeat(49);
+    for bad in [too_long.as_str(), "CP%20001", "CP%3Cscript%3E"] {
+        match app.connect_with(bad, Default::default()).await {
+            Err(ampwarden::simulate::client::ClientError::Refused(400)) => {}
+            Err(e) => panic!("{bad}: refused, but not as a bad request: {e}"),
+            Ok(_) => panic!("{bad}: accepted"),
+        }
+    }
+    let limit = ampwarden::controller::MAX_PENDING_UNKNOWN;
+    for i in 0..limit + 20 {
+        match app
+            .connect_with(&format!("KNOCK{i:04}"), Default::default())
+            .await
+        {
+            Err(ampwarden::simulate::client::ClientError::Refused(404)) => {}
+            Err(e) => panic!("unknown station: {e}"),
+            Ok(_) => panic!("an unknown station was accepted"),
+        }
+    }
+    let listed = viewer.get("/api/v1/commissioning").await.expect(200).json();
+    let listed = listed.as_array().expect("a list");
+    assert_eq!(listed.len(), limit, "the commissioning list is capped");
+    assert!(listed
+        .iter()
+        .all(|r| r["id"].as_str().is_some_and(|id| id.starts_with("KNOCK"))));
+}
+
+#[tokio::test]
+async fn a_connector_id_above_the_configured_count_is_refused_and_changes_nothing() {
+    let app = TestApp::start("", SMALL_SITE);
+    let admin = Api::setup(&app).await;
+    let station = app.booted("CP001").await;
+    let status = json!({ "connectorId": 7, "errorCode": "NoError", "status": "Charging" });
+    let reply = station
+        .call("StatusNotification", status)
+        .await
+        .expect("answered");
+    assert_eq!(error_code(reply), "PropertyConstraintViolation");
+    let start =
+        json!({ "connectorId": 7, "idTag": "GOODTAG", "meterStart": 0, "timestamp": now_text() });
+    let reply = station
+        .call("StartTransaction", start)
+        .await
+        .expect("answered");
+    assert_eq!(error_code(reply), "PropertyConstraintViolation");
+    let view = admin.get("/api/v1/stations/CP001").await.expect(200).json();
+    let connectors = view["live"]["connectors"].as_array().expect("connectors");
+    assert!(
+        connectors.iter().all(|c| c["connector"] != 7),
+        "{connectors:?}"
+    );
+    let records = admin.get("/api/v1/transactions").await.expect(200).json();
+    assert_eq!(records["totals"]["count"], 0, "{records}");
+    // Its own connector still works.
+    common::start_transaction(&station, 1, "GOODTAG", 0).await;
+}

@@ -17,6 +17,22 @@ const MAX_ID_TAG_LEN: usize = 20;
 /// The chargeBoxIdentity is at most 48 characters (OCPP 1.6 `CiString48Type`).
 const MAX_STATION_ID_LEN: usize = 48;
 
+/// Why `id` cannot be a chargeBoxIdentity here, if it cannot: 1 to 48 characters
+/// (OCPP 1.6 `CiString48Type`) of letters, digits and `- _ . :`. The configuration and
+/// the OCPP handshake apply the same rule.
+pub fn station_id_problem(id: &str) -> Option<String> {
+    if id.is_empty() || id.len() > MAX_STATION_ID_LEN {
+        Some(format!("must be 1 to {MAX_STATION_ID_LEN} characters"))
+    } else if !id
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || "-_.:".contains(ch))
+    {
+        Some(format!("{id:?} may hold only letters, digits and - _ . :"))
+    } else {
+        None
+    }
+}
+
 /// One problem in a configuration, at a key path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigProblem {
@@ -457,19 +473,8 @@ fn stations(ck: &mut Checker, c: &Config) {
     for (i, s) in c.stations.iter().enumerate() {
         let at = format!("stations[{i}]");
         let id = s.id.as_str();
-        if id.is_empty() || id.len() > MAX_STATION_ID_LEN {
-            ck.push(
-                format!("{at}.id"),
-                format!("must be 1 to {MAX_STATION_ID_LEN} characters"),
-            );
-        } else if !id
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || "-_.:".contains(ch))
-        {
-            ck.push(
-                format!("{at}.id"),
-                format!("{id:?} may hold only letters, digits and - _ . :"),
-            );
+        if let Some(problem) = station_id_problem(id) {
+            ck.push(format!("{at}.id"), problem);
         }
         if let Some(first) = seen.insert(&s.id, i) {
             ck.push(

@@ -376,6 +376,8 @@ pub struct StationActor {
     limits: LimitState,
     /// The last other station's transaction this one named (logged once).
     foreign_logged: Option<i32>,
+    /// A connectorId above the configured count was refused (logged once).
+    connector_refusal_logged: bool,
     next_unique_id: u64,
     outbox: VecDeque<Outgoing>,
     in_flight: Option<InFlight>,
@@ -422,6 +424,7 @@ impl StationActor {
             connectors,
             limits: LimitState::default(),
             foreign_logged: None,
+            connector_refusal_logged: false,
             next_unique_id: 1,
             outbox: VecDeque::new(),
             in_flight: None,
@@ -643,6 +646,23 @@ impl StationActor {
     /// (e.g. a TxProfile is only sent after the StartTransaction answer).
     fn on_request(&mut self, uid: &str, request: StationRequest, ctx: &mut Context<Self>) {
         self.touch();
+        if let Some(n) = named_connector(&request).filter(|&n| n > self.station.connectors) {
+            let message = format!(
+                "connectorId {n} is above the {} connector(s) configured for this station",
+                self.station.connectors
+            );
+            if !self.connector_refusal_logged {
+                self.connector_refusal_logged = true;
+                tracing::warn!(station = %self.id, connector = n, "{message}: refused (set its `connectors`)");
+                self.log(
+                    LogLevel::Warn,
+                    format!("{message}: refused; if the station has more, set its connectors"),
+                );
+            }
+            let error = CallError::new(ErrorCode::PropertyConstraintViolation, message);
+            self.send_text(encode_call_error(uid, &error));
+            return;
+        }
         match request {
             StationRequest::BootNotification(boot) => {
                 self.on_boot(&boot);
@@ -1122,11 +1142,11 @@ impl StationActor {
         let (purpose, profile_id) = match msg.purpose {
             LimitPurpose::Default => (
                 SetpointPurpose::TxDefault,
-                DEFAULT_PROFILE_ID_BASE + msg.connector as i32,
+                profile_id(DEFAULT_PROFILE_ID_BASE, msg.connector),
             ),
             LimitPurpose::Transaction(t) => (
                 SetpointPurpose::Tx { transaction_id: t },
-                TX_PROFILE_ID_BASE + msg.connector as i32,
+                profile_id(TX_PROFILE_ID_BASE, msg.connector),
             ),
         };
         let stack_level = match msg.purpose {
@@ -1257,6 +1277,22 @@ fn is_profile_call(action: &str) -> bool {
 /// Profile ids are fixed per connector and purpose, so each new setpoint replaces the last.
 const DEFAULT_PROFILE_ID_BASE: i32 = 1000;
 const TX_PROFILE_ID_BASE: i32 = 2000;
+
+/// Our profile id for a connector: one per purpose and connector, the purposes' ranges
+/// apart (connectors are at most 10 by configuration; the clamp keeps any id in range).
+fn profile_id(base: i32, connector: u32) -> i32 {
+    base + i32::try_from(connector.min(999)).expect("999 fits i32")
+}
+
+/// The connector a station's message is about, if it names one.
+fn named_connector(request: &StationRequest) -> Option<u32> {
+    match request {
+        StationRequest::StatusNotification(s) => Some(s.connector_id),
+        StationRequest::StartTransaction(s) => Some(s.connector_id.get()),
+        StationRequest::MeterValues(m) => Some(m.connector_id),
+        _ => None,
+    }
+}
 /// One stack level per purpose (SPEC: the limit in force is then well defined).
 const DEFAULT_STACK_LEVEL: u32 = 0;
 const TX_STACK_LEVEL: u32 = 1;
@@ -1486,6 +1522,13 @@ mod tests {
             site_phase_draw(one, None),
             PerPhase([Some(Amps(16.0)), Some(Amps::ZERO), Some(Amps::ZERO)])
         );
+    }
+
+    #[test]
+    fn profile_ids_of_the_two_purposes_never_meet() {
+        assert_eq!(profile_id(TX_PROFILE_ID_BASE, 1), 2001);
+        assert!(profile_id(DEFAULT_PROFILE_ID_BASE, u32::MAX) < TX_PROFILE_ID_BASE);
+        assert!(profile_id(TX_PROFILE_ID_BASE, u32::MAX) > 0);
     }
 
     #[test]

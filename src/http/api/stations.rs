@@ -610,7 +610,7 @@ pub async fn diagnostics(
 // --- commissioning -----------------------------------------------------------------------------
 
 pub async fn commissioning(ctl: Ctl) -> ApiResult<HttpResponse> {
-    Ok(ok(waiting(&ctl)?))
+    Ok(ok(ctl.commissioning_list()?))
 }
 
 #[derive(Deserialize)]
@@ -641,17 +641,6 @@ fn check_zone(config: &Config, zone: &ZoneId) -> ApiResult<()> {
     }
 }
 
-/// The stations waiting in the commissioning list.
-fn waiting(ctl: &Controller) -> ApiResult<Vec<StationRecord>> {
-    let config = ctl.config();
-    Ok(ctl
-        .store()
-        .stations()?
-        .into_iter()
-        .filter(|r| r.zone.is_none() && config.station(&r.id).is_none())
-        .collect())
-}
-
 pub async fn accept(
     ctl: Ctl,
     who: Identity,
@@ -659,7 +648,7 @@ pub async fn accept(
     Body(b): Body<AcceptBody>,
 ) -> ApiResult<HttpResponse> {
     let id = ChargePointId::new(path.into_inner());
-    if !waiting(&ctl)?.iter().any(|r| r.id == id) {
+    if !ctl.commissioning_list()?.iter().any(|r| r.id == id) {
         return Err(ApiError::not_found(format!(
             "station {id} is not waiting in the commissioning list"
         )));
@@ -681,7 +670,11 @@ pub async fn accept_all(
     Body(b): Body<AcceptBody>,
 ) -> ApiResult<HttpResponse> {
     check_zone(&ctl.config(), &b.zone)?;
-    let ids: Vec<ChargePointId> = waiting(&ctl)?.into_iter().map(|r| r.id).collect();
+    let ids: Vec<ChargePointId> = ctl
+        .commissioning_list()?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
     accept_these(&ctl, &ids, &b.zone)?;
     audit(
         ctl.store(),
