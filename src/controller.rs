@@ -81,6 +81,8 @@ struct Inner {
     edit_lock: std::sync::Mutex<()>,
     auth: AuthState,
     logged_once: LoggedOnce,
+    /// Dashboard event sockets open now (each polls the stations once a second).
+    event_sockets: std::sync::atomic::AtomicUsize,
 }
 
 /// Why a configuration change was not applied. Nothing was changed in any case.
@@ -141,6 +143,7 @@ impl Controller {
                 file_config,
                 edit_lock: std::sync::Mutex::new(()),
                 logged_once: LoggedOnce::default(),
+                event_sockets: std::sync::atomic::AtomicUsize::new(0),
                 store,
                 price,
                 supervisor,
@@ -490,6 +493,19 @@ impl Controller {
             tracing::error!(error = %e, "cannot write the operator log");
         }
         Some(station)
+    }
+
+    /// Counts a dashboard event socket opening (`true`) or closing.
+    pub fn event_socket(&self, opened: bool) {
+        if opened {
+            self.inner.event_sockets.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.inner.event_sockets.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn event_sockets(&self) -> usize {
+        self.inner.event_sockets.load(Ordering::Relaxed)
     }
 
     /// The unknown stations that tried to connect and wait to be accepted.

@@ -110,11 +110,16 @@ impl Actor for EventsSession {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.controller.event_socket(true);
         self.controller
             .supervisor()
             .do_send(Subscribe(ctx.address().recipient()));
         self.tick(ctx);
         ctx.run_interval(TICK, |session, ctx| session.tick(ctx));
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.controller.event_socket(false);
     }
 }
 

@@ -67,6 +67,12 @@ pub async fn metrics(ctl: Ctl) -> ApiResult<HttpResponse> {
     m.sample("ampwarden_stations_connected", &[], connected as f64);
 
     m.family(
+        "ampwarden_event_sockets",
+        "Dashboard event sockets open (one per browser tab showing live data).",
+    );
+    m.sample("ampwarden_event_sockets", &[], ctl.event_sockets() as f64);
+
+    m.family(
         "ampwarden_transactions_open",
         "Charging sessions in progress.",
     );

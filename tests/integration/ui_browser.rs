@@ -388,6 +388,35 @@ async fn an_operator_sets_up_watches_stops_adds_a_badge_and_exports() {
     .await;
     screenshots(&client, "dashboard").await;
 
+    // Page switches reuse the one event socket: none is left behind polling.
+    for page in [
+        "#/station/CP001",
+        "#/",
+        "#/badges",
+        "#/",
+        "#/station/CP001",
+        "#/",
+    ] {
+        client
+            .goto(&format!("{base}/{page}"))
+            .await
+            .expect("switch page");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let deadline = tokio::time::Instant::now() + UI_WAIT;
+    loop {
+        // Past the 3 s reconnect delay, so an orphan made by a late close is counted.
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        let open = app.app().controller().event_sockets();
+        if open == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{open} event sockets open for one browser tab"
+        );
+    }
+
     // Stop its session from the station's page.
     client
         .goto(&format!("{base}/#/station/CP001"))

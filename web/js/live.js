@@ -10,13 +10,19 @@ function notifyAll() {
   for (const fn of listeners) fn(state);
 }
 
+// Every handler checks that its socket is still the current one: a socket closed on a
+// page switch reports its close after the next page opened a new one, and must not
+// take that one's place (which orphaned a socket per switch).
 function open() {
+  retry = null;
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  socket = new WebSocket(`${scheme}//${location.host}/api/v1/events`);
-  socket.addEventListener("open", () => {
-    state.connected = true;
+  const mine = new WebSocket(`${scheme}//${location.host}/api/v1/events`);
+  socket = mine;
+  mine.addEventListener("open", () => {
+    if (socket === mine) state.connected = true;
   });
-  socket.addEventListener("message", (event) => {
+  mine.addEventListener("message", (event) => {
+    if (socket !== mine) return;
     const message = JSON.parse(event.data);
     if (message.type === "hello") {
       state.site = message.site;
@@ -30,7 +36,8 @@ function open() {
     }
     notifyAll();
   });
-  socket.addEventListener("close", () => {
+  mine.addEventListener("close", () => {
+    if (socket !== mine) return;
     state.connected = false;
     socket = null;
     notifyAll();
