@@ -254,3 +254,96 @@ async fn a_connector_id_above_the_configured_count_is_refused_and_changes_nothin
     // Its own connector still works.
     common::start_transaction(&station, 1, "GOODTAG", 0).await;
 }
+
+/// Answers the controller's routine CALLs (and accepts every profile) until one with
+/// `action` arrives, which is returned unanswered; the last TxProfile limit accepted
+/// is kept in `last_tx`.
+async fn answer_until(
+    station: &mut ampwarden::simulate::client::StationClient,
+    action: &str,
+    last_tx: &mut Option<f64>,
+) -> ampwarden::simulate::client::IncomingCall {
+    loop {
+        let call = station.next_call(LONG).await.expect("a call");
+        if call.action == action {
+            return call;
+        }
+        accept(station, &call, last_tx);
+    }
+}
+
+fn accept(
+    station: &ampwarden::simulate::client::StationClient,
+    call: &ampwarden::simulate::client::IncomingCall,
+    last_tx: &mut Option<f64>,
+) {
+    let profile = &call.payload["csChargingProfiles"];
+    if call.action == "SetChargingProfile" && profile["chargingProfilePurpose"] == "TxProfile" {
+        *last_tx = profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"].as_f64();
+    }
+    if let Some(answer) = ampwarden::simulate::client::routine_answer(&call.action, &call.payload) {
+        station.answer(&call.unique_id, answer).expect("answer");
+    }
+}
+
+#[tokio::test]
+async fn a_recovery_never_raises_a_connector_that_a_later_round_lowered() {
+    let body = "[auth]\nmode = \"accept_all\"\n[control]\ninterval_s = 1\nincrease_hold_s = 0\nresume_check_s = 5\n\n\
+                [[zones]]\nid = \"main\"\nlimit_a = 32.0\n\n\
+                [[stations]]\nid = \"EV01\"\nzone = \"main\"\nmax_current_a = 32.0\n";
+    let app = TestApp::start("", body);
+    let admin = Api::setup(&app).await;
+    let mut station = app.manual("EV01").await;
+    let mut last_tx = None;
+    ok(station
+        .call("BootNotification", boot_payload())
+        .await
+        .expect("boot"));
+    let start =
+        json!({ "connectorId": 1, "idTag": "ANY", "meterStart": 0, "timestamp": now_text() });
+    let tx = station.call("StartTransaction", start);
+    let tx = ok(tx.await.expect("answered"))["transactionId"].clone();
+    // Raised from 0 to 32 A, and the vehicle does not resume.
+    while last_tx != Some(32.0) {
+        let call = answer_until(&mut station, "SetChargingProfile", &mut last_tx).await;
+        accept(&station, &call, &mut last_tx);
+    }
+    let suspended = json!({ "connectorId": 1, "errorCode": "NoError", "status": "SuspendedEVSE" });
+    ok(station
+        .call("StatusNotification", suspended)
+        .await
+        .expect("answered"));
+    let clear = answer_until(&mut station, "ClearChargingProfile", &mut last_tx).await;
+
+    // While the recovery waits for the station, the breaker is lowered to 16 A.
+    admin
+        .put(
+            "/api/v1/zones/main",
+            json!({ "limit_a": 16.0, "static_ev_limit_a": 16.0 }),
+        )
+        .await
+        .expect(200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    station
+        .answer(&clear.unique_id, json!({ "status": "Accepted" }))
+        .expect("answer");
+    // Everything that follows is accepted in order; once the station is at 16 A, nothing
+    // may raise it again (the recovery's re-send of 32 A must not overtake the decrease).
+    let settle = tokio::time::Instant::now() + Duration::from_secs(4);
+    let mut in_force = Vec::new();
+    while let Ok(call) = station
+        .next_call(settle.saturating_duration_since(tokio::time::Instant::now()))
+        .await
+    {
+        let before = last_tx;
+        accept(&station, &call, &mut last_tx);
+        if last_tx != before || call.action == "SetChargingProfile" {
+            in_force.extend(last_tx);
+        }
+    }
+    let lowered = in_force.iter().position(|&a| a <= 16.0);
+    assert!(
+        lowered.is_some_and(|i| in_force[i..].iter().all(|&a| a <= 16.0)),
+        "transaction {tx}: limits taken after the lowering, in order: {in_force:?}"
+    );
+}

@@ -564,8 +564,8 @@ impl ZoneSupervisor {
         };
         let decreases = to_send(&a.plan.decreases);
         let increases = to_send(&a.plan.increases);
-        if decreases.is_empty() && increases.is_empty() {
-            self.check_resumes(now, ctx);
+        let recoveries = self.due_recoveries(a, sessions, now);
+        if decreases.is_empty() && increases.is_empty() && recoveries.is_empty() {
             return;
         }
         for inc in &increases {
@@ -579,8 +579,12 @@ impl ZoneSupervisor {
             let all_down = down
                 .iter()
                 .all(|(_, _, r)| matches!(r, Ok(LimitOutcome::Accepted)));
+            // A recovery re-sends this round's limit, so it is an increase like the
+            // others: only once every decrease is in force, never beside a later round.
             let up = if all_down {
-                send_all(increases).await
+                let (up, ()) =
+                    futures_util::future::join(send_all(increases), recover_all(recoveries)).await;
+                up
             } else {
                 Vec::new()
             };
@@ -650,9 +654,16 @@ impl ZoneSupervisor {
         }
     }
 
-    /// A vehicle raised from 0 that is still not charging after `resume_check_s` gets a
-    /// recovery: its profile cleared and sent again, and a StatusNotification asked for.
-    fn check_resumes(&mut self, now: DateTime<Utc>, ctx: &mut Context<Self>) {
+    /// The vehicles raised from 0 that are still not charging after `resume_check_s`:
+    /// each gets a recovery (its profile cleared and this round's limit sent again, and a
+    /// StatusNotification asked for) as a step of this round's dispatch. One whose limit
+    /// changes this round, or is 0 now, needs none.
+    fn due_recoveries(
+        &mut self,
+        a: &Allocation,
+        sessions: &[(Session, i32)],
+        now: DateTime<Utc>,
+    ) -> Vec<Recovery> {
         let wait = TimeDelta::seconds(i64::from(self.current.control.resume_check_s));
         let due: Vec<SessionKey> = self
             .resumed
@@ -660,9 +671,15 @@ impl ZoneSupervisor {
             .filter(|(_, at)| now - **at >= wait)
             .map(|(k, _)| k.clone())
             .collect();
+        let mut out = Vec::new();
         for key in due {
             self.resumed.remove(&key);
-            let Some(entry) = self.stations.get(&key.charge_point) else {
+            let Some(i) = sessions.iter().position(|(s, _)| s.key == key) else {
+                continue;
+            };
+            let (session, tx) = &sessions[i];
+            let (Some(sa), Some(entry)) = (a.sessions.get(i), self.stations.get(&key.charge_point))
+            else {
                 continue;
             };
             let Some(c) = entry
@@ -673,10 +690,13 @@ impl ZoneSupervisor {
             else {
                 continue;
             };
-            let (Some(t), limit) = (&c.transaction, c.limit_in_force) else {
-                continue;
-            };
-            if c.status != "SuspendedEVSE" || limit.0 <= 0.0 {
+            let limit = sa.limit_after;
+            let unchanged = session.limit_in_force == Some(limit);
+            if c.status != "SuspendedEVSE"
+                || limit.0 <= 0.0
+                || !unchanged
+                || session.fixed.is_some()
+            {
                 continue;
             }
             let message = format!(
@@ -685,32 +705,16 @@ impl ZoneSupervisor {
             );
             tracing::warn!(station = %key.charge_point, "{message}");
             self.log(&key.charge_point, LogLevel::Warn, message);
-            let addr = entry.addr.clone();
-            let apply = ApplyLimit {
-                connector: key.connector,
-                limit,
-                purpose: LimitPurpose::Transaction(t.id),
-            };
-            let connector = key.connector;
-            ctx.spawn(
-                async move {
-                    let clear = ClearChargingProfileRequest {
-                        id: None,
-                        connector_id: Some(connector),
-                        charging_profile_purpose: Some(ChargingProfilePurpose::TxProfile),
-                        stack_level: None,
-                    };
-                    let _ = addr.send(Call(clear)).await;
-                    let _ = addr.send(apply).await;
-                    let trigger = TriggerMessageRequest {
-                        requested_message: MessageTrigger::StatusNotification,
-                        connector_id: std::num::NonZeroU32::new(connector),
-                    };
-                    let _ = addr.send(Call(trigger)).await;
-                }
-                .into_actor(self),
-            );
+            out.push(Recovery {
+                addr: entry.addr.clone(),
+                apply: ApplyLimit {
+                    connector: key.connector,
+                    limit,
+                    purpose: LimitPurpose::Transaction(*tx),
+                },
+            });
         }
+        out
     }
 
     fn log(&self, station: &ChargePointId, level: LogLevel, message: String) {
@@ -748,6 +752,32 @@ struct Setpoint {
 }
 
 type Sent = (SessionKey, ApplyLimit, Result<LimitOutcome, CallFailure>);
+
+/// Clear, re-send and ask for the status of a vehicle that did not resume.
+struct Recovery {
+    addr: Addr<StationActor>,
+    apply: ApplyLimit,
+}
+
+async fn recover_all(recoveries: Vec<Recovery>) {
+    let each = recoveries.into_iter().map(|r| async move {
+        let connector = r.apply.connector;
+        let clear = ClearChargingProfileRequest {
+            id: None,
+            connector_id: Some(connector),
+            charging_profile_purpose: Some(ChargingProfilePurpose::TxProfile),
+            stack_level: None,
+        };
+        let _ = r.addr.send(Call(clear)).await;
+        let _ = r.addr.send(r.apply).await;
+        let trigger = TriggerMessageRequest {
+            requested_message: MessageTrigger::StatusNotification,
+            connector_id: std::num::NonZeroU32::new(connector),
+        };
+        let _ = r.addr.send(Call(trigger)).await;
+    });
+    futures_util::future::join_all(each).await;
+}
 
 /// Sends every setpoint at once and waits for every answer (each bounded by the
 /// station's call timeout).
