@@ -1,0 +1,429 @@
+//! A station's transactions: StartTransaction, StopTransaction and MeterValues, the
+//! in-memory ledger of an open transaction, and the samples kept for the record.
+
+use super::*;
+
+/// A transaction's meter samples are kept at most this often (by the station's
+/// timestamps): a station sampling every 10 s would otherwise write ~1.5 KB per message
+/// for ever. The energy register and the draw still follow every message.
+pub const SAMPLE_SPACING: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// An open transaction's energy and cost are written to the store at most this often; a
+/// restart loses none of the energy (the next reading or the stop's meter value brings
+/// the register), only the price split of at most this much of it.
+pub(super) const LEDGER_WRITE_EVERY: Duration = Duration::from_secs(60);
+
+/// Whether the samples of one MeterValues for `transaction` are kept, given the last
+/// kept `(transaction, timestamp)` on the connector: the first of a transaction, the
+/// readings that open or close it (context Transaction.Begin/End) or follow a clock
+/// (Sample.Clock), and otherwise one per [`SAMPLE_SPACING`]. Returns the timestamp to
+/// remember when kept.
+pub(super) fn keep_samples(
+    transaction: i32,
+    kept: Option<(i32, DateTime<Utc>)>,
+    values: &[MeterValue],
+) -> Option<DateTime<Utc>> {
+    use ReadingContext as C;
+    let at = values.iter().map(|mv| mv.timestamp).max()?;
+    let marked = values.iter().flat_map(|mv| &mv.sampled_value).any(|sv| {
+        matches!(
+            sv.context,
+            Some(C::TransactionBegin | C::TransactionEnd | C::SampleClock)
+        )
+    });
+    match kept {
+        // A clock that went back (a station re-synchronised) restarts the spacing.
+        Some((t, last))
+            if t == transaction && !marked && at >= last && at - last < SAMPLE_SPACING =>
+        {
+            None
+        }
+        _ => Some(at),
+    }
+}
+
+/// A transaction record kept current in memory and written to the store at most every
+/// [`LEDGER_WRITE_EVERY`] (and when the session ends or the transaction stops): energy
+/// and cost follow every MeterValues without a store write each.
+pub(super) struct Ledger {
+    pub(super) record: crate::store::TransactionRecord,
+    pub(super) written: std::time::Instant,
+    pub(super) dirty: bool,
+}
+
+impl Ledger {
+    /// Writes the record if it changed since the last write.
+    pub(super) fn write(&mut self, store: &Store, station: &ChargePointId) {
+        if !self.dirty {
+            return;
+        }
+        match store.update_transaction(&self.record) {
+            Ok(()) => {
+                self.dirty = false;
+                self.written = std::time::Instant::now();
+            }
+            Err(e) => {
+                tracing::error!(station = %station, error = %e, "cannot store transaction energy")
+            }
+        }
+    }
+}
+
+/// Whose transaction a transactionId names, as seen from one station.
+pub(super) enum Owner {
+    Ours,
+    Other(ChargePointId),
+    Unknown,
+}
+
+impl StationActor {
+    pub(super) fn on_start(
+        &mut self,
+        start: &StartTransactionRequest,
+    ) -> Result<StartTransactionResponse, CallError> {
+        let tag = IdTag::new(start.id_tag.as_str());
+        let verdict = self.authorize(&tag);
+        let connector = start.connector_id.get();
+        let record = self
+            .deps
+            .store
+            .begin_transaction(NewTransaction {
+                station: self.id.clone(),
+                connector,
+                id_tag: tag.clone(),
+                meter_start_wh: start.meter_start,
+                started_at: start.timestamp,
+                reservation_id: start.reservation_id,
+                vip: verdict.vip || self.station.vip,
+            })
+            .map_err(|e| {
+                tracing::error!(station = %self.id, error = %e, "cannot store a new transaction");
+                CallError::new(
+                    ErrorCode::InternalError,
+                    "the transaction could not be stored; retry",
+                )
+            })?;
+        tracing::info!(station = %self.id, connector, transaction = record.id, id_tag = %tag, "transaction started");
+        let c = self.connector(connector);
+        c.transaction = Some(TransactionSnapshot {
+            id: record.id,
+            id_tag: tag,
+            vip: record.vip,
+            started_at: record.started_at,
+            energy_wh: 0.0,
+        });
+        Ok(StartTransactionResponse {
+            id_tag_info: id_tag_info(&verdict),
+            transaction_id: record.id,
+        })
+    }
+
+    pub(super) fn on_stop(
+        &mut self,
+        stop: &StopTransactionRequest,
+    ) -> Result<StopTransactionResponse, CallError> {
+        let id = stop.transaction_id;
+        let tag = stop.id_tag.as_ref().map(|t| IdTag::new(t.as_str()));
+        if let Owner::Other(owner) = self.owner_of(id) {
+            // Acknowledged so that the station moves on; nothing of the other's changes.
+            self.refuse_foreign(id, &owner, "StopTransaction");
+            return Ok(StopTransactionResponse {
+                id_tag_info: Some(IdTagInfo {
+                    status: AuthorizationStatus::Invalid,
+                    expiry_date: None,
+                    parent_id_tag: None,
+                }),
+            });
+        }
+        if !stop.transaction_data.is_empty() {
+            self.store_samples(id, &stop.transaction_data);
+        }
+        // The energy so far at the prices it was taken at, then the stop's reading.
+        let pending = self
+            .connectors
+            .values_mut()
+            .find_map(|c| c.ledger.take_if(|l| l.record.id == id));
+        if let Some(mut ledger) = pending {
+            ledger.write(&self.deps.store, &self.id);
+        }
+        let outcome = self.deps.store.stop_transaction(
+            id,
+            TransactionStop {
+                at: stop.timestamp,
+                meter_stop_wh: stop.meter_stop,
+                reason: stop.reason.map(|r| r.as_str().to_owned()),
+                id_tag: tag.clone(),
+            },
+            self.deps.price.get(),
+        );
+        match outcome {
+            Ok(record) => {
+                tracing::info!(station = %self.id, transaction = id, energy_wh = record.energy_wh(), cost = record.cost, "transaction stopped");
+            }
+            Err(crate::store::StoreError::UnknownTransaction(_)) => {
+                // The station knows a transaction we do not (e.g. it started offline and
+                // its start was lost): acknowledge it so the station can move on.
+                self.log(
+                    LogLevel::Warn,
+                    format!("StopTransaction for unknown transaction {id} acknowledged"),
+                );
+            }
+            Err(e) => {
+                tracing::error!(station = %self.id, error = %e, "cannot store a transaction's stop");
+                return Err(CallError::new(
+                    ErrorCode::InternalError,
+                    "the stop could not be stored; retry",
+                ));
+            }
+        }
+        for (&n, c) in self.connectors.iter_mut() {
+            if c.transaction.as_ref().is_some_and(|t| t.id == id) {
+                self.limits.transaction_ended(n, id);
+                c.transaction = None;
+                c.draw = PerPhase::splat(None);
+                c.power_w = None;
+            }
+        }
+        Ok(StopTransactionResponse {
+            id_tag_info: tag.map(|t| id_tag_info(&self.authorize(&t))),
+        })
+    }
+
+    pub(super) fn on_meter_values(&mut self, values: &MeterValuesRequest) {
+        let readings = ImportReadings::from_meter_values(&values.meter_value);
+        let single_phase = self.station.phases == crate::config::Phases::One;
+        let phase = self.station.phase;
+        let foreign = values
+            .transaction_id
+            .and_then(|tx| match self.owner_of(tx) {
+                Owner::Other(owner) => Some((tx, owner)),
+                Owner::Ours | Owner::Unknown => None,
+            });
+        if let Some((tx, owner)) = foreign {
+            self.refuse_foreign(tx, &owner, "MeterValues");
+            return;
+        }
+        if let Some(tx) = values.transaction_id {
+            let kept = self.connector(values.connector_id).samples_kept;
+            if let Some(at) = keep_samples(tx, kept, &values.meter_value) {
+                self.store_samples(tx, &values.meter_value);
+                self.connector(values.connector_id).samples_kept = Some((tx, at));
+            }
+        }
+        let c = self.connector(values.connector_id);
+        if readings.current.0.iter().any(Option::is_some) {
+            c.draw = site_phase_draw(readings.current, single_phase.then_some(phase));
+        } else if let Some(total) = readings.current_unphased {
+            c.draw = if single_phase {
+                let mut d = PerPhase::splat(Some(Amps::ZERO));
+                d.set(phase, Some(total));
+                d
+            } else {
+                PerPhase::splat(Some(total))
+            };
+        }
+        if readings.power_w.is_some() {
+            c.power_w = readings.power_w;
+        }
+        let tx = c.transaction.as_ref().map(|t| t.id);
+        if let (Some(wh), Some(id)) = (readings.energy_wh, tx) {
+            let price = self.deps.price.get();
+            let ledger = match self.connector(values.connector_id).ledger.take() {
+                Some(l) if l.record.id == id => Some(l),
+                earlier => {
+                    // A transaction whose stop never came: keep what it had.
+                    if let Some(mut l) = earlier {
+                        l.write(&self.deps.store, &self.id);
+                    }
+                    match self.deps.store.transaction(id) {
+                        Ok(record) => record.map(|record| Ledger {
+                            record,
+                            written: std::time::Instant::now(),
+                            dirty: false,
+                        }),
+                        Err(e) => {
+                            tracing::error!(station = %self.id, error = %e, "cannot read a transaction");
+                            None
+                        }
+                    }
+                }
+            };
+            if let Some(mut ledger) = ledger {
+                ledger.record.advance_register(wh, price);
+                ledger.dirty = true;
+                if ledger.written.elapsed() >= LEDGER_WRITE_EVERY {
+                    ledger.write(&self.deps.store, &self.id);
+                }
+                let c = self.connector(values.connector_id);
+                if let Some(t) = c.transaction.as_mut() {
+                    t.energy_wh = ledger.record.energy_wh();
+                }
+                c.ledger = Some(ledger);
+            }
+        }
+    }
+
+    /// Whose transaction a transactionId from the network names.
+    pub(super) fn owner_of(&self, id: i32) -> Owner {
+        let open_here = self
+            .connectors
+            .values()
+            .any(|c| c.transaction.as_ref().is_some_and(|t| t.id == id));
+        if open_here {
+            return Owner::Ours;
+        }
+        match self.deps.store.transaction(id) {
+            Ok(Some(r)) if r.station == self.id => Owner::Ours,
+            Ok(Some(r)) => Owner::Other(r.station),
+            Ok(None) => Owner::Unknown,
+            Err(e) => {
+                tracing::error!(station = %self.id, transaction = id, error = %e, "cannot read a transaction");
+                Owner::Unknown
+            }
+        }
+    }
+
+    /// A message that names another station's transaction: ignored, logged once per
+    /// transaction.
+    pub(super) fn refuse_foreign(&mut self, id: i32, owner: &ChargePointId, action: &str) {
+        if self.foreign_logged == Some(id) {
+            return;
+        }
+        self.foreign_logged = Some(id);
+        tracing::warn!(station = %self.id, transaction = id, %owner, action, "a message for another station's transaction: ignored");
+        self.log(
+            LogLevel::Warn,
+            format!("{action} named transaction {id}, which belongs to station {owner}: ignored, that transaction is unchanged"),
+        );
+    }
+
+    /// Writes every connector's pending energy and cost to the store.
+    pub(super) fn write_ledgers(&mut self) {
+        for ledger in self
+            .connectors
+            .values_mut()
+            .filter_map(|c| c.ledger.as_mut())
+        {
+            ledger.write(&self.deps.store, &self.id);
+        }
+    }
+
+    /// Stores what a message sampled; every value is kept, the thinning is the caller's.
+    pub(super) fn store_samples(&self, transaction: i32, values: &[MeterValue]) {
+        let samples: Vec<Sample> = values
+            .iter()
+            .flat_map(|mv| {
+                mv.sampled_value.iter().filter_map(move |sv| {
+                    Some(Sample {
+                        at: mv.timestamp,
+                        measurand: sv.measurand_or_default().as_str().to_owned(),
+                        phase: sv.phase.map(|p| p.as_str().to_owned()),
+                        value: sv.number()?,
+                        unit: sv.unit.map(|u| u.as_str().to_owned()),
+                    })
+                })
+            })
+            .collect();
+        if let Err(e) = self.deps.store.add_samples(transaction, &samples) {
+            tracing::error!(station = %self.id, error = %e, "cannot store meter samples");
+        }
+    }
+}
+
+/// A connector's `Current.Import` per phase, on the site's phases. A 1-phase station
+/// measures on its own L1 (some label it with the site phase): whatever it reports is
+/// the current of the site phase it is wired to. A 3-phase station that reports some
+/// phases only (a vehicle on one phase) draws nothing on the others.
+pub(super) fn site_phase_draw(
+    reported: PerPhase<Option<Amps>>,
+    single_phase_on: Option<crate::units::Phase>,
+) -> PerPhase<Option<Amps>> {
+    match single_phase_on {
+        Some(phase) => {
+            let on_phase = reported.0.iter().flatten().copied().reduce(Amps::max);
+            let mut d = PerPhase::splat(Some(Amps::ZERO));
+            d.set(phase, on_phase);
+            d
+        }
+        None => PerPhase(reported.0.map(|a| Some(a.unwrap_or(Amps::ZERO)))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(at_s: i64, context: Option<ReadingContext>) -> Vec<MeterValue> {
+        let mut value: crate::ocpp::meter_values::SampledValue =
+            serde_json::from_str(r#"{"value":"1200"}"#).expect("sampled value");
+        value.context = context;
+        vec![MeterValue {
+            timestamp: DateTime::from_timestamp(1_800_000_000 + at_s, 0).expect("time"),
+            sampled_value: vec![value],
+        }]
+    }
+
+    /// Feeds messages every `every_s` for `for_s` and returns the offsets kept.
+    fn kept_offsets(every_s: i64, for_s: i64) -> Vec<i64> {
+        let mut kept = None;
+        let mut out = Vec::new();
+        for t in (0..for_s).step_by(every_s as usize) {
+            if let Some(at) = keep_samples(7, kept, &message(t, None)) {
+                kept = Some((7, at));
+                out.push(t);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_single_phase_station_draws_on_the_site_phase_it_is_wired_to() {
+        use crate::units::Phase;
+        let on_its_l1 = PerPhase([Some(Amps(14.0)), None, None]);
+        assert_eq!(
+            site_phase_draw(on_its_l1, Some(Phase::L2)),
+            PerPhase([Some(Amps::ZERO), Some(Amps(14.0)), Some(Amps::ZERO)])
+        );
+        let zeros_elsewhere = PerPhase([Some(Amps(14.0)), Some(Amps::ZERO), Some(Amps::ZERO)]);
+        assert_eq!(
+            site_phase_draw(zeros_elsewhere, Some(Phase::L3)),
+            PerPhase([Some(Amps::ZERO), Some(Amps::ZERO), Some(Amps(14.0))])
+        );
+    }
+
+    #[test]
+    fn a_vehicle_on_one_phase_of_a_three_phase_station_draws_nothing_on_the_others() {
+        let one = PerPhase([Some(Amps(16.0)), None, None]);
+        assert_eq!(
+            site_phase_draw(one, None),
+            PerPhase([Some(Amps(16.0)), Some(Amps::ZERO), Some(Amps::ZERO)])
+        );
+    }
+
+    #[test]
+    fn samples_are_thinned_to_one_per_spacing() {
+        assert_eq!(kept_offsets(10, 300), vec![0, 60, 120, 180, 240]);
+        // Slower than the spacing: everything is kept.
+        assert_eq!(kept_offsets(90, 300), vec![0, 90, 180, 270]);
+    }
+
+    #[test]
+    fn a_new_transaction_and_marked_readings_are_always_kept() {
+        let last = Some((7, DateTime::from_timestamp(1_800_000_000, 0).expect("time")));
+        assert!(keep_samples(7, last, &message(5, None)).is_none());
+        assert!(keep_samples(8, last, &message(5, None)).is_some());
+        for context in [
+            ReadingContext::TransactionBegin,
+            ReadingContext::TransactionEnd,
+            ReadingContext::SampleClock,
+        ] {
+            assert!(keep_samples(7, last, &message(5, Some(context))).is_some());
+        }
+        assert!(keep_samples(7, last, &message(5, Some(ReadingContext::SamplePeriodic))).is_none());
+        assert!(keep_samples(7, last, &[]).is_none(), "nothing to keep");
+        assert!(
+            keep_samples(7, last, &message(-3600, None)).is_some(),
+            "a clock set back an hour does not silence the samples for an hour"
+        );
+    }
+}
