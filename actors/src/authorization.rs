@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::config::{AuthMode, BadgeConfig};
-use crate::store::BadgeRecord;
+use crate::store::records::BadgeRecord;
 use crate::units::IdTag;
 
 /// The OCPP 1.6 authorisation outcomes we give (`ConcurrentTx` is not used).
