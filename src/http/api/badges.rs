@@ -97,13 +97,49 @@ pub async fn list(ctl: Ctl) -> ApiResult<HttpResponse> {
     Ok(ok(effective(&ctl)?))
 }
 
-pub async fn detail(ctl: Ctl, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    let tag = path.into_inner();
-    effective(&ctl)?
+/// The badge in force with this tag, in any case (tags are matched as the stations match
+/// them); a 404 naming it otherwise.
+fn find(ctl: &Controller, tag: &str) -> ApiResult<BadgeView> {
+    effective(ctl)?
         .into_iter()
-        .find(|b| b.badge.id_tag.as_str().eq_ignore_ascii_case(&tag))
-        .map(ok)
-        .ok_or_else(|| ApiError::not_found(format!("no badge {tag}")))
+        .find(|v| v.badge.id_tag.as_str().eq_ignore_ascii_case(tag))
+        .ok_or_else(|| no_badge(tag))
+}
+
+/// The one wording of "there is no such badge", for detail, edit and delete.
+fn no_badge(tag: &str) -> ApiError {
+    ApiError::not_found(format!("no badge {tag}"))
+}
+
+pub async fn detail(ctl: Ctl, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    find(&ctl, &path).map(ok)
+}
+
+/// A badge's settings as an operator gives them: the body of an edit, and a new badge's
+/// body without its tag. The fields are declared again in [`NewBadge`] because serde's
+/// `flatten` does not work with `deny_unknown_fields`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BadgeChange {
+    #[serde(default)]
+    vip: bool,
+    expires: Option<DateTime<Utc>>,
+    #[serde(default)]
+    blocked: bool,
+    note: Option<String>,
+}
+
+impl BadgeChange {
+    /// The record stored for `id_tag`, built the same way whether the badge is new or edited.
+    fn into_record(self, id_tag: IdTag) -> BadgeRecord {
+        BadgeRecord {
+            id_tag,
+            vip: self.vip,
+            expires: self.expires,
+            blocked: self.blocked,
+            note: non_empty(self.note),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -118,40 +154,63 @@ pub struct NewBadge {
     note: Option<String>,
 }
 
-pub async fn add(ctl: Ctl, who: Identity, Body(b): Body<NewBadge>) -> ApiResult<HttpResponse> {
-    check_tag("id_tag", &b.id_tag)?;
-    let tag = IdTag::new(b.id_tag.as_str());
-    if ctl.store().badge(&tag)?.is_some() {
-        return Err(ApiError::conflict(format!("badge {tag} exists already")).with_field("id_tag"));
+impl NewBadge {
+    /// The tag and the settings apart, so that the record is built by
+    /// [`BadgeChange::into_record`] as in an edit.
+    fn split(self) -> (String, BadgeChange) {
+        let NewBadge {
+            id_tag,
+            vip,
+            expires,
+            blocked,
+            note,
+        } = self;
+        (
+            id_tag,
+            BadgeChange {
+                vip,
+                expires,
+                blocked,
+                note,
+            },
+        )
     }
-    let badge = BadgeRecord {
-        id_tag: tag,
-        vip: b.vip,
-        expires: b.expires,
-        blocked: b.blocked,
-        note: b.note.filter(|n| !n.is_empty()),
-    };
+}
+
+/// An empty note is no note: a form sends `""` for a cleared field, a CSV an empty cell.
+fn non_empty(note: Option<String>) -> Option<String> {
+    note.filter(|n| !n.is_empty())
+}
+
+/// Stores `badge` (over a stored badge with its tag) and logs what was `done` to it; a
+/// stored badge is what add and edit answer with.
+fn store_badge(
+    ctl: &Controller,
+    who: &Identity,
+    badge: BadgeRecord,
+    done: &str,
+) -> ApiResult<BadgeView> {
     ctl.store().put_badge(&badge)?;
     audit(
         ctl.store(),
         &who.name,
-        format!("badge {} added", badge.id_tag),
+        format!("badge {} {done}", badge.id_tag),
     );
-    Ok(created(BadgeView {
+    Ok(BadgeView {
         badge,
         source: Source::Store,
-    }))
+    })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BadgeChange {
-    #[serde(default)]
-    vip: bool,
-    expires: Option<DateTime<Utc>>,
-    #[serde(default)]
-    blocked: bool,
-    note: Option<String>,
+pub async fn add(ctl: Ctl, who: Identity, Body(b): Body<NewBadge>) -> ApiResult<HttpResponse> {
+    let (id_tag, settings) = b.split();
+    check_tag("id_tag", &id_tag)?;
+    let tag = IdTag::new(id_tag);
+    if ctl.store().badge(&tag)?.is_some() {
+        return Err(ApiError::conflict(format!("badge {tag} exists already")).with_field("id_tag"));
+    }
+    let badge = settings.into_record(tag);
+    Ok(created(store_badge(&ctl, &who, badge, "added")?))
 }
 
 /// Replaces a badge's settings (a file badge gets a stored override).
@@ -161,28 +220,9 @@ pub async fn edit(
     path: web::Path<String>,
     Body(b): Body<BadgeChange>,
 ) -> ApiResult<HttpResponse> {
-    let tag = path.into_inner();
-    let existing = effective(&ctl)?
-        .into_iter()
-        .find(|v| v.badge.id_tag.as_str().eq_ignore_ascii_case(&tag))
-        .ok_or_else(|| ApiError::not_found(format!("no badge {tag}")))?;
-    let badge = BadgeRecord {
-        id_tag: existing.badge.id_tag,
-        vip: b.vip,
-        expires: b.expires,
-        blocked: b.blocked,
-        note: b.note.filter(|n| !n.is_empty()),
-    };
-    ctl.store().put_badge(&badge)?;
-    audit(
-        ctl.store(),
-        &who.name,
-        format!("badge {} changed", badge.id_tag),
-    );
-    Ok(ok(BadgeView {
-        badge,
-        source: Source::Store,
-    }))
+    let existing = find(&ctl, &path)?;
+    let badge = b.into_record(existing.badge.id_tag);
+    Ok(ok(store_badge(&ctl, &who, badge, "changed")?))
 }
 
 pub async fn remove(ctl: Ctl, who: Identity, path: web::Path<String>) -> ApiResult<HttpResponse> {
@@ -201,7 +241,7 @@ pub async fn remove(ctl: Ctl, who: Identity, path: web::Path<String>) -> ApiResu
             "badge {tag} comes from the configuration file's [[badges]]; remove it there, or block it here"
         )))
     } else {
-        Err(ApiError::not_found(format!("no badge {tag}")))
+        Err(no_badge(tag.as_str()))
     }
 }
 
@@ -310,7 +350,7 @@ pub fn from_csv(bytes: &[u8]) -> ApiResult<Vec<BadgeRecord>> {
             vip: parse_bool(line, "vip", cell(vip))?,
             expires: parse_expiry(line, cell(expires))?,
             blocked: parse_bool(line, "blocked", cell(blocked))?,
-            note: Some(cell(note).to_owned()).filter(|n| !n.is_empty()),
+            note: non_empty(Some(cell(note).to_owned())),
         });
     }
     Ok(out)

@@ -7,7 +7,7 @@ use ampwarden_actors::config::{
     Auth, Config, Control, MeterConfig, Site, TariffConfig, ZoneConfig,
 };
 use ampwarden_actors::meter::{MeterReading, MeterStatus};
-use ampwarden_actors::units::{MeterId, ZoneId};
+use ampwarden_actors::units::MeterId;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -53,14 +53,113 @@ fn audit_change(ctl: &Controller, who: &Identity, what: String) {
     audit(ctl.store(), &who.name, what);
 }
 
-// --- zones --------------------------------------------------------------------------------
+// --- zones and meters: keyed lists ------------------------------------------------------
 
-fn zone_index(c: &Config, id: &ZoneId) -> ApiResult<usize> {
-    c.zones
-        .iter()
-        .position(|z| &z.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("no zone {id}")))
+/// A `[[list]]` of the configuration that operators edit item by item, by id. Zones and
+/// meters follow the same rules (lookup by id, 404, key paths of problems, audit lines),
+/// so one set of functions serves both and the two cannot drift apart.
+trait KeyedItem: Serialize + DeserializeOwned {
+    /// The list's key in the file, for the problems' key paths (`zones[2].limit_a`).
+    const LIST: &'static str;
+    /// The item as the messages and the audit log name it (`zone`).
+    const NOUN: &'static str;
+    fn list(c: &Config) -> &[Self];
+    fn list_mut(c: &mut Config) -> &mut Vec<Self>;
+    fn item_id(&self) -> &str;
 }
+
+/// Implements [`KeyedItem`] for a config item type kept in `Config::$list` and keyed by
+/// its `id` field: zones and meters differ only in these names.
+macro_rules! keyed_item {
+    ($item:ty, $list:ident, $noun:literal) => {
+        impl KeyedItem for $item {
+            const LIST: &'static str = stringify!($list);
+            const NOUN: &'static str = $noun;
+            fn list(c: &Config) -> &[Self] {
+                &c.$list
+            }
+            fn list_mut(c: &mut Config) -> &mut Vec<Self> {
+                &mut c.$list
+            }
+            fn item_id(&self) -> &str {
+                self.id.as_str()
+            }
+        }
+    };
+}
+
+keyed_item!(ZoneConfig, zones, "zone");
+keyed_item!(MeterConfig, meters, "meter");
+
+/// Where item `id` stands in its list: the index is what the problems' key paths and
+/// the answer need; a missing item is a 404 that names it.
+fn index_of<T: KeyedItem>(c: &Config, id: &str) -> ApiResult<usize> {
+    T::list(c)
+        .iter()
+        .position(|item| item.item_id() == id)
+        .ok_or_else(|| ApiError::not_found(format!("no {} {id}", T::NOUN)))
+}
+
+/// The key path of item `i` (`zones[2].`), so that a problem names the item's own field.
+fn item_prefix<T: KeyedItem>(i: usize) -> String {
+    format!("{}[{i}].", T::LIST)
+}
+
+/// Appends `item`; its problems are named under the index it would take.
+fn add_item<T: KeyedItem>(ctl: &Controller, who: &Identity, item: T) -> ApiResult<HttpResponse> {
+    let prefix = item_prefix::<T>(T::list(&ctl.config()).len());
+    let id = item.item_id().to_owned();
+    let (i, config) = ctl
+        .edit_config(|c| {
+            let list = T::list_mut(c);
+            list.push(item);
+            Ok(list.len() - 1)
+        })
+        .map_err(|e| edit_error(e, Some(&prefix)))?;
+    audit_change(ctl, who, format!("{} {id} added", T::NOUN));
+    Ok(created(&T::list(&config)[i]))
+}
+
+/// Replaces item `id` with `body` as a whole (a PUT); the body may repeat the id but not
+/// change it. The lookup is inside the edit, so that the index is the one changed.
+fn replace_item<T: KeyedItem>(
+    ctl: &Controller,
+    who: &Identity,
+    id: &str,
+    body: Value,
+) -> ApiResult<HttpResponse> {
+    let item: T = typed(with_id(body, id)?)?;
+    let mut prefix = String::new();
+    let (i, config) = ctl
+        .edit_config(|c| {
+            let i = index_of::<T>(c, id)?;
+            prefix = item_prefix::<T>(i);
+            T::list_mut(c)[i] = item;
+            Ok(i)
+        })
+        .map_err(|e| edit_error(e, Some(&prefix)))?;
+    audit_change(ctl, who, format!("{} {id} changed", T::NOUN));
+    Ok(ok(&T::list(&config)[i]))
+}
+
+/// Removes item `id`; a problem it leaves (a zone still used) names the items that use it,
+/// hence no prefix.
+fn remove_item<T: KeyedItem>(
+    ctl: &Controller,
+    who: &Identity,
+    id: &str,
+) -> ApiResult<HttpResponse> {
+    ctl.edit_config(|c| {
+        let i = index_of::<T>(c, id)?;
+        T::list_mut(c).remove(i);
+        Ok(())
+    })
+    .map_err(|e| edit_error(e, None))?;
+    audit_change(ctl, who, format!("{} {id} removed", T::NOUN));
+    Ok(no_content())
+}
+
+// --- zones --------------------------------------------------------------------------------
 
 pub async fn zones(ctl: Ctl) -> HttpResponse {
     ok(&ctl.config().zones)
@@ -68,7 +167,7 @@ pub async fn zones(ctl: Ctl) -> HttpResponse {
 
 pub async fn zone(ctl: Ctl, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let config = ctl.config();
-    let i = zone_index(&config, &ZoneId::new(path.into_inner()))?;
+    let i = index_of::<ZoneConfig>(&config, &path)?;
     Ok(ok(&config.zones[i]))
 }
 
@@ -77,16 +176,7 @@ pub async fn add_zone(
     who: Identity,
     Body(zone): Body<ZoneConfig>,
 ) -> ApiResult<HttpResponse> {
-    let prefix = format!("zones[{}].", ctl.config().zones.len());
-    let id = zone.id.clone();
-    let (i, config) = ctl
-        .edit_config(|c| {
-            c.zones.push(zone);
-            Ok(c.zones.len() - 1)
-        })
-        .map_err(|e| edit_error(e, Some(&prefix)))?;
-    audit_change(&ctl, &who, format!("zone {id} added"));
-    Ok(created(&config.zones[i]))
+    add_item(&ctl, &who, zone)
 }
 
 pub async fn edit_zone(
@@ -95,19 +185,7 @@ pub async fn edit_zone(
     path: web::Path<String>,
     Body(body): Body<Value>,
 ) -> ApiResult<HttpResponse> {
-    let id = ZoneId::new(path.into_inner());
-    let zone: ZoneConfig = typed(with_id(body, id.as_str())?)?;
-    let mut prefix = String::new();
-    let (i, config) = ctl
-        .edit_config(|c| {
-            let i = zone_index(c, &id)?;
-            prefix = format!("zones[{i}].");
-            c.zones[i] = zone;
-            Ok(i)
-        })
-        .map_err(|e| edit_error(e, Some(&prefix)))?;
-    audit_change(&ctl, &who, format!("zone {id} changed"));
-    Ok(ok(&config.zones[i]))
+    replace_item::<ZoneConfig>(&ctl, &who, &path, body)
 }
 
 pub async fn remove_zone(
@@ -115,25 +193,10 @@ pub async fn remove_zone(
     who: Identity,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let id = ZoneId::new(path.into_inner());
-    ctl.edit_config(|c| {
-        let i = zone_index(c, &id)?;
-        c.zones.remove(i);
-        Ok(())
-    })
-    .map_err(|e| edit_error(e, None))?;
-    audit_change(&ctl, &who, format!("zone {id} removed"));
-    Ok(no_content())
+    remove_item::<ZoneConfig>(&ctl, &who, &path)
 }
 
 // --- meters -------------------------------------------------------------------------------
-
-fn meter_index(c: &Config, id: &MeterId) -> ApiResult<usize> {
-    c.meters
-        .iter()
-        .position(|m| &m.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("no meter {id}")))
-}
 
 /// A meter's status as shown (ages in seconds).
 #[derive(Serialize)]
@@ -163,28 +226,30 @@ async fn meter_status(ctl: &Controller, id: &MeterId) -> Option<MeterStatusView>
     ctl.meter_status(id).await.map(Into::into)
 }
 
+/// A meter as listed and shown: its configuration with how it is doing, in one shape.
+async fn meter_view(ctl: &Controller, m: &MeterConfig) -> Value {
+    json!({ "config": m, "status": meter_status(ctl, &m.id).await })
+}
+
 pub async fn meters(ctl: Ctl) -> ApiResult<HttpResponse> {
     let config = ctl.config();
     let mut out = Vec::new();
     for m in &config.meters {
-        out.push(json!({ "config": m, "status": meter_status(&ctl, &m.id).await }));
+        out.push(meter_view(&ctl, m).await);
     }
     Ok(ok(out))
 }
 
 pub async fn meter(ctl: Ctl, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let config = ctl.config();
-    let i = meter_index(&config, &MeterId::new(path.into_inner()))?;
-    let m = &config.meters[i];
-    Ok(ok(
-        json!({ "config": m, "status": meter_status(&ctl, &m.id).await }),
-    ))
+    let i = index_of::<MeterConfig>(&config, &path)?;
+    Ok(ok(meter_view(&ctl, &config.meters[i]).await))
 }
 
 /// "Read now": the meter's latest reading and how it is doing.
 pub async fn meter_reading(ctl: Ctl, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = MeterId::new(path.into_inner());
-    meter_index(&ctl.config(), &id)?;
+    index_of::<MeterConfig>(&ctl.config(), id.as_str())?;
     match meter_status(&ctl, &id).await {
         Some(status) => Ok(ok(status)),
         None => Err(ApiError::new(
@@ -199,16 +264,7 @@ pub async fn add_meter(
     who: Identity,
     Body(meter): Body<MeterConfig>,
 ) -> ApiResult<HttpResponse> {
-    let prefix = format!("meters[{}].", ctl.config().meters.len());
-    let id = meter.id.clone();
-    let (i, config) = ctl
-        .edit_config(|c| {
-            c.meters.push(meter);
-            Ok(c.meters.len() - 1)
-        })
-        .map_err(|e| edit_error(e, Some(&prefix)))?;
-    audit_change(&ctl, &who, format!("meter {id} added"));
-    Ok(created(&config.meters[i]))
+    add_item(&ctl, &who, meter)
 }
 
 pub async fn edit_meter(
@@ -217,19 +273,7 @@ pub async fn edit_meter(
     path: web::Path<String>,
     Body(body): Body<Value>,
 ) -> ApiResult<HttpResponse> {
-    let id = MeterId::new(path.into_inner());
-    let meter: MeterConfig = typed(with_id(body, id.as_str())?)?;
-    let mut prefix = String::new();
-    let (i, config) = ctl
-        .edit_config(|c| {
-            let i = meter_index(c, &id)?;
-            prefix = format!("meters[{i}].");
-            c.meters[i] = meter;
-            Ok(i)
-        })
-        .map_err(|e| edit_error(e, Some(&prefix)))?;
-    audit_change(&ctl, &who, format!("meter {id} changed"));
-    Ok(ok(&config.meters[i]))
+    replace_item::<MeterConfig>(&ctl, &who, &path, body)
 }
 
 pub async fn remove_meter(
@@ -237,15 +281,7 @@ pub async fn remove_meter(
     who: Identity,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let id = MeterId::new(path.into_inner());
-    ctl.edit_config(|c| {
-        let i = meter_index(c, &id)?;
-        c.meters.remove(i);
-        Ok(())
-    })
-    .map_err(|e| edit_error(e, None))?;
-    audit_change(&ctl, &who, format!("meter {id} removed"));
-    Ok(no_content())
+    remove_item::<MeterConfig>(&ctl, &who, &path)
 }
 
 // --- tariffs ------------------------------------------------------------------------------
