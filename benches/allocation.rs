@@ -59,6 +59,8 @@ fn site(n: usize) -> Site {
             draw: None,
             limit_in_force: None,
             fixed: (rng.unit() < 0.01).then_some(Amps(16.0)),
+            changed_at: None,
+            draw_at: None,
         });
         sessions[i].zone = ZoneIdx(zone as u16);
     }

@@ -365,6 +365,8 @@ fn main() -> ExitCode {
                     }),
                     limit_in_force: limit_in_force[s].map(Amps),
                     fixed: offline.then(|| Amps(limit_in_force[s].unwrap_or(0.0))),
+                    changed_at: None,
+                    draw_at: None,
                 })
             })
             .collect();

@@ -611,6 +611,7 @@ fn scanned_station(id: ChargePointId, zone: ZoneId) -> StationConfig {
         vip: false,
         password: String::new(),
         connectors: 1,
+        phase_rotation: Default::default(),
     }
 }
 

@@ -5,6 +5,7 @@
 //! Status path of a visit: Available → Preparing → Charging ↔ SuspendedEVSE / SuspendedEV
 //! → Finishing → Available.
 
+use ampwarden_actors::config::PhaseRotation;
 use ampwarden_actors::ocpp::core::{ChargePointStatus, StopReason};
 use ampwarden_actors::units::{Amps, PerPhase, Phase};
 
@@ -55,6 +56,8 @@ pub struct Wiring {
     pub phases: u8,
     /// The supply phase of a 1-phase station.
     pub phase: Phase,
+    /// The site phases a 3-phase station's L1, L2, L3 are wired to.
+    pub rotation: PhaseRotation,
     pub voltage_v: f64,
 }
 
@@ -318,18 +321,28 @@ impl Connector {
         self.energy_wh.floor() as i64
     }
 
-    /// What the connector draws on each supply phase.
+    /// What the connector draws on each supply (site) phase.
     pub fn draw(&self) -> PerPhase<Amps> {
+        let own = self.station_draw();
+        if self.wiring.phases == 1 {
+            let mut d = PerPhase::splat(Amps::ZERO);
+            d.set(self.wiring.phase, own.0[0]);
+            return d;
+        }
+        let mut d = PerPhase::splat(Amps::ZERO);
+        for phase in Phase::ALL {
+            d.set(self.wiring.rotation.site_phase(phase), own.get(phase));
+        }
+        d
+    }
+
+    /// What the station's own meter sees on its L1, L2, L3 (a 1-phase car on L1).
+    pub fn station_draw(&self) -> PerPhase<Amps> {
         if self.draw.0 <= 0.0 {
             return PerPhase::splat(Amps::ZERO);
         }
         match (self.wiring.phases, self.phases_used()) {
-            (1, _) => {
-                let mut d = PerPhase::splat(Amps::ZERO);
-                d.set(self.wiring.phase, self.draw);
-                d
-            }
-            (_, 1) => PerPhase([self.draw, Amps::ZERO, Amps::ZERO]),
+            (1, _) | (_, 1) => PerPhase([self.draw, Amps::ZERO, Amps::ZERO]),
             _ => PerPhase::splat(self.draw),
         }
     }
@@ -355,6 +368,7 @@ mod tests {
         max_current: Amps(32.0),
         phases: 3,
         phase: Phase::L1,
+        rotation: PhaseRotation(Phase::ALL),
         voltage_v: 230.0,
     };
 
@@ -530,6 +544,30 @@ mod tests {
         c.started(1, true);
         c.advance(1.0, Some(Amps(16.0)), &mix, &mut rng);
         assert_eq!(c.draw(), PerPhase([Amps::ZERO, Amps(16.0), Amps::ZERO]));
+    }
+
+    #[test]
+    fn a_one_phase_car_on_a_rotated_station_loads_the_site_phase_its_l1_is_wired_to() {
+        let mut mix = busy_mix();
+        mix.three_phase_share = 0.0;
+        let mut rng = SimRng::new(2);
+        let wiring = Wiring {
+            rotation: PhaseRotation::starting_at(Phase::L3),
+            ..WIRING
+        };
+        let idle = VehicleMix {
+            stay_hours: (0.0, 0.0),
+            ..mix.clone()
+        };
+        let mut c = Connector::new(wiring, &idle, "TAG".into(), &mut rng);
+        c.advance(1.0, None, &mix, &mut rng);
+        c.started(1, true);
+        c.advance(1.0, Some(Amps(16.0)), &mix, &mut rng);
+        assert_eq!(
+            c.station_draw(),
+            PerPhase([Amps(16.0), Amps::ZERO, Amps::ZERO])
+        );
+        assert_eq!(c.draw(), PerPhase([Amps::ZERO, Amps::ZERO, Amps(16.0)]));
     }
 
     #[test]

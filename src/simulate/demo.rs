@@ -45,6 +45,7 @@ pub fn demo_scenario() -> Scenario {
             building_peak_a: 35.0,
             imbalance: 0.15,
             solar_peak_a: 20.0,
+            ..SiteProfile::default()
         },
         ..Scenario::default()
     }
@@ -185,11 +186,11 @@ fn run_in(runtime: &tokio::runtime::Runtime, dir: &PathBuf) -> ExitCode {
     let hour = f64::from(now.hour()) + f64::from(now.minute()) / 60.0;
     scenario.start_hour = Some(hour);
     let nothing = PerPhase::splat(Amps::ZERO);
-    meter.set_currents(scenario.site.meter_currents(hour, nothing));
+    meter.set_currents(scenario.site.meter_currents(hour, nothing, nothing));
     meter.set_power_kw(
         scenario
             .site
-            .meter_power_kw(hour, nothing, scenario.voltage_v),
+            .meter_power_kw(hour, nothing, nothing, scenario.voltage_v),
     );
     let plan = scenario.plan();
     if let Err(e) = std::fs::create_dir_all(dir) {

@@ -102,6 +102,34 @@ struct SiteFigures {
     worst_excess: Amps,
     /// When the worst excess was seen, since the start.
     worst_at: Duration,
+    /// Each phase's wander of the building load, A.
+    wander: [f64; 3],
+    /// The last [`TRACE_KEPT`] site samples: what the meter read and the vehicles drew.
+    trace: std::collections::VecDeque<SiteSample>,
+    /// The last [`TRACE_KEPT`] TxProfile limits the stations took.
+    limits: std::collections::VecDeque<LimitTaken>,
+}
+
+/// Site samples and limits kept for [`Fleet::trace`] (an hour at one a second).
+const TRACE_KEPT: usize = 3600;
+
+/// One second of the site, as its meter and the vehicles saw it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SiteSample {
+    /// Real time since the fleet started.
+    pub at: Duration,
+    /// What the building meter read, per phase (building, steps, wander, vehicles, sun).
+    pub meter: PerPhase<Amps>,
+    /// What the vehicles really drew, per phase.
+    pub ev: PerPhase<Amps>,
+}
+
+/// A charging profile limit a station accepted for its transaction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LimitTaken {
+    pub at: Duration,
+    pub station: String,
+    pub limit: Amps,
 }
 
 /// State shared by the stations and the fleet.
@@ -117,6 +145,7 @@ pub(crate) struct FleetShared {
     transactions: Mutex<BTreeMap<i32, SeenTransaction>>,
     errors: Mutex<Vec<String>>,
     site: Mutex<SiteFigures>,
+    wander_rng: Mutex<super::random::SimRng>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -166,6 +195,18 @@ impl FleetShared {
         }
     }
 
+    pub(crate) fn note_limit(&self, station: &str, limit: Amps) {
+        let mut f = lock(&self.site);
+        if f.limits.len() >= TRACE_KEPT {
+            f.limits.pop_front();
+        }
+        f.limits.push_back(LimitTaken {
+            at: self.started.elapsed(),
+            station: station.to_owned(),
+            limit,
+        });
+    }
+
     pub(crate) fn note_error(&self, error: String) {
         tracing::warn!("{error}");
         let mut errors = lock(&self.errors);
@@ -192,13 +233,31 @@ impl FleetShared {
             });
         let hour = self.hour();
         let site = &self.scenario.site;
-        let reading = site.meter_currents(hour, ev);
+        let elapsed = self.started.elapsed();
+        let mut f = lock(&self.site);
+        let steps = site.steps_at(elapsed.as_secs_f64());
+        let bound = site.wander_a.max(0.0);
+        if bound > 0.0 {
+            let mut rng = lock(&self.wander_rng);
+            for w in &mut f.wander {
+                *w = (*w + rng.uniform(-0.3, 0.3) * bound).clamp(-bound, bound);
+            }
+        }
+        let extra = PerPhase(std::array::from_fn(|i| steps.0[i] + Amps(f.wander[i])));
+        let reading = site.meter_currents(hour, ev, extra);
         if let Some(meter) = meter {
             meter.set_currents(reading);
-            meter.set_power_kw(site.meter_power_kw(hour, ev, self.scenario.voltage_v));
+            meter.set_power_kw(site.meter_power_kw(hour, ev, extra, self.scenario.voltage_v));
         }
         let limit = self.scenario.site_limit_a;
-        let mut f = lock(&self.site);
+        if f.trace.len() >= TRACE_KEPT {
+            f.trace.pop_front();
+        }
+        f.trace.push_back(SiteSample {
+            at: elapsed,
+            meter: reading,
+            ev,
+        });
         f.ev = ev;
         f.meter = reading;
         f.samples += 1;
@@ -282,6 +341,7 @@ impl Fleet {
             transactions: Mutex::new(BTreeMap::new()),
             errors: Mutex::new(Vec::new()),
             site: Mutex::new(SiteFigures::default()),
+            wander_rng: Mutex::new(super::random::SimRng::new(scenario.seed ^ 0x5eed_5173)),
             scenario,
         });
         // The meter reads the site from its first poll, before any station is up.
@@ -300,6 +360,16 @@ impl Fleet {
             site,
             meter,
         })
+    }
+
+    /// The last hour of site samples (one a second) and of the TxProfile limits the
+    /// stations took, oldest first: what a test judges the control loop by.
+    pub fn trace(&self) -> (Vec<SiteSample>, Vec<LimitTaken>) {
+        let f = lock(&self.shared.site);
+        (
+            f.trace.iter().copied().collect(),
+            f.limits.iter().cloned().collect(),
+        )
     }
 
     /// The simulated meter's address, if the fleet serves one.

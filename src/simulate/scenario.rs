@@ -6,6 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use ampwarden_actors::config::PhaseRotation;
 use ampwarden_actors::units::{Amps, Phase};
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,15 @@ pub struct Scenario {
     /// Most simultaneous WebSocket handshakes (a burst beyond the server's listen
     /// backlog only costs SYN retries).
     pub connect_concurrency: usize,
+    /// How often the stations send MeterValues during a transaction (real seconds), on
+    /// their own clock: never because a limit changed.
+    pub meter_values_every_s: u32,
+    /// Whether the stations take the central system's `MeterValueSampleInterval`
+    /// (some firmware accepts it and keeps its own).
+    pub honour_sample_interval: bool,
+    /// 3-phase stations are wired in turn L1L2L3, L2L3L1, L3L1L2 (each station's `phase_rotation`),
+    /// as installers do so that 1-phase cars spread over the site's phases.
+    pub rotate_phases: bool,
     pub vehicles: VehicleMix,
     pub site: SiteProfile,
     pub churn: Churn,
@@ -69,6 +79,9 @@ impl Default for Scenario {
             summary_every_s: 5,
             finish_sessions_at_end: true,
             connect_concurrency: 256,
+            meter_values_every_s: 60,
+            honour_sample_interval: true,
+            rotate_phases: false,
             vehicles: VehicleMix::default(),
             site: SiteProfile::default(),
             churn: Churn::default(),
@@ -184,6 +197,7 @@ impl Scenario {
     pub fn plan(&self) -> Vec<PlannedStation> {
         let width = self.stations.to_string().len().max(4);
         let mut one_phase_seen = 0usize;
+        let mut three_phase_seen = 0usize;
         (0..self.stations)
             .map(|index| {
                 let one_phase = match self.phases {
@@ -197,6 +211,12 @@ impl Scenario {
                     Phase::ALL[(one_phase_seen - 1) % 3]
                 } else {
                     Phase::L1
+                };
+                let rotation = if one_phase || !self.rotate_phases {
+                    PhaseRotation::default()
+                } else {
+                    three_phase_seen += 1;
+                    PhaseRotation::starting_at(Phase::ALL[(three_phase_seen - 1) % 3])
                 };
                 let id = format!("{}{:0width$}", self.id_prefix, index + 1);
                 let id_tag = if self.id_tags.is_empty() {
@@ -212,6 +232,7 @@ impl Scenario {
                         max_current: Amps(self.max_current_a),
                         phases: if one_phase { 1 } else { 3 },
                         phase,
+                        rotation,
                         voltage_v: self.voltage_v,
                     },
                 }
@@ -247,6 +268,12 @@ pub fn stations_toml<'a>(
             p.wiring.phases,
             p.wiring.phase,
         ));
+        if !p.wiring.rotation.is_identity() {
+            text.insert_str(
+                text.len() - 1,
+                &format!("phase_rotation = \"{}\"\n", p.wiring.rotation),
+            );
+        }
     }
     text
 }

@@ -109,6 +109,10 @@ pub(crate) struct Station {
     rng: SimRng,
     outbox: VecDeque<Outgoing>,
     last_tick: Instant,
+    /// The limit the vehicle follows now: a new one takes it `vehicles.follow_delay_s`.
+    vehicle_limit: Option<Amps>,
+    /// A limit the vehicle will follow from the given moment.
+    pending_limit: Option<(Instant, Option<Amps>)>,
     /// Reset asked: reconnect and boot again once the queue is sent.
     restart: bool,
     /// A configuration key changed the timers.
@@ -126,15 +130,21 @@ impl Station {
             plan.id_tag.clone(),
             &mut rng,
         );
+        let meter_values_every_s = shared.scenario.meter_values_every_s;
         Station {
             plan,
             shared,
             connector,
             profiles: ChargingProfiles::default(),
-            keys: Keys::default(),
+            keys: Keys {
+                meter_interval_s: meter_values_every_s,
+                ..Keys::default()
+            },
             rng,
             outbox: VecDeque::new(),
             last_tick: Instant::now(),
+            vehicle_limit: None,
+            pending_limit: None,
             restart: false,
             retime: false,
             connected: false,
@@ -446,9 +456,7 @@ impl Station {
                     None => self.connector.start_refused(),
                 };
                 self.queue(actions);
-                let limit = self.limit();
-                let actions = self.connector.follow_limit(limit);
-                self.queue(actions);
+                self.follow_limit();
                 if self.connector.transaction().is_some() {
                     self.outbox
                         .push_back(Outgoing::MeterValues(ReadingContext::TransactionBegin));
@@ -476,6 +484,7 @@ impl Station {
 
     fn meter_values(&self, transaction: i32, context: ReadingContext) -> Value {
         let draw = self.connector.draw();
+        let own = self.connector.station_draw();
         let context = context.as_str();
         let mut sampled = Vec::new();
         let wants = |m: &str| self.keys.sampled.iter().any(|s| s == m);
@@ -485,7 +494,7 @@ impl Station {
                 let a = draw.get(self.plan.wiring.phase).0;
                 sampled.push(json!({ "value": format!("{a:.1}"), "context": context, "measurand": "Current.Import", "unit": "A" }));
             } else {
-                for (phase, a) in ["L1", "L2", "L3"].iter().zip(draw.0) {
+                for (phase, a) in ["L1", "L2", "L3"].iter().zip(own.0) {
                     sampled.push(json!({ "value": format!("{:.1}", a.0), "context": context, "measurand": "Current.Import", "phase": phase, "unit": "A" }));
                 }
             }
@@ -528,7 +537,12 @@ impl Station {
         let dt = (now - self.last_tick).as_secs_f64() * self.shared.scenario.speedup;
         self.last_tick = now;
         let before = self.connector.meter_wh();
-        let limit = self.limit();
+        if self.pending_limit.is_some_and(|(at, _)| at <= now) {
+            if let Some((_, limit)) = self.pending_limit.take() {
+                self.apply_limit(limit);
+            }
+        }
+        let limit = self.vehicle_limit;
         let actions =
             self.connector
                 .advance(dt, limit, &self.shared.scenario.vehicles, &mut self.rng);
@@ -749,16 +763,50 @@ impl Station {
         if request.connector_id > 1 {
             return ChargingProfileStatus::Rejected;
         }
+        let tx_limit = (request.cs_charging_profiles.charging_profile_purpose
+            == ampwarden_actors::ocpp::smart_charging::ChargingProfilePurpose::TxProfile)
+            .then(|| {
+                request
+                    .cs_charging_profiles
+                    .charging_schedule
+                    .charging_schedule_period
+                    .first()
+                    .map(|p| p.limit)
+            })
+            .flatten();
         let status = self
             .profiles
             .set(request, self.connector.transaction(), Utc::now());
+        if let (ChargingProfileStatus::Accepted, Some(limit)) = (status, tx_limit) {
+            self.shared.note_limit(&self.plan.id, Amps(limit.value()));
+        }
         self.follow_limit();
         status
     }
 
-    /// The vehicle follows a new limit at once.
+    /// The vehicle follows the limit in force after its follow delay (at once if none):
+    /// a car takes a few seconds to adjust to a new pilot signal, up or down.
     fn follow_limit(&mut self) {
         let limit = self.limit();
+        let delay = self.shared.scenario.vehicles.follow_delay_s;
+        if delay <= 0.0 {
+            self.pending_limit = None;
+            self.apply_limit(limit);
+            return;
+        }
+        if limit == self.vehicle_limit {
+            self.pending_limit = None;
+            return;
+        }
+        let at = match self.pending_limit {
+            Some((at, _)) => at,
+            None => Instant::now() + Duration::from_secs_f64(delay),
+        };
+        self.pending_limit = Some((at, limit));
+    }
+
+    fn apply_limit(&mut self, limit: Option<Amps>) {
+        self.vehicle_limit = limit;
         let actions = self.connector.follow_limit(limit);
         self.queue(actions);
         self.check_limit(limit);
@@ -777,6 +825,10 @@ impl Station {
                 }
                 None => ConfigurationStatus::Rejected,
             },
+            // Firmware that ignores the key still says Accepted, as some really do.
+            "MeterValueSampleInterval" if !self.shared.scenario.honour_sample_interval => {
+                ConfigurationStatus::Accepted
+            }
             "MeterValueSampleInterval" => match number() {
                 Some(s) => {
                     self.keys.meter_interval_s = s;

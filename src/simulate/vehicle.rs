@@ -88,6 +88,11 @@ pub struct VehicleMix {
     pub three_phase_share: f64,
     /// On-board charger maxima per phase, one picked per vehicle.
     pub max_currents_a: Vec<f64>,
+    /// Real seconds a vehicle takes to follow a new limit (IEC 61851 allows up to 5).
+    pub follow_delay_s: f64,
+    /// Share of vehicles that arrive nearly full (97 %): they take a tenth or so of
+    /// what they are offered, tapering.
+    pub nearly_full_share: f64,
 }
 
 impl Default for VehicleMix {
@@ -100,6 +105,8 @@ impl Default for VehicleMix {
             target_soc: (0.8, 1.0),
             three_phase_share: 0.7,
             max_currents_a: vec![16.0, 32.0],
+            follow_delay_s: 2.0,
+            nearly_full_share: 0.0,
         }
     }
 }
@@ -114,11 +121,15 @@ impl VehicleMix {
         };
         let max_current = rng.pick(&self.max_currents_a).copied().unwrap_or(16.0);
         let target_soc = rng.uniform(self.target_soc.0, self.target_soc.1).min(1.0);
+        let nearly_full = self.nearly_full_share > 0.0 && rng.chance(self.nearly_full_share);
+        let arrival = if nearly_full {
+            0.97
+        } else {
+            rng.uniform(self.arrival_soc.0, self.arrival_soc.1)
+        };
         Vehicle {
             battery_kwh: rng.uniform(self.battery_kwh.0, self.battery_kwh.1).max(1.0),
-            soc: rng
-                .uniform(self.arrival_soc.0, self.arrival_soc.1)
-                .clamp(0.0, target_soc),
+            soc: arrival.clamp(0.0, target_soc),
             target_soc,
             phases,
             max_current: Amps(max_current),

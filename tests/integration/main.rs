@@ -16,6 +16,7 @@ mod api_records;
 mod api_stations;
 mod cli;
 mod control_loop;
+mod control_plant;
 mod load_short;
 mod ocpp_central_system;
 mod restart;

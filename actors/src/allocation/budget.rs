@@ -60,6 +60,44 @@ pub enum BudgetSource {
     Imposed,
 }
 
+/// How the other loads behind a `total` meter were estimated this round.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Estimate {
+    /// The meter minus what the vehicles are known to draw (no meter, or an
+    /// `other_loads` meter: what it reads).
+    #[default]
+    Measured,
+    /// Held at the last round's value (or lower, if the measurement is lower): vehicles
+    /// below had their limits changed and have not reported since they could follow,
+    /// so the meter's move is theirs, not the building's.
+    Held,
+    /// A phase of the meter is above `limit − safety_margin/2`: the budget is cut from
+    /// the measurement at once, whatever the vehicles reported.
+    SafetyCut,
+}
+
+/// What a zone remembers between rounds for its budget (kept in the allocator state).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ZoneMemory {
+    /// Last round's other-loads estimate, per phase.
+    other_loads: Option<PerPhase<Amps>>,
+    /// Last round's meter-derived budget (before caps), per phase, for the deadband.
+    raw_budget: Option<PerPhase<Amps>>,
+    /// Per phase, until when the last safety cut stands: the vehicles need that long to
+    /// follow it, and the meter reads the excess the cut already removed until they do.
+    cut_until: [Option<DateTime<Utc>>; 3],
+}
+
+/// After an acknowledged increase a vehicle may take this long to draw its new limit;
+/// a report older than this says nothing about the new limit.
+pub const RAMP_ALLOWANCE: TimeDelta = TimeDelta::seconds(5);
+/// The other loads are held for a raised vehicle at most this long (stations that
+/// report only every few minutes), then measured again.
+pub const HOLD_AT_MOST: TimeDelta = TimeDelta::seconds(90);
+/// A meter-derived budget moves up only by at least this much (and down by at least
+/// `safety_margin / 2`), so that the noise of the other loads does not reach the cars.
+pub const BUDGET_STEP_UP_A: f64 = 1.0;
+
 /// A zone's EV budget with its components, per phase.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ZoneBudget {
@@ -74,13 +112,21 @@ pub struct ZoneBudget {
     pub ev_draw: PerPhase<Amps>,
     /// The tariff cap applied (1 = none).
     pub ev_cap_fraction: f64,
+    /// How the other loads were estimated (the loop that decided).
+    pub estimate: Estimate,
+    /// The meter-derived budget kept from last round because the new one differs by
+    /// less than the deadband.
+    pub deadband: bool,
     /// What the vehicles below the zone may take, in `[0, limit]`.
     pub budget: PerPhase<Amps>,
 }
 
 /// The EV draw reported below each zone (its own sessions and its subtree's), per
-/// phase. A session that reports nothing counts as drawing 0: for a `total` meter its
-/// draw then counts as other load, which errs on the safe side.
+/// phase. A session that reports nothing counts as drawing 0, a report from before its
+/// limit last changed counts as 0 (it tells nothing of what the vehicle draws now), and
+/// none counts above the limit it has now: for a `total` meter the rest then counts as
+/// other load, which errs on the safe side (the hold below keeps that error out of the
+/// budget while the vehicles move).
 pub fn subtree_ev_draw(
     tree: &ZoneTree,
     sessions: &[Session],
@@ -88,11 +134,16 @@ pub fn subtree_ev_draw(
     let mut sums = vec![[0.0f64; 3]; tree.len()];
     for s in sessions {
         let z = super::zone_of(tree, s)?;
-        if let Some(d) = s.draw {
+        let before_change = s
+            .changed_at
+            .is_some_and(|c| s.draw_at.is_none_or(|d| d < c));
+        if let (Some(d), false) = (s.draw, before_change) {
+            // Running on the 0 A default when it has no limit of its own.
+            let cap = s.fixed.or(s.limit_in_force).unwrap_or(Amps::ZERO).0;
             for p in Phase::ALL {
                 let a = d.get(p).0;
                 if a.is_finite() && a > 0.0 {
-                    sums[z][p.index()] += a;
+                    sums[z][p.index()] += a.min(cap);
                 }
             }
         }
@@ -119,6 +170,45 @@ pub fn zone_budgets(
     params: &BudgetParams,
     round: &Round,
 ) -> Result<Vec<ZoneBudget>, AllocationError> {
+    zone_budgets_with(tree, params, round, &mut Vec::new())
+}
+
+/// Whether a vehicle below each zone had its limit changed and has not reported since
+/// it had time to follow.
+fn subtree_ramping(
+    tree: &ZoneTree,
+    sessions: &[Session],
+    now: DateTime<Utc>,
+) -> Result<Vec<bool>, AllocationError> {
+    let mut ramping = vec![false; tree.len()];
+    for s in sessions {
+        let z = super::zone_of(tree, s)?;
+        if let Some(changed) = s.changed_at {
+            let reported_since = s.draw_at.is_some_and(|d| d >= changed + RAMP_ALLOWANCE);
+            if !reported_since && now - changed < HOLD_AT_MOST {
+                ramping[z] = true;
+            }
+        }
+    }
+    tree.sum_up(&mut ramping, |acc, child| *acc |= child);
+    Ok(ramping)
+}
+
+/// [`zone_budgets`] with the zones' memory of the last rounds (one per zone; resized
+/// when the tree changed): the other loads behind a `total` meter are held while
+/// vehicles below were raised and have not reported since, except on a phase whose
+/// meter is above `limit − safety_margin/2` (then the budget comes from the measurement
+/// at once); and a meter-derived budget only moves by more than a deadband.
+pub fn zone_budgets_with(
+    tree: &ZoneTree,
+    params: &BudgetParams,
+    round: &Round,
+    memory: &mut Vec<ZoneMemory>,
+) -> Result<Vec<ZoneBudget>, AllocationError> {
+    if memory.len() != tree.len() {
+        memory.clear();
+        memory.resize(tree.len(), ZoneMemory::default());
+    }
     if round.readings.len() != tree.len() {
         return Err(AllocationError::ReadingsMismatch {
             readings: round.readings.len(),
@@ -126,6 +216,8 @@ pub fn zone_budgets(
         });
     }
     let ev_draw = subtree_ev_draw(tree, round.sessions)?;
+    let ramping = subtree_ramping(tree, round.sessions, round.now)?;
+    let half_margin = params.safety_margin.0.max(0.0) / 2.0;
     let cap = if round.ev_cap_fraction.is_nan() {
         0.0
     } else {
@@ -136,7 +228,8 @@ pub fn zone_budgets(
         .iter()
         .zip(round.readings)
         .zip(ev_draw)
-        .map(|((zone, reading), ev_draw)| {
+        .zip(memory.iter_mut().zip(ramping))
+        .map(|(((zone, reading), ev_draw), (memory, ramping))| {
             let fresh = |r: &Option<MeterReading>| {
                 r.filter(|r| is_usable(r, round.now, params.meter_stale_after))
             };
@@ -144,6 +237,8 @@ pub fn zone_budgets(
                 (SiteMode::Static, _) | (SiteMode::Dynamic, None) => None,
                 (SiteMode::Dynamic, Some((kind, r))) => Some((kind, fresh(&r))),
             };
+            let mut estimate = Estimate::Measured;
+            let mut tripped = [false; 3];
             let (mut source, other_loads, production) = match consumption {
                 None => (BudgetSource::Static, None, None),
                 Some((_, None)) => (BudgetSource::StaleFallback, None, None),
@@ -151,7 +246,30 @@ pub fn zone_budgets(
                     let other = PerPhase(Phase::ALL.map(|p| match kind {
                         ConsumptionKind::OtherLoads => r.currents.get(p),
                         ConsumptionKind::Total => {
-                            (r.currents.get(p) - ev_draw.get(p)).max(Amps::ZERO)
+                            let measured = (r.currents.get(p) - ev_draw.get(p)).max(Amps::ZERO);
+                            if r.currents.get(p).0 > zone.limit.0 - half_margin {
+                                tripped[p.index()] = true;
+                                estimate = Estimate::SafetyCut;
+                                let cut = &mut memory.cut_until[p.index()];
+                                // A cut that stands is not cut again for the same excess:
+                                // the vehicles are still following it.
+                                if let (Some(until), Some(held)) = (*cut, memory.other_loads) {
+                                    if round.now < until {
+                                        return held.get(p);
+                                    }
+                                }
+                                *cut = Some(round.now + RAMP_ALLOWANCE);
+                                return measured;
+                            }
+                            match memory.other_loads {
+                                Some(held) if ramping && held.get(p) < measured => {
+                                    if estimate == Estimate::Measured {
+                                        estimate = Estimate::Held;
+                                    }
+                                    held.get(p)
+                                }
+                                _ => measured,
+                            }
                         }
                     }));
                     (
@@ -161,15 +279,26 @@ pub fn zone_budgets(
                     )
                 }
             };
+            memory.other_loads = other_loads;
+            let mut deadband = false;
+            let mut raw_budget = [Amps::ZERO; 3];
             let budget = PerPhase(Phase::ALL.map(|p| {
                 let raw = match other_loads {
                     None if source == BudgetSource::StaleFallback => zone.stale_limit,
                     None => zone.static_limit,
                     Some(other) => {
                         let produced = production.map_or(Amps::ZERO, |pr| pr.get(p));
-                        zone.limit - other.get(p) + produced - params.safety_margin
+                        let fresh = zone.limit - other.get(p) + produced - params.safety_margin;
+                        let kept = memory.raw_budget.map(|b| b.get(p)).filter(|&kept| {
+                            !tripped[p.index()]
+                                && fresh.0 >= kept.0 - half_margin
+                                && fresh.0 <= kept.0 + BUDGET_STEP_UP_A
+                        });
+                        deadband |= kept.is_some_and(|k| k != fresh);
+                        kept.unwrap_or(fresh)
                     }
                 };
+                raw_budget[p.index()] = raw;
                 let capped = raw.max(Amps::ZERO).min(zone.limit) * cap;
                 match reading.imposed.map(|i| i.get(p)) {
                     // A grant that is not a number allows nothing.
@@ -184,6 +313,7 @@ pub fn zone_budgets(
                     _ => capped,
                 }
             }));
+            memory.raw_budget = other_loads.map(|_| PerPhase(raw_budget));
             ZoneBudget {
                 limit: zone.limit,
                 source,
@@ -191,6 +321,8 @@ pub fn zone_budgets(
                 production,
                 ev_draw,
                 ev_cap_fraction: cap,
+                estimate,
+                deadband,
                 budget,
             }
         })
@@ -262,6 +394,8 @@ mod tests {
             draw: Some(PerPhase::splat(Amps(10.0))),
             limit_in_force: Some(Amps(16.0)),
             fixed: None,
+            changed_at: None,
+            draw_at: None,
         }
     }
 
@@ -414,5 +548,152 @@ mod tests {
                 zones: 2
             })
         );
+    }
+
+    // --- the estimate across rounds ----------------------------------------------------
+
+    /// Runs one round at `t0 + at_s` with the main meter reading `total` on every phase.
+    fn round_at(
+        memory: &mut Vec<ZoneMemory>,
+        at_s: i64,
+        total: [f64; 3],
+        session: &Session,
+    ) -> ZoneBudget {
+        let now = t0() + TimeDelta::seconds(at_s);
+        let main = ZoneReading {
+            consumption: Some((
+                ConsumptionKind::Total,
+                Some(MeterReading {
+                    currents: PerPhase(total.map(Amps)),
+                    read_at: now,
+                }),
+            )),
+            ..Default::default()
+        };
+        let readings = [main, ZoneReading::default()];
+        let sessions = [session.clone()];
+        let round = Round {
+            now,
+            ev_cap_fraction: 1.0,
+            readings: &readings,
+            sessions: &sessions,
+        };
+        zone_budgets_with(&tree(), &params(SiteMode::Dynamic), &round, memory).unwrap()[0]
+    }
+
+    #[test]
+    fn a_vehicle_ramping_after_a_raise_is_not_mistaken_for_other_loads() {
+        let mut memory = Vec::new();
+        let mut s = drawing_session(); // draws 10 A, limit 16 A
+        s.draw_at = Some(t0());
+        let before = round_at(&mut memory, 0, [60.0; 3], &s);
+        assert_eq!(amps3(before.other_loads.unwrap()), [50.0; 3]);
+        // Raised to 30 A at t+10; the building meter sees the car take 20 A more at
+        // once, its MeterValues still says 10 A.
+        s.limit_in_force = Some(Amps(30.0));
+        s.changed_at = Some(t0() + TimeDelta::seconds(10));
+        let ramping = round_at(&mut memory, 12, [80.0; 3], &s);
+        assert_eq!(ramping.estimate, Estimate::Held);
+        assert_eq!(amps3(ramping.other_loads.unwrap()), [50.0; 3], "not 70");
+        assert_eq!(amps3(ramping.budget), [48.0; 3]);
+        // The report after the ramp ends the hold: measured again.
+        s.draw = Some(PerPhase::splat(Amps(30.0)));
+        s.draw_at = Some(t0() + TimeDelta::seconds(20));
+        let reported = round_at(&mut memory, 21, [81.0; 3], &s);
+        assert_eq!(reported.estimate, Estimate::Measured);
+        assert_eq!(amps3(reported.other_loads.unwrap()), [51.0; 3]);
+    }
+
+    #[test]
+    fn a_hold_ends_after_at_most_its_limit_for_a_vehicle_that_never_reports() {
+        let mut memory = Vec::new();
+        let mut s = drawing_session();
+        round_at(&mut memory, 0, [60.0; 3], &s);
+        s.changed_at = Some(t0());
+        let held = round_at(&mut memory, 30, [80.0; 3], &s);
+        assert_eq!(held.estimate, Estimate::Held);
+        let late = round_at(&mut memory, 1 + HOLD_AT_MOST.num_seconds(), [80.0; 3], &s);
+        assert_eq!(late.estimate, Estimate::Measured);
+        // Its only report is from before the change: it counts as nothing.
+        assert_eq!(amps3(late.other_loads.unwrap()), [80.0; 3]);
+    }
+
+    #[test]
+    fn a_phase_near_its_breaker_is_cut_from_the_measurement_even_during_a_hold() {
+        let mut memory = Vec::new();
+        let mut s = drawing_session();
+        round_at(&mut memory, 0, [60.0; 3], &s);
+        s.changed_at = Some(t0());
+        s.draw_at = Some(t0() + TimeDelta::seconds(1)); // reported, not yet followed
+                                                        // L1 at 99.5 A on a 100 A zone with a 2 A margin: above 100 - 1.
+        let b = round_at(&mut memory, 2, [99.5, 80.0, 80.0], &s);
+        assert_eq!(b.estimate, Estimate::SafetyCut);
+        let other = amps3(b.other_loads.unwrap());
+        assert_eq!(other, [89.5, 50.0, 50.0], "L1 measured, L2/L3 still held");
+        assert_eq!(amps3(b.budget)[0], 8.5);
+    }
+
+    #[test]
+    fn a_safety_cut_stands_while_the_vehicles_follow_it_then_is_judged_again() {
+        let mut memory = Vec::new();
+        let s = drawing_session(); // reports 10 A
+        let cut = round_at(&mut memory, 0, [104.0, 60.0, 60.0], &s);
+        assert_eq!(cut.estimate, Estimate::SafetyCut);
+        assert_eq!(amps3(cut.budget)[0], 4.0, "100 − 94 − 2");
+        // A second later the vehicle has not followed yet: the meter still reads the
+        // same excess, which the cut already took away.
+        let same = round_at(&mut memory, 1, [104.0, 60.0, 60.0], &s);
+        assert_eq!(amps3(same.budget)[0], 4.0, "not cut twice for one excess");
+        // Past the allowance and still over: cut again from the measurement.
+        let again = round_at(&mut memory, 6, [106.0, 60.0, 60.0], &s);
+        assert_eq!(amps3(again.budget)[0], 2.0);
+    }
+
+    #[test]
+    fn small_moves_of_a_metered_budget_are_absorbed_by_the_deadband() {
+        let mut memory = Vec::new();
+        let s = drawing_session();
+        let first = round_at(&mut memory, 0, [60.0; 3], &s);
+        assert_eq!(amps3(first.budget), [48.0; 3]);
+        // Other loads 0.8 A lower (budget +0.8) and 0.9 A higher (−0.9, within 2/2).
+        let up = round_at(&mut memory, 1, [59.2; 3], &s);
+        assert!(up.deadband);
+        assert_eq!(amps3(up.budget), [48.0; 3]);
+        let down = round_at(&mut memory, 2, [60.9; 3], &s);
+        assert_eq!(amps3(down.budget), [48.0; 3]);
+        // Beyond the deadband either way: taken.
+        assert_eq!(
+            amps3(round_at(&mut memory, 3, [61.5; 3], &s).budget),
+            [46.5; 3]
+        );
+        assert_eq!(
+            amps3(round_at(&mut memory, 4, [58.0; 3], &s).budget),
+            [50.0; 3]
+        );
+    }
+
+    #[test]
+    fn a_report_from_before_the_last_change_counts_as_nothing() {
+        let mut s = drawing_session();
+        s.draw_at = Some(t0());
+        s.changed_at = Some(t0() + TimeDelta::seconds(1));
+        assert_eq!(
+            amps3(subtree_ev_draw(&tree(), &[s.clone()]).unwrap()[1]),
+            [0.0; 3]
+        );
+        s.draw_at = Some(t0() + TimeDelta::seconds(2));
+        assert_eq!(amps3(subtree_ev_draw(&tree(), &[s]).unwrap()[1]), [10.0; 3]);
+    }
+
+    #[test]
+    fn a_report_from_before_a_decrease_counts_only_up_to_the_limit_now() {
+        let mut s = drawing_session();
+        s.draw = Some(PerPhase::splat(Amps(16.0)));
+        s.limit_in_force = Some(Amps(6.0));
+        let sums = subtree_ev_draw(&tree(), &[s.clone()]).unwrap();
+        assert_eq!(amps3(sums[1]), [6.0; 3]);
+        s.limit_in_force = None; // back on the 0 A default
+        let sums = subtree_ev_draw(&tree(), &[s]).unwrap();
+        assert_eq!(amps3(sums[1]), [0.0; 3]);
     }
 }

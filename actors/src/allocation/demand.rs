@@ -102,6 +102,8 @@ mod tests {
             draw: Some(PerPhase(draw.map(Amps))),
             limit_in_force: Some(Amps(limit)),
             fixed: None,
+            changed_at: None,
+            draw_at: None,
         }
     }
 

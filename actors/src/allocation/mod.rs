@@ -25,8 +25,9 @@ mod tests;
 use chrono::{DateTime, TimeDelta, Utc};
 
 pub use budget::{
-    subtree_ev_draw, zone_budgets, BudgetParams, BudgetSource, ConsumptionKind, MeterReading,
-    ZoneBudget, ZoneReading,
+    subtree_ev_draw, zone_budgets, zone_budgets_with, BudgetParams, BudgetSource, ConsumptionKind,
+    Estimate, MeterReading, ZoneBudget, ZoneMemory, ZoneReading, BUDGET_STEP_UP_A, HOLD_AT_MOST,
+    RAMP_ALLOWANCE,
 };
 pub use demand::{ADAPT_AFTER, ADAPT_HEADROOM_A, LOWER_GAP_A, RAISE_WITHIN_A};
 pub use dispatch::{Plan, SetpointChange, MIN_INCREASE_A};
@@ -178,7 +179,7 @@ pub fn allocate(
 ) -> Result<Allocation, AllocationError> {
     let now = round.now;
     let sessions = round.sessions;
-    let budgets = zone_budgets(tree, &params.budget, round)?;
+    let budgets = zone_budgets_with(tree, &params.budget, round, &mut state.zones)?;
     let nz = tree.len();
     // The least current a running vehicle gets, as it will be sent (0.1 A steps).
     let floor = ceil_tenth(params.min_current);

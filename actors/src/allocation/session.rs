@@ -47,6 +47,16 @@ impl SessionPhases {
         }
     }
 
+    /// From the station's configuration and the site phases its vehicle was seen to
+    /// charge on: a vehicle on one phase of a 3-phase station loads that phase only;
+    /// anything else (unknown, two or three phases) counts as the station's phases.
+    pub fn of_vehicle(phases: Phases, phase: Phase, in_use: Option<&[Phase]>) -> Self {
+        match (phases, in_use) {
+            (Phases::Three, Some(&[only])) => SessionPhases::One(only),
+            _ => SessionPhases::of_station(phases, phase),
+        }
+    }
+
     pub fn loads(self, phase: Phase) -> bool {
         match self {
             SessionPhases::Three => true,
@@ -87,6 +97,12 @@ pub struct Session {
     /// A connector we cannot control now (station offline, or a SetChargingProfile that
     /// timed out): it is assumed to draw exactly this, and is not shared or shed.
     pub fixed: Option<Amps>,
+    /// When the station acknowledged the last change of its limit (up or down): the
+    /// vehicle may still be moving to it, and a report from before says nothing about
+    /// what it draws now (see `estimate`).
+    pub changed_at: Option<DateTime<Utc>>,
+    /// When `draw` was reported.
+    pub draw_at: Option<DateTime<Utc>>,
 }
 
 /// The zone and phase whose budget limits a session.

@@ -27,6 +27,8 @@ pub struct AllocatorState {
     pub(crate) memories: Vec<SessionMemory>,
     /// When the current rotation period began; `None` while nobody is suspended.
     pub(crate) rotation_started: Option<DateTime<Utc>>,
+    /// Per zone (the tree's order): the estimate and budget of the last round.
+    pub(crate) zones: Vec<super::budget::ZoneMemory>,
     pub(crate) scratch: Scratch,
 }
 
@@ -75,6 +77,7 @@ impl Clone for AllocatorState {
             keys: self.keys.clone(),
             memories: self.memories.clone(),
             rotation_started: self.rotation_started,
+            zones: self.zones.clone(),
             scratch: Scratch::default(),
         }
     }
@@ -85,6 +88,7 @@ impl PartialEq for AllocatorState {
         self.keys == other.keys
             && self.memories == other.memories
             && self.rotation_started == other.rotation_started
+            && self.zones == other.zones
     }
 }
 
@@ -94,6 +98,7 @@ impl fmt::Debug for AllocatorState {
             .field("keys", &self.keys)
             .field("memories", &self.memories)
             .field("rotation_started", &self.rotation_started)
+            .field("zones", &self.zones)
             .finish_non_exhaustive()
     }
 }
@@ -150,6 +155,8 @@ mod tests {
             draw: None,
             limit_in_force: None,
             fixed: None,
+            changed_at: None,
+            draw_at: None,
         }
     }
 

@@ -107,6 +107,8 @@ fn ev(id: &str, kwh: f64) -> Session {
         draw: None,
         limit_in_force: None,
         fixed: None,
+        changed_at: None,
+        draw_at: None,
     }
 }
 

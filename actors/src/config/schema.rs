@@ -402,6 +402,88 @@ pub struct StationConfig {
     pub password: String,
     #[serde(default = "one_connector")]
     pub connectors: u32,
+    /// How a 3-phase station's L1, L2, L3 are wired to the site's phases, e.g. `"L2L3L1"`:
+    /// its L1 on the site's L2, its L2 on L3, its L3 on L1. Installers rotate stations so
+    /// that 1-phase vehicles do not all load the same site phase.
+    #[serde(default, skip_serializing_if = "PhaseRotation::is_identity")]
+    pub phase_rotation: PhaseRotation,
+}
+
+/// The site phase each of a station's phases is wired to (a permutation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PhaseRotation(pub [Phase; 3]);
+
+impl Default for PhaseRotation {
+    fn default() -> Self {
+        PhaseRotation(Phase::ALL)
+    }
+}
+
+impl PhaseRotation {
+    pub fn is_identity(&self) -> bool {
+        *self == PhaseRotation::default()
+    }
+
+    /// The cyclic rotation whose L1 is on `first`: L1 → L1L2L3, L2 → L2L3L1, L3 → L3L1L2.
+    pub fn starting_at(first: Phase) -> PhaseRotation {
+        let i = first.index();
+        PhaseRotation(std::array::from_fn(|k| Phase::ALL[(i + k) % 3]))
+    }
+
+    /// The site phase the station's `station_phase` is wired to.
+    pub fn site_phase(&self, station_phase: Phase) -> Phase {
+        self.0[station_phase.index()]
+    }
+}
+
+impl std::fmt::Display for PhaseRotation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}{}", self.0[0], self.0[1], self.0[2])
+    }
+}
+
+impl std::str::FromStr for PhaseRotation {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("{text:?} is not a phase rotation: the site phases of the station's L1, L2, L3, e.g. \"L1L2L3\" or \"L2L3L1\"")
+        };
+        let t = text
+            .trim()
+            .to_ascii_uppercase()
+            .replace(['-', ',', ' '], "");
+        if t.len() != 6 {
+            return Err(bad());
+        }
+        let mut phases = [Phase::L1; 3];
+        for (i, slot) in phases.iter_mut().enumerate() {
+            *slot = match &t[2 * i..2 * i + 2] {
+                "L1" => Phase::L1,
+                "L2" => Phase::L2,
+                "L3" => Phase::L3,
+                _ => return Err(bad()),
+            };
+        }
+        let distinct = phases[0] != phases[1] && phases[1] != phases[2] && phases[0] != phases[2];
+        if !distinct {
+            return Err(bad());
+        }
+        Ok(PhaseRotation(phases))
+    }
+}
+
+impl Serialize for PhaseRotation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PhaseRotation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 fn three_phases() -> Phases {

@@ -27,6 +27,22 @@ pub enum Profile {
     Transaction(i32),
 }
 
+/// A value the station accepted, and the one of the same profile it replaced (`None`:
+/// the first of that profile).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Accepted {
+    pub previous: Option<Amps>,
+    pub value: Amps,
+}
+
+impl Accepted {
+    /// Whether the limit moved (a first profile moves it from the default), so that
+    /// the vehicle's draw is moving too until it has followed.
+    pub fn is_change(&self) -> bool {
+        self.previous != Some(self.value)
+    }
+}
+
 /// Identifies one send, to match its answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Ticket(u64);
@@ -76,18 +92,19 @@ impl Slot {
         });
     }
 
-    /// Whether the ticket belongs to this slot.
-    fn answer(&mut self, ticket: Ticket, answer: Answer) -> bool {
-        let Some(i) = self.unanswered.iter().position(|u| u.ticket == ticket) else {
-            return false;
-        };
+    /// `None` if the ticket is not of this slot; else, for an acceptance that became the
+    /// value in force, the value accepted before it.
+    fn answer(&mut self, ticket: Ticket, answer: Answer) -> Option<Option<Accepted>> {
+        let i = self.unanswered.iter().position(|u| u.ticket == ticket)?;
         match answer {
             Answer::Accepted => {
                 let value = self.unanswered[i].value;
                 // Everything sent before it was applied before it, and it replaced them.
                 self.unanswered.retain(|u| u.ticket > ticket);
                 if self.accepted.is_none_or(|(t, _)| t < ticket) {
+                    let previous = self.accepted.map(|(_, v)| v);
                     self.accepted = Some((ticket, value));
+                    return Some(Some(Accepted { previous, value }));
                 }
             }
             Answer::Refused | Answer::NotSent => {
@@ -97,7 +114,7 @@ impl Slot {
             }
             Answer::Unknown => {}
         }
-        true
+        Some(None)
     }
 
     /// The highest value that may be in force, if the slot holds anything; `unset` is
@@ -168,17 +185,24 @@ impl LimitState {
         ticket
     }
 
-    pub fn answered(&mut self, ticket: Ticket, answer: Answer) {
-        if self.station_default.answer(ticket, answer) {
-            return;
+    /// Records an answer; for an acceptance that is now in force, what it replaced.
+    pub fn answered(&mut self, ticket: Ticket, answer: Answer) -> Option<Accepted> {
+        if let Some(done) = self.station_default.answer(ticket, answer) {
+            return done;
         }
         for slots in self.connectors.values_mut() {
-            let tx = slots.tx.as_mut().map(|(_, s)| s);
-            if slots.default.answer(ticket, answer) || tx.is_some_and(|s| s.answer(ticket, answer))
+            if let Some(done) = slots.default.answer(ticket, answer) {
+                return done;
+            }
+            if let Some(done) = slots
+                .tx
+                .as_mut()
+                .and_then(|(_, s)| s.answer(ticket, answer))
             {
-                return;
+                return done;
             }
         }
+        None
     }
 
     /// The transaction ended: its TxProfile ends with it (OCPP 1.6 §3.13.2).

@@ -68,6 +68,14 @@ pub struct ConnectorSnapshot {
     pub transaction: Option<TransactionSnapshot>,
     /// Current.Import per phase as last reported; `None` where nothing was reported.
     pub draw: PerPhase<Option<Amps>>,
+    /// When `draw` was last reported.
+    pub draw_at: Option<DateTime<Utc>>,
+    /// When the station acknowledged the last change of the transaction's limit: its
+    /// vehicle may be moving to it until its next report.
+    pub changed_at: Option<DateTime<Utc>>,
+    /// The site phases the vehicle charges on, once its reports show it (a 1-phase car
+    /// on a 3-phase station); `None` while not known (all the station's phases count).
+    pub phases_in_use: Option<Vec<crate::units::Phase>>,
     pub power_w: Option<f64>,
     /// The most the station may apply on this connector now: the limit in force where
     /// every answer came, else the highest value it may have taken (a profile that timed

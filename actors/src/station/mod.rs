@@ -14,6 +14,7 @@ mod incoming;
 pub mod limits; // pure
 mod messages;
 mod outbox;
+pub mod phases; // pure
 mod setpoints;
 mod transactions;
 
@@ -28,6 +29,7 @@ use transactions::Ledger;
 use std::collections::{BTreeMap, VecDeque};
 
 use limits::{Answer, LimitState, Profile, Ticket};
+use phases::PhaseDetector;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -80,6 +82,12 @@ struct Connector {
     status_since: DateTime<Utc>,
     transaction: Option<TransactionSnapshot>,
     draw: PerPhase<Option<Amps>>,
+    /// When `draw` was last reported.
+    draw_at: Option<DateTime<Utc>>,
+    /// When the station acknowledged the last increase of this transaction's limit.
+    changed_at: Option<DateTime<Utc>>,
+    /// Which of the station's phases the vehicle charges on.
+    phases: PhaseDetector,
     power_w: Option<f64>,
     /// The transaction and meter timestamp of the last samples kept (see [`SAMPLE_SPACING`]).
     samples_kept: Option<(i32, DateTime<Utc>)>,
@@ -95,6 +103,9 @@ impl Connector {
             status_since: now,
             transaction: None,
             draw: PerPhase::splat(None),
+            draw_at: None,
+            changed_at: None,
+            phases: PhaseDetector::default(),
             power_w: None,
             samples_kept: None,
             ledger: None,
@@ -186,6 +197,24 @@ impl StationActor {
         }
     }
 
+    /// The site phases the connector's vehicle charges on, once known.
+    fn phases_in_use(&self, c: &Connector) -> Option<Vec<crate::units::Phase>> {
+        if self.station.phases == crate::config::Phases::One {
+            return Some(vec![self.station.phase]);
+        }
+        if c.transaction.is_none() || !c.phases.is_known() {
+            return None;
+        }
+        let used = c.phases.in_use();
+        let mut site: Vec<_> = crate::units::Phase::ALL
+            .into_iter()
+            .filter(|p| used[p.index()])
+            .map(|p| self.station.phase_rotation.site_phase(p))
+            .collect();
+        site.sort_by_key(|p| p.index());
+        Some(site)
+    }
+
     fn snapshot(&self) -> StationSnapshot {
         let connectors = self
             .connectors
@@ -197,6 +226,9 @@ impl StationActor {
                 status_since: c.status_since,
                 transaction: c.transaction.clone(),
                 draw: c.draw,
+                draw_at: c.draw_at,
+                changed_at: c.changed_at,
+                phases_in_use: self.phases_in_use(c),
                 power_w: c.power_w,
                 limit_in_force: self.limits.may_apply(
                     n,

@@ -100,7 +100,12 @@ impl StationActor {
                 | CallFailure::Stopped,
             ) => Answer::Unknown,
         };
-        self.limits.answered(ticket, answer);
+        let accepted = self.limits.answered(ticket, answer);
+        if let (Some(a), LimitPurpose::Transaction(_)) = (accepted, msg.purpose) {
+            if a.is_change() && msg.connector > 0 {
+                self.connector(msg.connector).changed_at = Some(Utc::now());
+            }
+        }
         if let Ok(LimitOutcome::Rejected) = outcome {
             self.log(
                 LogLevel::Warn,

@@ -105,6 +105,8 @@ impl StationActor {
             })?;
         tracing::info!(station = %self.id, connector, transaction = record.id, id_tag = %tag, "transaction started");
         let c = self.connector(connector);
+        c.changed_at = None;
+        c.phases = PhaseDetector::default();
         c.transaction = Some(TransactionSnapshot {
             id: record.id,
             id_tag: tag,
@@ -181,6 +183,9 @@ impl StationActor {
                 self.limits.transaction_ended(n, id);
                 c.transaction = None;
                 c.draw = PerPhase::splat(None);
+                c.draw_at = None;
+                c.changed_at = None;
+                c.phases = PhaseDetector::default();
                 c.power_w = None;
             }
         }
@@ -210,10 +215,22 @@ impl StationActor {
                 self.connector(values.connector_id).samples_kept = Some((tx, at));
             }
         }
+        let min_current = self.deps.config.get().control.min_current_a;
+        let offered = self.limits.may_apply(
+            values.connector_id,
+            values.transaction_id,
+            self.station.max_current_a,
+        );
+        let rotation = self.station.phase_rotation;
         let c = self.connector(values.connector_id);
         if readings.current.0.iter().any(Option::is_some) {
-            c.draw = site_phase_draw(readings.current, single_phase.then_some(phase));
+            c.draw = site_phase_draw(readings.current, single_phase.then_some(phase), rotation);
+            c.draw_at = Some(Utc::now());
+            if !single_phase {
+                c.phases.sample(readings.current.0, offered, min_current);
+            }
         } else if let Some(total) = readings.current_unphased {
+            c.draw_at = Some(Utc::now());
             c.draw = if single_phase {
                 let mut d = PerPhase::splat(Some(Amps::ZERO));
                 d.set(phase, Some(total));
@@ -337,6 +354,7 @@ impl StationActor {
 pub(super) fn site_phase_draw(
     reported: PerPhase<Option<Amps>>,
     single_phase_on: Option<crate::units::Phase>,
+    rotation: crate::config::PhaseRotation,
 ) -> PerPhase<Option<Amps>> {
     match single_phase_on {
         Some(phase) => {
@@ -345,7 +363,16 @@ pub(super) fn site_phase_draw(
             d.set(phase, on_phase);
             d
         }
-        None => PerPhase(reported.0.map(|a| Some(a.unwrap_or(Amps::ZERO)))),
+        None => {
+            let mut d = PerPhase::splat(Some(Amps::ZERO));
+            for p in crate::units::Phase::ALL {
+                d.set(
+                    rotation.site_phase(p),
+                    Some(reported.get(p).unwrap_or(Amps::ZERO)),
+                );
+            }
+            d
+        }
     }
 }
 
@@ -381,12 +408,12 @@ mod tests {
         use crate::units::Phase;
         let on_its_l1 = PerPhase([Some(Amps(14.0)), None, None]);
         assert_eq!(
-            site_phase_draw(on_its_l1, Some(Phase::L2)),
+            site_phase_draw(on_its_l1, Some(Phase::L2), Default::default()),
             PerPhase([Some(Amps::ZERO), Some(Amps(14.0)), Some(Amps::ZERO)])
         );
         let zeros_elsewhere = PerPhase([Some(Amps(14.0)), Some(Amps::ZERO), Some(Amps::ZERO)]);
         assert_eq!(
-            site_phase_draw(zeros_elsewhere, Some(Phase::L3)),
+            site_phase_draw(zeros_elsewhere, Some(Phase::L3), Default::default()),
             PerPhase([Some(Amps::ZERO), Some(Amps::ZERO), Some(Amps(14.0))])
         );
     }
@@ -395,8 +422,14 @@ mod tests {
     fn a_vehicle_on_one_phase_of_a_three_phase_station_draws_nothing_on_the_others() {
         let one = PerPhase([Some(Amps(16.0)), None, None]);
         assert_eq!(
-            site_phase_draw(one, None),
+            site_phase_draw(one, None, Default::default()),
             PerPhase([Some(Amps(16.0)), Some(Amps::ZERO), Some(Amps::ZERO)])
+        );
+        let rotated: crate::config::PhaseRotation = "L2L3L1".parse().unwrap();
+        assert_eq!(
+            site_phase_draw(one, None, rotated),
+            PerPhase([Some(Amps::ZERO), Some(Amps(16.0)), Some(Amps::ZERO)]),
+            "the station's L1 is wired to the site's L2"
         );
     }
 

@@ -65,9 +65,16 @@ impl ZoneSupervisor {
                 .map(move |(down, up, all_down), act, ctx| {
                     act.dispatching = false;
                     let now = Utc::now();
+                    let moved: Vec<SessionKey> = down
+                        .iter()
+                        .chain(&up)
+                        .filter(|(_, _, r)| matches!(r, Ok(LimitOutcome::Accepted)))
+                        .map(|(k, _, _)| k.clone())
+                        .collect();
                     for (key, sp, result) in down.into_iter().chain(up) {
                         act.settle(key, sp, result, now);
                     }
+                    act.ask_for_reports(moved, ctx);
                     if !all_down {
                         tracing::warn!(
                             "a decrease was not acknowledged: increases wait for the next round"
@@ -79,6 +86,31 @@ impl ZoneSupervisor {
                     }
                 }),
         );
+    }
+
+    /// Once vehicles whose limits changed had time to follow, asks their stations for a
+    /// MeterValues (where supported), so that a zone meter's move is attributed to them
+    /// without waiting for their own clock; until then their zone's other loads are held.
+    pub(super) fn ask_for_reports(&self, moved: Vec<SessionKey>, ctx: &mut Context<Self>) {
+        if moved.is_empty() || self.params.budget.mode != crate::config::SiteMode::Dynamic {
+            return;
+        }
+        let wait = allocation::RAMP_ALLOWANCE
+            .to_std()
+            .unwrap_or(Duration::from_secs(5))
+            + Duration::from_millis(500);
+        ctx.run_later(wait, move |act, _| {
+            for key in moved {
+                let Some(entry) = act.stations.get(&key.charge_point) else {
+                    continue;
+                };
+                let trigger = TriggerMessageRequest {
+                    requested_message: MessageTrigger::MeterValues,
+                    connector_id: std::num::NonZeroU32::new(key.connector),
+                };
+                entry.addr.do_send(Call(trigger));
+            }
+        });
     }
 
     pub(super) fn settle(

@@ -67,6 +67,12 @@ pub struct ZoneStatus {
     /// What the vehicles below could take.
     pub demand: PerPhase<Amps>,
     pub suspended: u32,
+    /// How the other loads behind its meter were estimated: `measured`, `held` (while
+    /// vehicles follow changed limits and have not reported) or `safety_cut` (a phase of the
+    /// meter is above `limit − safety_margin/2`: cut from the measurement at once).
+    pub estimate: &'static str,
+    /// The meter-derived budget was kept: the meter moved less than the deadband.
+    pub deadband: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -87,6 +93,13 @@ pub struct SessionStatus {
     pub bottleneck_phase: Option<Phase>,
     pub suspended_since: Option<DateTime<Utc>>,
     pub held_until: Option<DateTime<Utc>>,
+    /// The site phases it is budgeted on (one, for a 1-phase vehicle detected on a
+    /// 3-phase station).
+    pub phases: Vec<Phase>,
+    /// Which loop decided its limit: `safety_cut` (the meter of its bottleneck zone is
+    /// near the breaker), `hold` (an increase waits, or the zone's estimate or budget is
+    /// held), or `allocation`.
+    pub control_loop: &'static str,
     /// A sentence an operator reads: why this vehicle has this limit.
     pub why: String,
 }

@@ -27,8 +27,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::allocation::{
-    self, Allocation, AllocatorState, BudgetSource, ConnectorControl, Decision, Params, Round,
-    Session, SessionKey, SessionPhases, ZoneIdx, ZoneReading, ZoneTree, REJECTIONS_BEFORE_MAX,
+    self, Allocation, AllocatorState, BudgetSource, ConnectorControl, Decision, Estimate, Params,
+    Round, Session, SessionKey, SessionPhases, ZoneIdx, ZoneReading, ZoneTree,
+    REJECTIONS_BEFORE_MAX,
 };
 use crate::calendar::{
     system_clock, LivePrice, ReplaceTariffs, TariffCalendarActor, TariffPeriodChanged,
@@ -192,7 +193,11 @@ impl ZoneSupervisor {
                     Session {
                         key,
                         zone,
-                        phases: SessionPhases::of_station(sc.phases, sc.phase),
+                        phases: SessionPhases::of_vehicle(
+                            sc.phases,
+                            sc.phase,
+                            c.phases_in_use.as_deref(),
+                        ),
                         max_current: sc.max_current_a,
                         vip: t.vip || sc.vip,
                         energy_wh: t.energy_wh,
@@ -200,6 +205,8 @@ impl ZoneSupervisor {
                         draw,
                         limit_in_force: limits.limit_in_force,
                         fixed: limits.fixed,
+                        changed_at: c.changed_at,
+                        draw_at: c.draw_at,
                     },
                     t.id,
                 ));

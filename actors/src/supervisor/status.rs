@@ -34,6 +34,12 @@ impl ZoneSupervisor {
                 allocated: za.allocated_after,
                 demand: za.demand,
                 suspended: za.suspended,
+                estimate: match za.budget.estimate {
+                    Estimate::Measured => "measured",
+                    Estimate::Held => "held",
+                    Estimate::SafetyCut => "safety_cut",
+                },
+                deadband: za.budget.deadband,
             })
             .collect();
         let min = self.params.min_current;
@@ -70,9 +76,25 @@ impl ZoneSupervisor {
                     (Decision::Fixed, _) => "not under control now (offline or not answering): its last limit is reserved".into(),
                     _ => String::new(),
                 };
-                let why = match &sa.held {
-                    Some(h) => format!("{why}; an increase to {} waits until {}", h.allowed, h.until.format("%H:%M:%S")),
-                    None => why,
+                let zone_budget = bottleneck.map(|b| &a.zones[b.zone.get()].budget);
+                let (control_loop, why) = match (zone_budget, &zone_name) {
+                    (Some(b), Some(z)) if b.estimate == Estimate::SafetyCut => (
+                        "safety_cut",
+                        format!("safety cut: the meter of zone {z} reads above its limit less half the safety margin, so its budget comes from the measurement at once; {why}"),
+                    ),
+                    (Some(b), _) if b.estimate == Estimate::Held => (
+                        "hold",
+                        format!("{why} (the zone's other loads are held while vehicles follow their new limits and report)"),
+                    ),
+                    (Some(b), _) if b.deadband => (
+                        "hold",
+                        format!("{why} (the zone's budget is kept: its meter moved less than the deadband)"),
+                    ),
+                    _ => ("allocation", why),
+                };
+                let (control_loop, why) = match &sa.held {
+                    Some(h) => ("hold", format!("{why}; an increase to {} waits until {}", h.allowed, h.until.format("%H:%M:%S"))),
+                    None => (control_loop, why),
                 };
                 SessionStatus {
                     station: s.key.charge_point.clone(),
@@ -88,6 +110,8 @@ impl ZoneSupervisor {
                     bottleneck_phase: bottleneck.map(|b| b.phase),
                     suspended_since,
                     held_until: sa.held.map(|h| h.until),
+                    phases: Phase::ALL.into_iter().filter(|&p| s.phases.loads(p)).collect(),
+                    control_loop,
                     why,
                 }
             })

@@ -40,6 +40,8 @@ pub struct StationSettings {
     pub vip: bool,
     pub has_password: bool,
     pub connectors: u32,
+    /// The site phases of the station's L1, L2, L3, e.g. `"L2L3L1"`.
+    pub phase_rotation: String,
 }
 
 impl From<&StationConfig> for StationSettings {
@@ -52,6 +54,7 @@ impl From<&StationConfig> for StationSettings {
             vip: s.vip,
             has_password: !s.password.is_empty(),
             connectors: s.connectors,
+            phase_rotation: s.phase_rotation.to_string(),
         }
     }
 }
@@ -152,6 +155,7 @@ pub struct StationPatch {
     /// `""` removes the password.
     password: Option<String>,
     connectors: Option<u32>,
+    phase_rotation: Option<ampwarden_actors::config::PhaseRotation>,
 }
 
 pub async fn edit(
@@ -187,6 +191,9 @@ pub async fn edit(
             }
             if let Some(v) = patch.connectors {
                 s.connectors = v;
+            }
+            if let Some(v) = patch.phase_rotation {
+                s.phase_rotation = v;
             }
             Ok(i)
         })

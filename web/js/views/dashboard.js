@@ -85,7 +85,7 @@ function connectorRows(station, site) {
       perPhase(c.draw),
       tx ? kwh(tx.energy_wh) : "–",
       tx ? h("span", {}, tx.id_tag, tx.vip ? badge("VIP", "info") : null) : "–",
-      s ? s.why : tx ? "Waiting for the next allocation round." : "No vehicle charging.",
+      s ? h("span", {}, s.control_loop === "safety_cut" ? badge("safety cut", "bad") : null, s.why) : tx ? "Waiting for the next allocation round." : "No vehicle charging.",
     ];
   });
 }

@@ -47,6 +47,9 @@ function stationBody(v, editing) {
   return body;
 }
 
+/** Which control loop decided a session's limit (see docs/allocation.md). */
+const LOOP = { allocation: "allocation", hold: "hold", safety_cut: "safety cut" };
+
 export async function stations(main) {
   const list = h("div");
   const zones = await zoneChoices();
@@ -112,13 +115,14 @@ function actionsCard(id, station, site) {
       badge(c.status),
       amps(c.limit_in_force),
       perPhase(c.draw),
+      c.phases_in_use ? c.phases_in_use.join(" ") : tx ? "all (not yet detected)" : "–",
       tx ? `${tx.id_tag} · ${kwh(tx.energy_wh)} · since ${when(tx.started_at)}` : "–",
-      s ? s.why : "–",
+      s ? h("span", {}, badge(LOOP[s.control_loop] || s.control_loop, s.control_loop === "safety_cut" ? "bad" : "info"), " ", s.why) : "–",
       h("span", { class: "buttons inline" }, stop, unlock),
     ];
   });
   const children = [
-    table("Connectors", ["Connector", "Status", "Limit in force", "Draw", "Session", "Why this limit", ""], rows, "The station has not reported its connectors yet."),
+    table("Connectors", ["Connector", "Status", "Limit in force", "Draw", "Phases in use", "Session", "Why this limit", ""], rows, "The station has not reported its connectors yet."),
   ];
   if (can("operator")) {
     children.push(

@@ -106,6 +106,8 @@ fn random_session(rng: &mut Rng, n: usize, zones: usize, now: DateTime<Utc>) -> 
         }),
         limit_in_force: rng.chance(0.7).then(|| amps(rng, 0.0, max.0 + 0.1)),
         fixed: rng.chance(0.05).then(|| amps(rng, 0.0, 32.0)),
+        changed_at: None,
+        draw_at: None,
     }
 }
 
