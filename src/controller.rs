@@ -309,16 +309,9 @@ impl Controller {
         let store = &self.inner.store;
         for id in ids {
             let now = Utc::now();
-            let mut record = store.station(id)?.unwrap_or_else(|| StationRecord {
-                id: id.clone(),
-                zone: None,
-                vendor: None,
-                model: None,
-                serial: None,
-                firmware: None,
-                first_seen: now,
-                last_seen: now,
-            });
+            let mut record = store
+                .station(id)?
+                .unwrap_or_else(|| StationRecord::new(id.clone(), None, now));
             record.zone = Some(zone.clone());
             store.put_station(&record)?;
             let message = format!("station accepted from the commissioning list into zone {zone}");
@@ -469,16 +462,7 @@ impl Controller {
             }
         }
         let now = Utc::now();
-        let record = StationRecord {
-            id: id.clone(),
-            zone: Some(zone.clone()),
-            vendor: None,
-            model: None,
-            serial: None,
-            firmware: None,
-            first_seen: now,
-            last_seen: now,
-        };
+        let record = StationRecord::new(id.clone(), Some(zone.clone()), now);
         if let Err(e) = self
             .inner
             .store
@@ -537,16 +521,7 @@ impl Controller {
                 }
                 tracing::warn!(station = %id, "refused: unknown station (add it, or enable server.accept_unknown_stations)");
                 let now = Utc::now();
-                let record = StationRecord {
-                    id: id.clone(),
-                    zone: None,
-                    vendor: None,
-                    model: None,
-                    serial: None,
-                    firmware: None,
-                    first_seen: now,
-                    last_seen: now,
-                };
+                let record = StationRecord::new(id.clone(), None, now);
                 if let Err(e) = store.put_station(&record) {
                     tracing::error!(station = %id, error = %e, "cannot note the unknown station");
                 }

@@ -159,15 +159,8 @@ impl StationActor {
 
     pub(super) fn on_boot(&mut self, boot: &BootNotificationRequest) {
         let now = Utc::now();
-        let mut record = self.record.clone().unwrap_or_else(|| StationRecord {
-            id: self.id.clone(),
-            zone: Some(self.station.zone.clone()),
-            vendor: None,
-            model: None,
-            serial: None,
-            firmware: None,
-            first_seen: now,
-            last_seen: now,
+        let mut record = self.record.clone().unwrap_or_else(|| {
+            StationRecord::new(self.id.clone(), Some(self.station.zone.clone()), now)
         });
         record.vendor = Some(boot.charge_point_vendor.to_string());
         record.model = Some(boot.charge_point_model.to_string());

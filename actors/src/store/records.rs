@@ -20,6 +20,23 @@ pub struct StationRecord {
     pub last_seen: DateTime<Utc>,
 }
 
+impl StationRecord {
+    /// A station first seen `now`, in `zone` (`None`: waiting in the commissioning
+    /// list), with nothing yet known from its BootNotification.
+    pub fn new(id: ChargePointId, zone: Option<ZoneId>, now: DateTime<Utc>) -> StationRecord {
+        StationRecord {
+            id,
+            zone,
+            vendor: None,
+            model: None,
+            serial: None,
+            firmware: None,
+            first_seen: now,
+            last_seen: now,
+        }
+    }
+}
+
 /// The end of a transaction.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TransactionStop {
