@@ -61,6 +61,7 @@ fn site(n: usize) -> Site {
             fixed: (rng.unit() < 0.01).then_some(Amps(16.0)),
             changed_at: None,
             draw_at: None,
+            lowest_limit_since_draw: None,
         });
         sessions[i].zone = ZoneIdx(zone as u16);
     }

@@ -1,11 +1,23 @@
-//! A day at a depot, minute by minute, through the allocation engine: vehicles arrive
-//! and leave, charge with a tapering curve, the building's load and the solar panels
-//! move, a peak tariff caps the EV budget, the main meter drops out for 20 minutes and
-//! a station goes offline for half an hour. Prints what a site owner asks: energy
-//! delivered, energy still missing when vehicles left, peak demand, limit violations
-//! (must be 0: exits non-zero otherwise), and how close delivery came to an upper bound.
+//! A day at a depot, second by second, through the allocation engine and a realistic
+//! plant: vehicles arrive and leave, charge with a tapering curve (some on one phase of
+//! a 3-phase station), follow a new limit 2 s after it is acknowledged, and their
+//! stations report MeterValues on their own clock (15, 30 or 60 s, never because a
+//! limit changed; most answer a TriggerMessage). The building's load moves per phase
+//! (with a compressor on L1 that switches on and off), the solar panels move, a peak
+//! tariff caps the EV budget, the main meter (polled every second, showing what really
+//! flows) drops out for 20 minutes and a station goes offline for half an hour.
 //!
-//! Run: `cargo bench --bench day_simulation`. Seeded, so every run prints the same.
+//! Prints what a site owner asks: energy delivered against what the site could have
+//! delivered, energy still missing when vehicles left, peak demand, seconds a breaker
+//! carried more than its limit (per zone and phase), limits sent per vehicle-hour. Exits
+//! non-zero if the limits in force ever exceed a budget, or a breaker is over its limit
+//! other than in the seconds after a step up of the other loads that the meter's poll
+//! needs to see.
+//!
+//! Run: `cargo bench --bench day_simulation` (add `-- --no-trigger` to model stations
+//! that ignore TriggerMessage, `--no-phase-detection` to budget every vehicle on all
+//! its station's phases, `--main-limit A` for a smaller main breaker than 250 A).
+//! Seeded, so every run prints the same.
 
 use std::process::ExitCode;
 
@@ -13,13 +25,22 @@ use ampwarden_actors::allocation::{
     allocate, AllocatorState, BudgetParams, BudgetSource, ConsumptionKind, Decision, MeterReading,
     Params, Round, Session, SessionKey, SessionPhases, ZoneIdx, ZoneReading, ZoneSpec, ZoneTree,
 };
-use ampwarden_actors::config::{SheddingStrategy, SiteMode};
+use ampwarden_actors::config::{Phases, SheddingStrategy, SiteMode};
+use ampwarden_actors::station::phases::PhaseDetector;
 use ampwarden_actors::units::{Amps, ChargePointId, PerPhase, Phase, ZoneId};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 const VOLTAGE: f64 = 230.0;
 const MINUTES: u32 = 24 * 60;
-const MAIN_LIMIT: f64 = 250.0;
+const DAY_S: u32 = MINUTES * 60;
+/// A vehicle takes this long to follow a new limit.
+const FOLLOW_S: u32 = 2;
+/// The controller asks for a MeterValues this long after an acknowledged change.
+const TRIGGER_AFTER_MS: i64 = 5_500;
+/// The seconds after a step up of the other loads in which a breaker may be over its
+/// limit: the meter's poll (1 s) and a round must see it first, and the vehicles take
+/// [`FOLLOW_S`] to follow the cut.
+const STEP_GRACE_S: u32 = 1 + FOLLOW_S + 1;
 const MAIN_STATIC: f64 = 120.0;
 /// Peak tariff: the EV budget is capped at this fraction.
 const PEAK: (u32, u32, f64) = (17 * 60, 21 * 60, 0.4);
@@ -42,6 +63,10 @@ struct Station {
     max_a: f64,
     phases: SessionPhases,
     vip: bool,
+    /// Its own MeterValues clock (s), whatever the controller configures.
+    report_every_s: u32,
+    /// Whether it answers a TriggerMessage MeterValues.
+    answers_trigger: bool,
 }
 
 /// A vehicle: battery, state of charge, its own charger's limit, and its stay.
@@ -50,6 +75,8 @@ struct Vehicle {
     battery_wh: f64,
     soc: f64,
     onboard_a: f64,
+    /// The station phase (0..3) a 1-phase vehicle charges on; `None`: all of them.
+    one_phase: Option<usize>,
     arrival: u32,
     departure: u32,
     /// Station index while plugged in.
@@ -86,6 +113,8 @@ fn stations() -> Vec<Station> {
             max_a: 32.0,
             phases: SessionPhases::Three,
             vip: i < 2,
+            report_every_s: [60, 30, 15, 60][i % 4],
+            answers_trigger: i != 7,
         });
     }
     for (i, id) in ["V0", "V1", "V2", "V3", "V4", "V5"].into_iter().enumerate() {
@@ -100,6 +129,8 @@ fn stations() -> Vec<Station> {
             max_a: 32.0,
             phases,
             vip: false,
+            report_every_s: [60, 15, 30][i % 3],
+            answers_trigger: i != 2,
         });
     }
     out
@@ -114,7 +145,8 @@ fn vehicles(rng: &mut Rng) -> Vec<(Vehicle, &'static str)> {
                    stay: (u32, u32),
                    kwh: (f64, f64),
                    soc: (f64, f64),
-                   onboard: f64| {
+                   onboard: f64,
+                   one_phase: Option<usize>| {
         let battery_wh = rng.uniform(kwh.0, kwh.1).round() * 1000.0;
         let soc = rng.uniform(soc.0, soc.1);
         let departure = (arrival + minute(rng, stay.0, stay.1)).min(MINUTES + 12 * 60);
@@ -122,6 +154,7 @@ fn vehicles(rng: &mut Rng) -> Vec<(Vehicle, &'static str)> {
             battery_wh,
             soc,
             onboard_a: onboard,
+            one_phase,
             arrival,
             departure,
             station: None,
@@ -141,11 +174,14 @@ fn vehicles(rng: &mut Rng) -> Vec<(Vehicle, &'static str)> {
             (70.0, 80.0),
             (0.3, 0.6),
             16.0,
+            None,
         );
     }
-    // Commuters, 7:00 to 9:30, for 7 to 10 hours; some cars take 32 A.
+    // Commuters, 7:00 to 9:30, for 7 to 10 hours; some cars take 32 A, some charge on
+    // one phase only.
     for i in 0..14 {
         let onboard = if i % 3 == 0 { 32.0 } else { 16.0 };
+        let one_phase = (i % 4 == 1).then_some(i % 3);
         let arrival = minute(rng, 7 * 60, 9 * 60 + 30);
         add(
             rng,
@@ -155,10 +191,11 @@ fn vehicles(rng: &mut Rng) -> Vec<(Vehicle, &'static str)> {
             (40.0, 100.0),
             (0.2, 0.6),
             onboard,
+            one_phase,
         );
     }
-    // Visitors, 10:00 to 17:00, for 45 minutes to 2.5 hours.
-    for _ in 0..12 {
+    // Visitors, 10:00 to 17:00, for 45 minutes to 2.5 hours; a third on one phase.
+    for i in 0..12 {
         let arrival = minute(rng, 10 * 60, 17 * 60);
         add(
             rng,
@@ -168,6 +205,7 @@ fn vehicles(rng: &mut Rng) -> Vec<(Vehicle, &'static str)> {
             (40.0, 80.0),
             (0.3, 0.7),
             32.0,
+            (i % 3 == 0).then_some(0),
         );
     }
     // Evening vans, 18:30 to 20:00, staying the night.
@@ -181,6 +219,7 @@ fn vehicles(rng: &mut Rng) -> Vec<(Vehicle, &'static str)> {
             (70.0, 80.0),
             (0.15, 0.4),
             16.0,
+            None,
         );
     }
     out.sort_by_key(|(v, _)| v.arrival);
@@ -204,6 +243,16 @@ fn building_load(minute: u32, rng: &mut Rng) -> [f64; 3] {
     [1.0, 0.9, 0.8].map(|share| base * share + rng.uniform(-4.0, 4.0))
 }
 
+/// A compressor on L1 (A): 25 A for 10 minutes of every 35 in working hours.
+fn compressor(second: u32) -> f64 {
+    let minute = second / 60;
+    if (7 * 60..19 * 60).contains(&minute) && minute % 35 < 10 {
+        25.0
+    } else {
+        0.0
+    }
+}
+
 /// Solar production per phase (A): a bell from 6:30 to 19:30, peaking near 60 A, with clouds.
 fn solar(minute: u32, clouds: f64) -> f64 {
     let h = f64::from(minute) / 60.0;
@@ -214,6 +263,52 @@ fn solar(minute: u32, clouds: f64) -> f64 {
     60.0 * x.sin().powi(2) * clouds
 }
 
+/// What one station and its vehicle are doing, as the plant (not the controller) knows it.
+#[derive(Clone, Default)]
+struct Bay {
+    /// The vehicle plugged in (index into the vehicles).
+    vehicle: Option<usize>,
+    /// The limit the station enforces, and the one before (followed until
+    /// [`FOLLOW_S`] after `changed_at`).
+    limit: Option<f64>,
+    previous: Option<f64>,
+    changed_at: Option<u32>,
+    /// The last MeterValues: per site phase, and when.
+    reported: Option<(PerPhase<Amps>, u32)>,
+    /// The lowest limit acknowledged since that report.
+    lowest_since_report: Option<f64>,
+    /// When the controller's TriggerMessage arrives.
+    trigger_at: Option<u32>,
+    detector: PhaseDetector,
+    was_suspended: bool,
+}
+
+impl Bay {
+    /// The limit the vehicle follows at `second`.
+    fn followed(&self, second: u32) -> f64 {
+        match self.changed_at {
+            Some(at) if second < at + FOLLOW_S => self.previous,
+            _ => self.limit,
+        }
+        .unwrap_or(0.0)
+    }
+}
+
+/// What flows into a vehicle per site phase at `second`.
+fn flow(st: &Station, bay: &Bay, vehicles: &[(Vehicle, &str)], second: u32) -> [f64; 3] {
+    let Some(v) = bay.vehicle else {
+        return [0.0; 3];
+    };
+    let ev = &vehicles[v].0;
+    let a = ev.can_take().min(bay.followed(second)).min(st.max_a);
+    match (st.phases, ev.one_phase) {
+        (SessionPhases::One(p), _) => Phase::ALL.map(|q| if q == p { a } else { 0.0 }),
+        (SessionPhases::Three, Some(i)) => [0, 1, 2].map(|q| if q == i { a } else { 0.0 }),
+        (SessionPhases::Three, None) => [a; 3],
+    }
+}
+
+#[derive(Default)]
 struct Report {
     delivered_wh: f64,
     missing_wh: f64,
@@ -223,21 +318,46 @@ struct Report {
     turned_away: u32,
     peak_a: f64,
     peak_kw: f64,
+    /// Rounds whose limits in force exceed a budget (the allocation's invariant).
     violations: u32,
+    /// Per zone and phase: seconds over the breaker, of them within the grace after a
+    /// step up of the other loads, and the worst excess (A).
+    overload_s: Vec<[u32; 3]>,
+    overload_in_grace_s: Vec<[u32; 3]>,
+    worst_excess_a: f64,
     bound_wh: f64,
     messages: u64,
+    vehicle_seconds: u64,
     suspensions: u32,
-    fallback_minutes: u32,
-    fixed_minutes: u32,
+    reports: u64,
+    fallback_s: u32,
+    fixed_s: u32,
+}
+
+fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
+/// `--main-limit A`: the main breaker (250 A unless given).
+fn main_limit() -> f64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--main-limit")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(250.0)
 }
 
 fn main() -> ExitCode {
+    let trigger = !flag("--no-trigger");
+    let detect_phases = !flag("--no-phase-detection");
+    let main_limit = main_limit();
     let mut rng = Rng::new(0xDA7_2026);
     let tree = ZoneTree::new(&[
         ZoneSpec {
             id: ZoneId::new("main"),
             parent: None,
-            limit_a: Amps(MAIN_LIMIT),
+            limit_a: Amps(main_limit),
             static_ev_limit_a: Some(Amps(MAIN_STATIC)),
         },
         ZoneSpec {
@@ -255,10 +375,11 @@ fn main() -> ExitCode {
     ])
     .expect("the depot's tree is valid");
     let main = tree.index_of("main").expect("main exists");
+    let margin = 2.0;
     let params = Params {
         budget: BudgetParams {
             mode: SiteMode::Dynamic,
-            safety_margin: Amps(2.0),
+            safety_margin: Amps(margin),
             meter_stale_after: TimeDelta::seconds(15),
         },
         min_current: Amps(6.0),
@@ -270,124 +391,164 @@ fn main() -> ExitCode {
     let stations = stations();
     let mut vehicles = vehicles(&mut rng);
     let midnight: DateTime<Utc> = Utc.with_ymd_and_hms(2026, 3, 2, 0, 0, 0).unwrap();
+    let at = |second: u32| midnight + TimeDelta::seconds(i64::from(second));
+    let zone_of: Vec<ZoneIdx> = stations
+        .iter()
+        .map(|st| tree.index_of(st.zone).expect("stations are in known zones"))
+        .collect();
+    // Each station's report clock starts at its own offset.
+    let offsets: Vec<u32> = stations
+        .iter()
+        .map(|st| (rng.next_u64() % u64::from(st.report_every_s)) as u32)
+        .collect();
 
-    // Per station: the vehicle plugged in, and the limit in force on it.
-    let mut plugged: Vec<Option<usize>> = vec![None; stations.len()];
-    let mut limit_in_force: Vec<Option<f64>> = vec![None; stations.len()];
+    let mut bays = vec![Bay::default(); stations.len()];
     let mut state = AllocatorState::default();
     let mut r = Report {
-        delivered_wh: 0.0,
-        missing_wh: 0.0,
-        left_short: 0,
-        departed: 0,
-        still_plugged: 0,
-        turned_away: 0,
-        peak_a: 0.0,
-        peak_kw: 0.0,
-        violations: 0,
-        bound_wh: 0.0,
-        messages: 0,
-        suspensions: 0,
-        fallback_minutes: 0,
-        fixed_minutes: 0,
+        overload_s: vec![[0; 3]; tree.len()],
+        overload_in_grace_s: vec![[0; 3]; tree.len()],
+        ..Report::default()
     };
     let mut clouds = 1.0;
-    let mut was_suspended = vec![false; stations.len()];
+    let mut building = [0.0; 3];
+    let mut previous_other = [0.0; 3];
+    let mut last_step_up = [None::<u32>; 3];
 
-    for minute in 0..MINUTES {
-        // Twenty seconds into each minute: meters are 1 s old, except during the outage.
-        let now = midnight + TimeDelta::minutes(i64::from(minute)) + TimeDelta::seconds(20);
-        // Departures, then arrivals.
-        for (s, slot) in plugged.iter_mut().enumerate() {
-            if let Some(v) = *slot {
-                if vehicles[v].0.departure <= minute {
-                    let ev = &vehicles[v].0;
-                    r.departed += 1;
-                    let missing = (ev.needed_wh - ev.delivered_wh).max(0.0);
-                    if missing > 100.0 {
-                        r.left_short += 1;
+    for second in 0..DAY_S {
+        let minute = second / 60;
+        let now = at(second);
+        if second % 60 == 0 {
+            // Departures, then arrivals.
+            for bay in &mut bays {
+                if let Some(v) = bay.vehicle {
+                    if vehicles[v].0.departure <= minute {
+                        let ev = &vehicles[v].0;
+                        r.departed += 1;
+                        let missing = (ev.needed_wh - ev.delivered_wh).max(0.0);
+                        if missing > 100.0 {
+                            r.left_short += 1;
+                        }
+                        r.missing_wh += missing;
+                        *bay = Bay::default();
                     }
-                    r.missing_wh += missing;
-                    *slot = None;
-                    limit_in_force[s] = None;
                 }
             }
+            for (v, (ev, zone)) in vehicles.iter_mut().enumerate() {
+                if ev.arrival != minute || ev.station.is_some() {
+                    continue;
+                }
+                let free = (0..stations.len())
+                    .find(|&s| bays[s].vehicle.is_none() && stations[s].zone == *zone);
+                match free {
+                    Some(s) => {
+                        bays[s].vehicle = Some(v);
+                        ev.station = Some(s);
+                    }
+                    None => r.turned_away += 1,
+                }
+            }
+            if minute % 10 == 0 {
+                clouds = rng.uniform(0.6, 1.0);
+            }
+            building = building_load(minute, &mut rng);
         }
-        for (v, (ev, zone)) in vehicles.iter_mut().enumerate() {
-            if ev.arrival != minute || ev.station.is_some() {
+        let sun = solar(minute, clouds);
+        let mut other = building;
+        other[0] += compressor(second);
+        for p in 0..3 {
+            if other[p] - sun > previous_other[p] + 1.0 {
+                last_step_up[p] = Some(second);
+            }
+            previous_other[p] = other[p] - sun;
+        }
+        let offline = |s: usize| {
+            stations[s].id == STATION_OUTAGE.0
+                && (STATION_OUTAGE.1..STATION_OUTAGE.2).contains(&minute)
+        };
+
+        // The stations report on their own clock, or when asked.
+        for (s, bay) in bays.iter_mut().enumerate() {
+            if bay.vehicle.is_none() || offline(s) {
                 continue;
             }
-            let free =
-                (0..stations.len()).find(|&s| plugged[s].is_none() && stations[s].zone == *zone);
-            match free {
-                Some(s) => {
-                    plugged[s] = Some(v);
-                    ev.station = Some(s);
-                }
-                None => r.turned_away += 1,
+            let st = &stations[s];
+            let on_clock = (second + offsets[s]) % st.report_every_s == 0;
+            let asked = bay.trigger_at.is_some_and(|t| t <= second);
+            if asked {
+                bay.trigger_at = None;
+            }
+            if on_clock || asked {
+                let current = flow(st, bay, &vehicles, second);
+                bay.reported = Some((PerPhase(current.map(Amps)), second));
+                bay.lowest_since_report = None;
+                bay.detector.sample(
+                    current.map(|a| Some(Amps(a))),
+                    Amps(bay.limit.unwrap_or(0.0)),
+                    params.min_current,
+                );
+                r.reports += 1;
             }
         }
 
-        // What the vehicles draw under the limits in force (none yet: the safe default, 0 A).
-        let draw_of = |s: usize, vehicles: &[(Vehicle, &str)], limit: Option<f64>| -> f64 {
-            plugged[s].map_or(0.0, |v| {
-                vehicles[v]
-                    .0
-                    .can_take()
-                    .min(limit.unwrap_or(0.0))
-                    .min(stations[s].max_a)
-            })
-        };
-        let mut ev_on_phase = [0.0; 3];
+        // What really flows, per zone and phase.
+        let mut flows = vec![[0.0f64; 3]; tree.len()];
+        for (s, bay) in bays.iter().enumerate() {
+            let f = flow(&stations[s], bay, &vehicles, second);
+            for &z in tree.path(zone_of[s]) {
+                for p in 0..3 {
+                    flows[usize::from(z)][p] += f[p];
+                }
+            }
+        }
+        for p in 0..3 {
+            flows[main.get()][p] += other[p] - sun;
+        }
+
         let sessions: Vec<Session> = (0..stations.len())
             .filter_map(|s| {
-                let v = plugged[s]?;
+                let bay = &bays[s];
+                let v = bay.vehicle?;
                 let st = &stations[s];
-                let draw = draw_of(s, &vehicles, limit_in_force[s]);
-                for p in Phase::ALL.into_iter().filter(|&p| st.phases.loads(p)) {
-                    ev_on_phase[p.index()] += draw;
-                }
+                let phases = match st.phases {
+                    SessionPhases::Three if detect_phases => {
+                        let used = bay.detector.in_use();
+                        let on: Vec<Phase> =
+                            Phase::ALL.into_iter().filter(|p| used[p.index()]).collect();
+                        SessionPhases::of_vehicle(Phases::Three, Phase::L1, Some(&on))
+                    }
+                    phases => phases,
+                };
                 let ev = &vehicles[v].0;
-                let offline = st.id == STATION_OUTAGE.0
-                    && (STATION_OUTAGE.1..STATION_OUTAGE.2).contains(&minute);
                 Some(Session {
                     key: SessionKey::new(ChargePointId::new(st.id), 1),
-                    zone: tree.index_of(st.zone).expect("stations are in known zones"),
-                    phases: st.phases,
+                    zone: zone_of[s],
+                    phases,
                     max_current: Amps(st.max_a),
                     vip: st.vip,
                     energy_wh: ev.delivered_wh,
-                    connected_since: midnight + TimeDelta::minutes(i64::from(ev.arrival)),
-                    draw: (!offline).then(|| {
-                        PerPhase(
-                            Phase::ALL.map(|p| Amps(if st.phases.loads(p) { draw } else { 0.0 })),
-                        )
-                    }),
-                    limit_in_force: limit_in_force[s].map(Amps),
-                    fixed: offline.then(|| Amps(limit_in_force[s].unwrap_or(0.0))),
-                    changed_at: None,
-                    draw_at: None,
+                    connected_since: at(ev.arrival * 60),
+                    draw: bay.reported.filter(|_| !offline(s)).map(|(d, _)| d),
+                    limit_in_force: bay.limit.map(Amps),
+                    fixed: offline(s).then(|| Amps(bay.limit.unwrap_or(0.0))),
+                    changed_at: bay.changed_at.map(at),
+                    draw_at: bay.reported.map(|(_, t)| at(t)),
+                    lowest_limit_since_draw: bay.lowest_since_report.map(Amps),
                 })
             })
             .collect();
 
-        if minute % 10 == 0 {
-            clouds = rng.uniform(0.6, 1.0);
-        }
-        let building = building_load(minute, &mut rng);
-        let sun = solar(minute, clouds);
         let meter_out = (METER_OUTAGE.0..METER_OUTAGE.1).contains(&minute);
-        let fresh = |currents: [f64; 3]| MeterReading {
+        let read = |currents: [f64; 3]| MeterReading {
             currents: PerPhase(currents.map(Amps)),
-            read_at: now - TimeDelta::seconds(1),
+            read_at: now,
         };
         let mut readings = vec![ZoneReading::default(); tree.len()];
         readings[main.get()] = ZoneReading {
             consumption: Some((
                 ConsumptionKind::Total,
-                (!meter_out).then(|| fresh([0, 1, 2].map(|p| building[p] + ev_on_phase[p]))),
+                (!meter_out).then(|| read(flows[main.get()].map(|a| a + sun))),
             )),
-            production: Some(fresh([sun; 3])),
+            production: Some(read([sun; 3])),
             imposed: None,
         };
         let cap = if (PEAK.0..PEAK.1).contains(&minute) {
@@ -403,12 +564,11 @@ fn main() -> ExitCode {
         };
         let a = allocate(&tree, &params, &round, &mut state)
             .expect("the simulation's inputs are valid");
-        r.messages += (a.plan.decreases.len() + a.plan.increases.len()) as u64;
-        r.fallback_minutes +=
-            u32::from(a.zones[main.get()].budget.source == BudgetSource::StaleFallback);
-        r.fixed_minutes += u32::from(a.sessions.iter().any(|s| s.decision == Decision::Fixed));
+        r.fallback_s += u32::from(a.zones[main.get()].budget.source == BudgetSource::StaleFallback);
+        r.fixed_s += u32::from(a.sessions.iter().any(|s| s.decision == Decision::Fixed));
 
-        // The stations apply the plan (an offline one keeps its limit).
+        // The stations apply what is sent (an offline one gets nothing); each change is
+        // acknowledged at once and followed by the vehicle FOLLOW_S later.
         let station_of = |key: &SessionKey| {
             stations
                 .iter()
@@ -417,105 +577,143 @@ fn main() -> ExitCode {
         };
         for (session, out) in sessions.iter().zip(&a.sessions) {
             let s = station_of(&session.key);
-            if out.decision != Decision::Fixed {
-                limit_in_force[s] = Some(out.limit_after.0);
+            let bay = &mut bays[s];
+            if let (Some(limit), false) = (out.send, offline(s)) {
+                r.messages += 1;
+                if bay.limit != Some(limit.0) {
+                    bay.previous = Some(bay.followed(second));
+                    bay.limit = Some(limit.0);
+                    bay.changed_at = Some(second);
+                    bay.lowest_since_report =
+                        Some(bay.lowest_since_report.map_or(limit.0, |l| l.min(limit.0)));
+                    if trigger && stations[s].answers_trigger {
+                        bay.trigger_at = Some(second + (TRIGGER_AFTER_MS as u32).div_ceil(1000));
+                    }
+                }
             }
             let suspended = matches!(out.decision, Decision::Suspended { .. });
-            if suspended && !was_suspended[s] {
+            if suspended && !bay.was_suspended {
                 r.suspensions += 1;
             }
-            was_suspended[s] = suspended;
+            bay.was_suspended = suspended;
         }
 
-        // Checks: limits in force within every budget, and the breakers within their limits.
+        // The allocation's invariant: limits in force within every budget.
         let mut limits = vec![[0.0f64; 3]; tree.len()];
-        let mut drawn = vec![[0.0f64; 3]; tree.len()];
-        for s in (0..stations.len()).filter(|&s| plugged[s].is_some()) {
-            let st = &stations[s];
-            let zone = tree.index_of(st.zone).expect("known zone");
-            let draw = draw_of(s, &vehicles, limit_in_force[s]);
-            for &z in tree.path(zone) {
-                for p in Phase::ALL.into_iter().filter(|&p| st.phases.loads(p)) {
-                    limits[usize::from(z)][p.index()] += limit_in_force[s].unwrap_or(0.0);
-                    drawn[usize::from(z)][p.index()] += draw;
+        for (session, out) in sessions.iter().zip(&a.sessions) {
+            for &z in tree.path(session.zone) {
+                for p in Phase::ALL.into_iter().filter(|&p| session.phases.loads(p)) {
+                    limits[usize::from(z)][p.index()] += out.limit_after.0;
                 }
             }
         }
+        // The breakers, with what flows this second.
         for (z, zone) in tree.zones().iter().enumerate() {
             for p in 0..3 {
                 let budget = a.zones[z].budget.budget.0[p].0;
-                let mut breaker = drawn[z][p];
-                if ZoneIdx(z as u16) == main {
-                    breaker += building[p] - sun;
-                    r.peak_a = r.peak_a.max(breaker);
-                }
-                if limits[z][p] > budget + 1e-6 || breaker > zone.limit.0 + 1e-6 {
+                if limits[z][p] > budget + 1e-6 {
                     r.violations += 1;
                     println!(
-                        "VIOLATION {:02}:{:02} {} L{}: limits {:.1} A (budget {:.1} A), current {:.1} A (limit {:.1} A)",
-                        minute / 60, minute % 60, zone.id, p + 1, limits[z][p], budget, breaker, zone.limit.0
+                        "VIOLATION {:02}:{:02}:{:02} {} L{}: limits {:.1} A, budget {:.1} A",
+                        second / 3600,
+                        minute % 60,
+                        second % 60,
+                        zone.id,
+                        p + 1,
+                        limits[z][p],
+                        budget
                     );
+                }
+                let excess = flows[z][p] - zone.limit.0;
+                if excess > 1e-6 {
+                    r.overload_s[z][p] += 1;
+                    r.worst_excess_a = r.worst_excess_a.max(excess);
+                    if last_step_up[p].is_some_and(|t| second < t + STEP_GRACE_S) {
+                        r.overload_in_grace_s[z][p] += 1;
+                    }
                 }
             }
         }
-        let main_kw = (0..3)
-            .map(|p| drawn[main.get()][p] + building[p] - sun)
-            .sum::<f64>()
-            * VOLTAGE
-            / 1000.0;
-        r.peak_kw = r.peak_kw.max(main_kw);
+        r.peak_a = r
+            .peak_a
+            .max(flows[main.get()].into_iter().fold(0.0, f64::max));
+        r.peak_kw = r
+            .peak_kw
+            .max(flows[main.get()].iter().sum::<f64>() * VOLTAGE / 1000.0);
 
-        // An upper bound for this minute: per phase, what each zone's budget lets through
-        // of what the vehicles below it could take (ignoring minimum currents and the
-        // coupling of the three phases of a vehicle).
+        // What the site could have delivered this second: per phase, what each zone's
+        // true capacity (its limit; the main's limit − other loads + sun − margin, under
+        // the tariff cap) lets through of what the vehicles below could take (ignoring
+        // minimum currents and the coupling of a vehicle's phases).
         let mut could = vec![[0.0f64; 3]; tree.len()];
-        for s in (0..stations.len()).filter(|&s| plugged[s].is_some()) {
+        for (s, bay) in bays.iter().enumerate() {
+            if bay.vehicle.is_none() {
+                continue;
+            }
             let st = &stations[s];
-            let take = vehicles[plugged[s].expect("filtered")]
-                .0
-                .can_take()
-                .min(st.max_a);
-            let z = tree.index_of(st.zone).expect("known zone").get();
-            for p in Phase::ALL.into_iter().filter(|&p| st.phases.loads(p)) {
-                could[z][p.index()] += take;
+            let mut full = bay.clone();
+            full.limit = Some(st.max_a);
+            full.changed_at = None;
+            let take = flow(st, &full, &vehicles, second);
+            for p in 0..3 {
+                could[zone_of[s].get()][p] += take[p];
             }
         }
         for z in (0..tree.len()).rev() {
-            for (c, budget) in could[z].iter_mut().zip(a.zones[z].budget.budget.0) {
-                *c = c.min(budget.0);
+            let zone = &tree.zones()[z];
+            for (p, c) in could[z].iter_mut().enumerate() {
+                let capacity = if ZoneIdx(z as u16) == main {
+                    ((zone.limit.0 - (other[p] - sun) - margin).clamp(0.0, zone.limit.0)) * cap
+                } else {
+                    zone.limit.0
+                };
+                *c = c.min(capacity);
             }
-            if let Some(parent) = tree.zones()[z].parent {
+            if let Some(parent) = zone.parent {
                 let below = could[z];
                 for (c, b) in could[parent.get()].iter_mut().zip(below) {
                     *c += b;
                 }
             }
         }
-        r.bound_wh += could[main.get()].iter().sum::<f64>() * VOLTAGE / 60.0;
+        r.bound_wh += could[main.get()].iter().sum::<f64>() * VOLTAGE / 3600.0;
 
-        // A minute of charging.
-        for s in 0..stations.len() {
-            let Some(v) = plugged[s] else { continue };
-            let draw = draw_of(s, &vehicles, limit_in_force[s]);
-            let phases = if stations[s].phases == SessionPhases::Three {
-                3.0
-            } else {
-                1.0
-            };
-            let wh = draw * VOLTAGE * phases / 60.0;
+        // A second of charging.
+        for (s, bay) in bays.iter().enumerate() {
+            let Some(v) = bay.vehicle else { continue };
+            r.vehicle_seconds += 1;
+            let wh = flow(&stations[s], bay, &vehicles, second)
+                .iter()
+                .sum::<f64>()
+                * VOLTAGE
+                / 3600.0;
             let ev = &mut vehicles[v].0;
             ev.delivered_wh += wh;
             ev.soc = (ev.soc + wh / ev.battery_wh).min(1.0);
             r.delivered_wh += wh;
         }
     }
-    r.still_plugged = plugged.iter().filter(|p| p.is_some()).count() as u32;
+    r.still_plugged = bays.iter().filter(|b| b.vehicle.is_some()).count() as u32;
 
-    println!("ampwarden day simulation: 24 h, 1 min steps, depot with 22 stations (3 zones), seed 0xDA72026");
+    let vehicle_hours = r.vehicle_seconds as f64 / 3600.0;
+    let over: u32 = r.overload_s.iter().flatten().sum();
+    let in_grace: u32 = r.overload_in_grace_s.iter().flatten().sum();
+    println!("ampwarden day simulation: 24 h, 1 s steps, realistic plant, depot with 22 stations (3 zones), main {main_limit} A, seed 0xDA72026");
+    println!(
+        "  control: TriggerMessage after a change {}, phase detection {}",
+        if trigger { "on" } else { "off" },
+        if detect_phases { "on" } else { "off" }
+    );
     println!("  vehicles: {} arrived, {} turned away (no free station), {} left, {} still plugged in at midnight", vehicles.len() as u32 - r.turned_away, r.turned_away, r.departed, r.still_plugged);
     println!(
         "  energy delivered:             {:8.1} kWh",
         r.delivered_wh / 1000.0
+    );
+    println!(
+        "  delivered / could deliver:    {:8.3} ({:.1} of {:.1} kWh)",
+        r.delivered_wh / r.bound_wh,
+        r.delivered_wh / 1000.0,
+        r.bound_wh / 1000.0
     );
     println!(
         "  energy missing at departure:  {:8.1} kWh ({} of {} vehicles left below full)",
@@ -524,24 +722,24 @@ fn main() -> ExitCode {
         r.departed
     );
     println!(
-        "  peak demand at the main:      {:8.1} A per phase (limit {MAIN_LIMIT} A), {:.1} kW",
+        "  peak at the main:             {:8.1} A on a phase (limit {main_limit} A), {:.1} kW",
         r.peak_a, r.peak_kw
     );
+    println!("  breaker over its limit:       {over:8} s in all (zone x phase), {in_grace} s of them within {STEP_GRACE_S} s of a step up of the other loads; worst excess {:.1} A", r.worst_excess_a);
+    for (z, zone) in tree.zones().iter().enumerate() {
+        println!("    {:9} L1..L3: {:?} s", zone.id.as_str(), r.overload_s[z]);
+    }
     println!(
-        "  delivered / upper bound:      {:8.3} ({:.1} of {:.1} kWh)",
-        r.delivered_wh / r.bound_wh,
-        r.delivered_wh / 1000.0,
-        r.bound_wh / 1000.0
-    );
-    println!(
-        "  suspensions: {}, setpoint messages: {} ({:.1} per minute)",
-        r.suspensions,
+        "  limits sent: {} ({:.2} per vehicle-hour over {:.0} vehicle-hours); {} suspensions; {} MeterValues",
         r.messages,
-        r.messages as f64 / f64::from(MINUTES)
+        r.messages as f64 / vehicle_hours,
+        vehicle_hours,
+        r.suspensions,
+        r.reports
     );
-    println!("  main meter on static fallback: {} min; a station offline with a vehicle (fixed reservation): {} min", r.fallback_minutes, r.fixed_minutes);
-    println!("  limit violations:             {:8}", r.violations);
-    if r.violations == 0 {
+    println!("  main meter on static fallback: {} s; a station offline with a vehicle (fixed reservation): {} s", r.fallback_s, r.fixed_s);
+    println!("  limits in force over a budget: {:8}", r.violations);
+    if r.violations == 0 && over == in_grace {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -123,10 +123,11 @@ pub struct ZoneBudget {
 
 /// The EV draw reported below each zone (its own sessions and its subtree's), per
 /// phase. A session that reports nothing counts as drawing 0, a report from before its
-/// limit last changed counts as 0 (it tells nothing of what the vehicle draws now), and
-/// none counts above the limit it has now: for a `total` meter the rest then counts as
-/// other load, which errs on the safe side (the hold below keeps that error out of the
-/// budget while the vehicles move).
+/// limit last changed counts at most the lowest limit given since (the vehicle has
+/// followed it, or is moving from the reported draw towards it), and none counts above
+/// the limit it has now: every count is at most what the vehicle draws, so for a `total`
+/// meter the rest counts as other load, which errs on the safe side (the hold below
+/// keeps that error out of the budget while the vehicles move).
 pub fn subtree_ev_draw(
     tree: &ZoneTree,
     sessions: &[Session],
@@ -137,9 +138,14 @@ pub fn subtree_ev_draw(
         let before_change = s
             .changed_at
             .is_some_and(|c| s.draw_at.is_none_or(|d| d < c));
-        if let (Some(d), false) = (s.draw, before_change) {
+        if let Some(d) = s.draw {
             // Running on the 0 A default when it has no limit of its own.
-            let cap = s.fixed.or(s.limit_in_force).unwrap_or(Amps::ZERO).0;
+            let mut cap = s.fixed.or(s.limit_in_force).unwrap_or(Amps::ZERO).0;
+            if before_change {
+                // The vehicle has moved since it reported: it draws at least the
+                // smaller of what it drew and the lowest limit given since.
+                cap = cap.min(s.lowest_limit_since_draw.map_or(0.0, |l| l.0));
+            }
             for p in Phase::ALL {
                 let a = d.get(p).0;
                 if a.is_finite() && a > 0.0 {
@@ -243,11 +249,16 @@ pub fn zone_budgets_with(
                 None => (BudgetSource::Static, None, None),
                 Some((_, None)) => (BudgetSource::StaleFallback, None, None),
                 Some((kind, Some(r))) => {
+                    let produced = fresh(&reading.production).map(|pr| pr.currents);
                     let other = PerPhase(Phase::ALL.map(|p| match kind {
                         ConsumptionKind::OtherLoads => r.currents.get(p),
                         ConsumptionKind::Total => {
                             let measured = (r.currents.get(p) - ev_draw.get(p)).max(Amps::ZERO);
-                            if r.currents.get(p).0 > zone.limit.0 - half_margin {
+                            // What the breaker carries: the consumption less what the
+                            // zone's own production feeds in.
+                            let through = r.currents.get(p).0
+                                - produced.map_or(0.0, |pr| pr.get(p).0.max(0.0));
+                            if through > zone.limit.0 - half_margin {
                                 tripped[p.index()] = true;
                                 estimate = Estimate::SafetyCut;
                                 let cut = &mut memory.cut_until[p.index()];
@@ -272,11 +283,7 @@ pub fn zone_budgets_with(
                             }
                         }
                     }));
-                    (
-                        BudgetSource::Dynamic,
-                        Some(other),
-                        fresh(&reading.production).map(|r| r.currents),
-                    )
+                    (BudgetSource::Dynamic, Some(other), produced)
                 }
             };
             memory.other_loads = other_loads;
@@ -396,6 +403,7 @@ mod tests {
             fixed: None,
             changed_at: None,
             draw_at: None,
+            lowest_limit_since_draw: None,
         }
     }
 
@@ -673,16 +681,85 @@ mod tests {
     }
 
     #[test]
-    fn a_report_from_before_the_last_change_counts_as_nothing() {
-        let mut s = drawing_session();
+    fn a_report_from_before_the_last_change_counts_at_most_the_lowest_limit_since() {
+        let mut s = drawing_session(); // drew 10 A, now at 16 A
         s.draw_at = Some(t0());
         s.changed_at = Some(t0() + TimeDelta::seconds(1));
+        // Raised from 10 A: it draws at least what it reported.
+        s.lowest_limit_since_draw = Some(Amps(16.0));
+        assert_eq!(
+            amps3(subtree_ev_draw(&tree(), &[s.clone()]).unwrap()[1]),
+            [10.0; 3]
+        );
+        // Cut to 6 A, then raised to 16 A, before it reported again: it may be at 6 A.
+        s.lowest_limit_since_draw = Some(Amps(6.0));
+        assert_eq!(
+            amps3(subtree_ev_draw(&tree(), &[s.clone()]).unwrap()[1]),
+            [6.0; 3]
+        );
+        // A change without a known limit since counts as nothing (fail closed).
+        s.lowest_limit_since_draw = None;
         assert_eq!(
             amps3(subtree_ev_draw(&tree(), &[s.clone()]).unwrap()[1]),
             [0.0; 3]
         );
+        // A report after the change counts as reported.
         s.draw_at = Some(t0() + TimeDelta::seconds(2));
         assert_eq!(amps3(subtree_ev_draw(&tree(), &[s]).unwrap()[1]), [10.0; 3]);
+    }
+
+    #[test]
+    fn a_safety_cut_right_after_a_raise_takes_back_the_raise_not_every_vehicle() {
+        let mut memory = Vec::new();
+        let mut s = drawing_session();
+        // Reported 10 A, then raised to 16 A: the meter shows it following (other
+        // loads 90 A + 16 A = 106 A on L1, over 100 − 2/2).
+        s.draw_at = Some(t0());
+        s.changed_at = Some(t0() + TimeDelta::seconds(1));
+        s.lowest_limit_since_draw = Some(Amps(16.0));
+        let cut = round_at(&mut memory, 3, [106.0, 60.0, 60.0], &s);
+        assert_eq!(cut.estimate, Estimate::SafetyCut);
+        // Counted at its 10 A report: other loads ≤ 96 A, budget 2 A (the 10 A it
+        // drew would leave 0 A over) — not 100 − 106 − 2 < 0 as if it drew nothing.
+        assert_eq!(amps3(cut.budget)[0], 2.0);
+        assert!(
+            amps3(cut.other_loads.unwrap())[0] >= 90.0,
+            "never below the truth"
+        );
+    }
+
+    #[test]
+    fn the_safety_loop_judges_the_breaker_by_consumption_less_production() {
+        let mut memory = Vec::new();
+        let s = drawing_session();
+        let now = t0();
+        let at = |a: f64| {
+            Some(MeterReading {
+                currents: PerPhase::splat(Amps(a)),
+                read_at: now,
+            })
+        };
+        // 120 A consumed, 30 A produced behind the same breaker: 90 A flow through a
+        // 100 A breaker. No cut; the budget is 100 − 110 + 30 − 2.
+        let readings = [
+            ZoneReading {
+                consumption: Some((ConsumptionKind::Total, at(120.0))),
+                production: at(30.0),
+                imposed: None,
+            },
+            ZoneReading::default(),
+        ];
+        let sessions = [s];
+        let round = Round {
+            now,
+            ev_cap_fraction: 1.0,
+            readings: &readings,
+            sessions: &sessions,
+        };
+        let b =
+            zone_budgets_with(&tree(), &params(SiteMode::Dynamic), &round, &mut memory).unwrap()[0];
+        assert_eq!(b.estimate, Estimate::Measured);
+        assert_eq!(amps3(b.budget), [18.0; 3]);
     }
 
     #[test]

@@ -103,6 +103,9 @@ pub struct Session {
     pub changed_at: Option<DateTime<Utc>>,
     /// When `draw` was reported.
     pub draw_at: Option<DateTime<Utc>>,
+    /// The lowest limit the station acknowledged since `draw` was reported (`None`: no
+    /// change since): what a report from before a change may still count for.
+    pub lowest_limit_since_draw: Option<Amps>,
 }
 
 /// The zone and phase whose budget limits a session.

@@ -157,6 +157,7 @@ mod tests {
             fixed: None,
             changed_at: None,
             draw_at: None,
+            lowest_limit_since_draw: None,
         }
     }
 

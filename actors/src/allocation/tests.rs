@@ -109,6 +109,7 @@ fn ev(id: &str, kwh: f64) -> Session {
         fixed: None,
         changed_at: None,
         draw_at: None,
+        lowest_limit_since_draw: None,
     }
 }
 

@@ -70,6 +70,8 @@ pub struct ConnectorSnapshot {
     pub draw: PerPhase<Option<Amps>>,
     /// When `draw` was last reported.
     pub draw_at: Option<DateTime<Utc>>,
+    /// The lowest limit acknowledged since `draw` was reported (`None`: no change since).
+    pub lowest_limit_since_draw: Option<Amps>,
     /// When the station acknowledged the last change of the transaction's limit: its
     /// vehicle may be moving to it until its next report.
     pub changed_at: Option<DateTime<Utc>>,

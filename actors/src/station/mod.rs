@@ -84,7 +84,9 @@ struct Connector {
     draw: PerPhase<Option<Amps>>,
     /// When `draw` was last reported.
     draw_at: Option<DateTime<Utc>>,
-    /// When the station acknowledged the last increase of this transaction's limit.
+    /// The lowest limit acknowledged since `draw` was reported.
+    lowest_limit_since_draw: Option<Amps>,
+    /// When the station acknowledged the last change of this transaction's limit.
     changed_at: Option<DateTime<Utc>>,
     /// Which of the station's phases the vehicle charges on.
     phases: PhaseDetector,
@@ -104,6 +106,7 @@ impl Connector {
             transaction: None,
             draw: PerPhase::splat(None),
             draw_at: None,
+            lowest_limit_since_draw: None,
             changed_at: None,
             phases: PhaseDetector::default(),
             power_w: None,
@@ -227,6 +230,7 @@ impl StationActor {
                 transaction: c.transaction.clone(),
                 draw: c.draw,
                 draw_at: c.draw_at,
+                lowest_limit_since_draw: c.lowest_limit_since_draw,
                 changed_at: c.changed_at,
                 phases_in_use: self.phases_in_use(c),
                 power_w: c.power_w,

@@ -103,7 +103,12 @@ impl StationActor {
         let accepted = self.limits.answered(ticket, answer);
         if let (Some(a), LimitPurpose::Transaction(_)) = (accepted, msg.purpose) {
             if a.is_change() && msg.connector > 0 {
-                self.connector(msg.connector).changed_at = Some(Utc::now());
+                let c = self.connector(msg.connector);
+                c.changed_at = Some(Utc::now());
+                c.lowest_limit_since_draw = Some(
+                    c.lowest_limit_since_draw
+                        .map_or(a.value, |l| l.min(a.value)),
+                );
             }
         }
         if let Ok(LimitOutcome::Rejected) = outcome {

@@ -106,6 +106,7 @@ impl StationActor {
         tracing::info!(station = %self.id, connector, transaction = record.id, id_tag = %tag, "transaction started");
         let c = self.connector(connector);
         c.changed_at = None;
+        c.lowest_limit_since_draw = None;
         c.phases = PhaseDetector::default();
         c.transaction = Some(TransactionSnapshot {
             id: record.id,
@@ -184,6 +185,7 @@ impl StationActor {
                 c.transaction = None;
                 c.draw = PerPhase::splat(None);
                 c.draw_at = None;
+                c.lowest_limit_since_draw = None;
                 c.changed_at = None;
                 c.phases = PhaseDetector::default();
                 c.power_w = None;
@@ -226,11 +228,13 @@ impl StationActor {
         if readings.current.0.iter().any(Option::is_some) {
             c.draw = site_phase_draw(readings.current, single_phase.then_some(phase), rotation);
             c.draw_at = Some(Utc::now());
+            c.lowest_limit_since_draw = None;
             if !single_phase {
                 c.phases.sample(readings.current.0, offered, min_current);
             }
         } else if let Some(total) = readings.current_unphased {
             c.draw_at = Some(Utc::now());
+            c.lowest_limit_since_draw = None;
             c.draw = if single_phase {
                 let mut d = PerPhase::splat(Some(Amps::ZERO));
                 d.set(phase, Some(total));

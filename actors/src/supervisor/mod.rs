@@ -207,6 +207,7 @@ impl ZoneSupervisor {
                         fixed: limits.fixed,
                         changed_at: c.changed_at,
                         draw_at: c.draw_at,
+                        lowest_limit_since_draw: c.lowest_limit_since_draw,
                     },
                     t.id,
                 ));

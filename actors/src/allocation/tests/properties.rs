@@ -108,6 +108,7 @@ fn random_session(rng: &mut Rng, n: usize, zones: usize, now: DateTime<Utc>) -> 
         fixed: rng.chance(0.05).then(|| amps(rng, 0.0, 32.0)),
         changed_at: None,
         draw_at: None,
+        lowest_limit_since_draw: None,
     }
 }
 
