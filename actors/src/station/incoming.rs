@@ -75,8 +75,9 @@ impl StationActor {
                     },
                 ));
                 self.booted = true;
-                // A station that restarts may have lost its profiles: nothing is known
-                // until it accepts the safe default again.
+                // A station that restarts may have lost its profiles or kept them:
+                // nothing is known in force until it accepts the safe default again,
+                // and what it may have kept stays reserved.
                 self.limits.rebooted();
                 self.send_safe_default(ctx);
                 self.configure_for_control(ctx);

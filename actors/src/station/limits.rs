@@ -127,6 +127,21 @@ impl Slot {
             .fold(base, Amps::max)
     }
 
+    /// Nothing is known in force any more; the highest value that may be stays
+    /// reserved (as older than anything sent from now on, and never proved unapplied).
+    fn forget(&mut self) {
+        let kept = self.highest();
+        self.accepted = None;
+        self.unanswered = kept
+            .map(|value| Unanswered {
+                ticket: Ticket(0),
+                value,
+                sole: false,
+            })
+            .into_iter()
+            .collect();
+    }
+
     fn is_empty(&self) -> bool {
         self.accepted.is_none() && self.unanswered.is_empty()
     }
@@ -214,13 +229,19 @@ impl LimitState {
         }
     }
 
-    /// The station booted: it may have lost every profile, so nothing is known.
+    /// The station booted (or reconnected with a BootNotification): it may have lost
+    /// every profile — then its maximum or its defaults apply — or kept them, as OCPP
+    /// asks; its running transactions go on. So nothing is known in force any more, and
+    /// every value that may have been stays reserved until a newer one is accepted in
+    /// its slot.
     pub fn rebooted(&mut self) {
-        let next_ticket = self.next_ticket;
-        *self = LimitState {
-            next_ticket,
-            ..LimitState::default()
-        };
+        self.station_default.forget();
+        for slots in self.connectors.values_mut() {
+            slots.default.forget();
+            if let Some((_, slot)) = &mut slots.tx {
+                slot.forget();
+            }
+        }
     }
 
     /// The most the connector may draw now, during `transaction` (or between

@@ -92,6 +92,40 @@ fn a_reboot_forgets_what_was_accepted() {
 }
 
 #[test]
+fn a_running_transactions_profile_may_outlive_a_reboot() {
+    let mut s = LimitState::default();
+    let d = s.send(0, Profile::Default, Amps::ZERO);
+    s.answered(d, Answer::Accepted);
+    let tx = s.send(1, Profile::Transaction(3), Amps(18.0));
+    s.answered(tx, Answer::Accepted);
+    s.rebooted();
+    // The 0 A default is accepted again after the boot: the 18 A TxProfile may have been
+    // kept, so it still counts.
+    let d = s.send(0, Profile::Default, Amps::ZERO);
+    s.answered(d, Answer::Accepted);
+    assert_eq!(s.may_apply(1, Some(3), MAX), Amps(18.0));
+    // Until a new TxProfile is accepted, whose value then is the one in force.
+    let lower = s.send(1, Profile::Transaction(3), Amps(10.0));
+    s.answered(lower, Answer::Accepted);
+    assert_eq!(s.may_apply(1, Some(3), MAX), Amps(10.0));
+    // A refused one proves nothing about the kept value.
+    let mut t = LimitState::default();
+    let tx = t.send(1, Profile::Transaction(3), Amps(18.0));
+    t.answered(tx, Answer::Accepted);
+    t.rebooted();
+    let refused = t.send(1, Profile::Transaction(3), Amps(6.0));
+    t.answered(refused, Answer::Refused);
+    assert_eq!(
+        t.may_apply(1, Some(3), MAX),
+        MAX,
+        "no default known: its maximum"
+    );
+    let d = t.send(0, Profile::Default, Amps::ZERO);
+    t.answered(d, Answer::Accepted);
+    assert_eq!(t.may_apply(1, Some(3), MAX), Amps(18.0));
+}
+
+#[test]
 fn many_unanswered_values_merge_without_losing_the_highest() {
     let mut s = LimitState::default();
     let d = s.send(0, Profile::Default, Amps::ZERO);
@@ -130,7 +164,12 @@ enum Event {
     EndTransaction {
         connector: u32,
     },
-    Reboot,
+    /// The station boots again (or reconnects with a BootNotification); its running
+    /// transactions go on. `keeps`: it kept its profiles (OCPP asks stations to), else
+    /// it lost them all.
+    Reboot {
+        keeps: bool,
+    },
 }
 
 fn event() -> impl Strategy<Value = Event> {
@@ -143,7 +182,7 @@ fn event() -> impl Strategy<Value = Event> {
         6 => (0u8..4, any::<bool>()).prop_map(|(kind, applied)| Event::Answer { kind, applied }),
         2 => (1u32..3).prop_map(|connector| Event::StartTransaction { connector }),
         1 => (1u32..3).prop_map(|connector| Event::EndTransaction { connector }),
-        1 => Just(Event::Reboot),
+        1 => any::<bool>().prop_map(|keeps| Event::Reboot { keeps }),
     ]
 }
 
@@ -239,16 +278,18 @@ proptest! {
                         ours.transaction_ended(connector, t);
                     }
                 }
-                Event::Reboot => {
-                    // The calls in flight are lost with the connection; a station that
-                    // keeps its profiles is covered by a reboot that forgets nothing.
+                Event::Reboot { keeps } => {
+                    // The calls in flight are lost with the connection (applied or not:
+                    // the worse case, applied).
                     for (ticket, connector, profile, value) in in_flight.drain(..) {
                         station.apply(connector, profile, value);
                         ours.answered(ticket, Answer::Unknown);
                     }
-                    station.station_default = None;
-                    station.defaults.clear();
-                    station.tx.clear();
+                    if !keeps {
+                        station.station_default = None;
+                        station.defaults.clear();
+                        station.tx.clear();
+                    }
                     ours.rebooted();
                 }
             }
