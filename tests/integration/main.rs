@@ -21,4 +21,5 @@ mod load_short;
 mod ocpp_central_system;
 mod restart;
 mod safety;
+mod safety_model;
 mod ui_browser;

@@ -98,6 +98,11 @@ pub struct StationSnapshot {
     pub firmware: Option<String>,
     pub last_seen: Option<DateTime<Utc>>,
     pub connectors: Vec<ConnectorSnapshot>,
+    /// The configured connectors without a transaction on which a vehicle plugged in
+    /// now could draw more than 0 A before the controller hears of it (the station's
+    /// default profile is not known to be 0 A: rejected, unanswered, lost in a reboot):
+    /// connector and the most it could draw.
+    pub idle_reserved: Vec<(u32, Amps)>,
 }
 
 /// Sent to the supervisor whenever something it allocates on changes.

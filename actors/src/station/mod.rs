@@ -254,7 +254,27 @@ impl StationActor {
             firmware: self.record.as_ref().and_then(|r| r.firmware.clone()),
             last_seen: self.record.as_ref().map(|r| r.last_seen),
             connectors,
+            idle_reserved: self.idle_reserved(),
         }
+    }
+
+    /// The connectors without a transaction where a vehicle could start drawing more
+    /// than 0 A before we hear of it, and how much (see [`StationSnapshot`]).
+    fn idle_reserved(&self) -> Vec<(u32, Amps)> {
+        (1..=self.station.connectors)
+            .filter(|n| {
+                self.connectors
+                    .get(n)
+                    .is_none_or(|c| c.transaction.is_none())
+            })
+            .map(|n| {
+                (
+                    n,
+                    self.limits.may_apply(n, None, self.station.max_current_a),
+                )
+            })
+            .filter(|(_, a)| a.0 > 0.0)
+            .collect()
     }
 
     fn report(&self, why: ReportReason) {

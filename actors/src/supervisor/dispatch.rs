@@ -9,7 +9,7 @@ impl ZoneSupervisor {
     pub(super) fn dispatch(
         &mut self,
         a: &Allocation,
-        sessions: &[(Session, i32)],
+        sessions: &[(Session, Option<i32>)],
         now: DateTime<Utc>,
         ctx: &mut Context<Self>,
     ) {
@@ -18,6 +18,7 @@ impl ZoneSupervisor {
                 .iter()
                 .filter_map(|c| {
                     let (session, tx) = sessions.get(c.session)?;
+                    let tx = (*tx)?;
                     let entry = self.stations.get(&session.key.charge_point)?;
                     Some(Setpoint {
                         addr: entry.addr.clone(),
@@ -26,7 +27,7 @@ impl ZoneSupervisor {
                         msg: ApplyLimit {
                             connector: session.key.connector,
                             limit: c.to,
-                            purpose: LimitPurpose::Transaction(*tx),
+                            purpose: LimitPurpose::Transaction(tx),
                         },
                     })
                 })
@@ -163,7 +164,7 @@ impl ZoneSupervisor {
     pub(super) fn due_recoveries(
         &mut self,
         a: &Allocation,
-        sessions: &[(Session, i32)],
+        sessions: &[(Session, Option<i32>)],
         now: DateTime<Utc>,
     ) -> Vec<Recovery> {
         let wait = TimeDelta::seconds(i64::from(self.current.control.resume_check_s));
@@ -179,7 +180,9 @@ impl ZoneSupervisor {
             let Some(i) = sessions.iter().position(|(s, _)| s.key == key) else {
                 continue;
             };
-            let (session, tx) = &sessions[i];
+            let (session, Some(tx)) = &sessions[i] else {
+                continue;
+            };
             let (Some(sa), Some(entry)) = (a.sessions.get(i), self.stations.get(&key.charge_point))
             else {
                 continue;

@@ -163,7 +163,8 @@ impl ZoneSupervisor {
     }
 
     /// The sessions of this round: every connector in a transaction, in key order.
-    fn sessions(&self, now: DateTime<Utc>) -> Vec<(Session, i32)> {
+    /// (With a transaction id; `None` for an idle connector's reservation.)
+    fn sessions(&self, now: DateTime<Utc>) -> Vec<(Session, Option<i32>)> {
         let mut out = Vec::new();
         for (id, entry) in &self.stations {
             let configured = self.current.station(id);
@@ -209,7 +210,29 @@ impl ZoneSupervisor {
                         draw_at: c.draw_at,
                         lowest_limit_since_draw: c.lowest_limit_since_draw,
                     },
-                    t.id,
+                    Some(t.id),
+                ));
+            }
+            // Fail closed: a vehicle plugged in where the safe default is not known to
+            // be in force draws at once; its share is kept free until we know.
+            for &(connector, reserved) in &entry.snapshot.idle_reserved {
+                out.push((
+                    Session {
+                        key: SessionKey::new(id.clone(), connector),
+                        zone,
+                        phases: SessionPhases::of_station(sc.phases, sc.phase),
+                        max_current: sc.max_current_a,
+                        vip: sc.vip,
+                        energy_wh: 0.0,
+                        connected_since: now,
+                        draw: None,
+                        limit_in_force: Some(reserved),
+                        fixed: Some(reserved),
+                        changed_at: None,
+                        draw_at: None,
+                        lowest_limit_since_draw: None,
+                    },
+                    None,
                 ));
             }
         }

@@ -7,7 +7,7 @@ impl ZoneSupervisor {
     pub(super) fn publish(
         &mut self,
         a: &Allocation,
-        sessions: &[(Session, i32)],
+        sessions: &[(Session, Option<i32>)],
         summary: RoundSummary,
         now: DateTime<Utc>,
     ) {
@@ -73,6 +73,7 @@ impl ZoneSupervisor {
                         if sa.vip { "is a VIP but VIPs alone do not fit" } else { "comes last by the shedding order" }
                     ),
                     (Decision::MaxBelowMinimum, _) => format!("its maximum {} is below the minimum {min}", sa.max),
+                    (Decision::Fixed, _) if tx.is_none() => format!("no vehicle yet, but the station's 0 A default profile is not known to be in force (rejected, unanswered or lost in a reboot): {} is kept free for a vehicle that plugs in", sa.target),
                     (Decision::Fixed, _) => "not under control now (offline or not answering): its last limit is reserved".into(),
                     _ => String::new(),
                 };
@@ -99,7 +100,7 @@ impl ZoneSupervisor {
                 SessionStatus {
                     station: s.key.charge_point.clone(),
                     connector: s.key.connector,
-                    transaction: Some(*tx),
+                    transaction: *tx,
                     target: sa.target,
                     limit: sa.limit_after,
                     max: sa.max,

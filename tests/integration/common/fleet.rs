@@ -55,6 +55,9 @@ pub struct Behaviour {
     /// Never answers a SetChargingProfile (firmware that ignores them); what it applies
     /// is unknown, so it counts at its maximum.
     pub silent: bool,
+    /// With `silent`: it applies every profile it receives all the same (the worst case
+    /// for the breaker when the profile was an increase).
+    pub applies_unanswered: bool,
 }
 
 impl Behaviour {
@@ -100,6 +103,14 @@ impl Timeline {
                     },
                 };
                 if behaviour.silent {
+                    if behaviour.applies_unanswered {
+                        timeline.lock().events.push(LimitEvent {
+                            at: Instant::now(),
+                            station: station.clone(),
+                            purpose,
+                            limit,
+                        });
+                    }
                     continue;
                 }
                 if behaviour.reject {
@@ -207,22 +218,61 @@ impl Timeline {
     /// The highest sum of limits in force over all moments (stations with no limit yet
     /// count as `unlimited_a`), and every limit ever in force.
     pub fn worst_sum(&self, unlimited_a: f64) -> f64 {
+        self.worst_sum_of(|_| true, unlimited_a)
+    }
+
+    /// [`Timeline::worst_sum`] over the stations `counted` selects (a zone's).
+    pub fn worst_sum_of(&self, counted: impl Fn(&str) -> bool, unlimited_a: f64) -> f64 {
+        self.worst_moment_of(counted, unlimited_a).0
+    }
+
+    /// The worst moment for the stations `counted` selects: the sum, and each running
+    /// station's limit in force then with the recent events (to tell what happened).
+    pub fn worst_moment_of(
+        &self,
+        counted: impl Fn(&str) -> bool,
+        unlimited_a: f64,
+    ) -> (f64, String) {
         let inner = self.lock();
         let mut moments: Vec<Instant> = inner.events.iter().map(|e| e.at).collect();
         moments.extend(inner.spans.iter().map(|s| s.start));
-        moments
+        let (inner, counted) = (&*inner, &counted);
+        let running = |t: Instant| {
+            inner
+                .spans
+                .iter()
+                .filter(move |s| counted(&s.station) && s.start <= t && s.end.is_none_or(|e| e > t))
+        };
+        let sum_at = |t: Instant| {
+            running(t)
+                .map(|s| Self::in_force(inner, &s.station, s.transaction, t).unwrap_or(unlimited_a))
+                .sum::<f64>()
+        };
+        let Some(worst) = moments
             .into_iter()
-            .map(|t| {
-                inner
-                    .spans
-                    .iter()
-                    .filter(|s| s.start <= t && s.end.is_none_or(|e| e > t))
-                    .map(|s| {
-                        Self::in_force(&inner, &s.station, s.transaction, t).unwrap_or(unlimited_a)
-                    })
-                    .sum::<f64>()
-            })
-            .fold(0.0, f64::max)
+            .max_by(|&a, &b| sum_at(a).total_cmp(&sum_at(b)))
+        else {
+            return (0.0, String::new());
+        };
+        let mut story = format!("{:?} ago: ", worst.elapsed());
+        for s in running(worst) {
+            let limit = Self::in_force(inner, &s.station, s.transaction, worst);
+            story.push_str(&format!("{} tx {}: {limit:?};", s.station, s.transaction));
+        }
+        let recent = inner
+            .events
+            .iter()
+            .filter(|e| e.at <= worst && worst.duration_since(e.at) < Duration::from_secs(3));
+        for e in recent {
+            story.push_str(&format!(
+                " [{} {:?} {} at -{:?}]",
+                e.station,
+                e.purpose,
+                e.limit,
+                worst.duration_since(e.at)
+            ));
+        }
+        (sum_at(worst), story)
     }
 
     /// Whether `station` has accepted a TxDefaultProfile (the 0 A the controller sends
