@@ -24,7 +24,15 @@ struct Exposition(String);
 
 impl Exposition {
     fn family(&mut self, name: &str, help: &str) {
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} gauge");
+        self.typed(name, help, "gauge");
+    }
+
+    fn counter(&mut self, name: &str, help: &str) {
+        self.typed(name, help, "counter");
+    }
+
+    fn typed(&mut self, name: &str, help: &str, kind: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }
 
     fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
@@ -207,6 +215,17 @@ pub async fn metrics(ctl: Ctl) -> ApiResult<HttpResponse> {
             "ampwarden_zone_budget_fallback",
             &[("zone", z.id.as_str())],
             fallback,
+        );
+    }
+    m.counter(
+        "ampwarden_zone_safety_cuts_total",
+        "Safety cuts since start: rounds in which a phase of the zone's meter was above its limit less half the safety margin and the budget came from the measurement.",
+    );
+    for z in zones {
+        m.sample(
+            "ampwarden_zone_safety_cuts_total",
+            &[("zone", z.id.as_str())],
+            z.safety_cuts as f64,
         );
     }
     m.family(

@@ -185,6 +185,11 @@ async fn metrics_are_prometheus_text() {
         "{body}"
     );
     assert!(body.contains("ampwarden_stations_connected 1\n"), "{body}");
+    assert!(
+        body.contains("# TYPE ampwarden_zone_safety_cuts_total counter")
+            && body.contains("ampwarden_zone_safety_cuts_total{zone=\"main\"} 0\n"),
+        "{body}"
+    );
     assert!(body.contains("ampwarden_stations_configured 4\n"), "{body}");
     assert!(
         body.contains("ampwarden_zone_limit_amps{zone=\"main\"} 63\n"),

@@ -318,6 +318,21 @@ async fn a_step_of_other_loads_is_cut_at_once_and_a_drop_is_used_again() {
         churn <= 3,
         "a station got {churn} limits in a minute after the step"
     );
+    // The step up was one safety cut (a cut that stands while the vehicles follow counts
+    // once), and the operator can see it.
+    let status = plant
+        .app
+        .app()
+        .controller()
+        .supervisor()
+        .send(ampwarden_actors::supervisor::GetSiteStatus)
+        .await
+        .expect("status");
+    let cuts = status.zones[0].safety_cuts;
+    assert!(
+        (1..=3).contains(&cuts),
+        "{cuts} safety cuts for one step up"
+    );
 }
 
 #[tokio::test]

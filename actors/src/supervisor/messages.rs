@@ -73,6 +73,9 @@ pub struct ZoneStatus {
     pub estimate: &'static str,
     /// The meter-derived budget was kept: the meter moved less than the deadband.
     pub deadband: bool,
+    /// Safety cuts since the controller started: rounds in which the safety loop began
+    /// to cut (a cut that stands over several rounds counts once).
+    pub safety_cuts: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]

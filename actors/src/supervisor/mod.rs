@@ -97,6 +97,8 @@ pub struct ZoneSupervisor {
     rerun: bool,
     unconfirmed: HashMap<SessionKey, Unconfirmed>,
     rejections: HashMap<SessionKey, u32>,
+    /// Per zone: whether its last round was a safety cut, and how many cuts began.
+    safety_cuts: HashMap<ZoneId, (bool, u64)>,
     /// Sessions raised from 0, and when: checked for a vehicle that does not resume.
     resumed: HashMap<SessionKey, DateTime<Utc>>,
     status: Arc<SiteStatus>,
@@ -140,6 +142,7 @@ impl ZoneSupervisor {
             rerun: false,
             unconfirmed: HashMap::new(),
             rejections: HashMap::new(),
+            safety_cuts: HashMap::new(),
             resumed: HashMap::new(),
             status: Arc::new(SiteStatus {
                 ev_cap_fraction: 1.0,

@@ -11,6 +11,14 @@ impl ZoneSupervisor {
         summary: RoundSummary,
         now: DateTime<Utc>,
     ) {
+        for (z, za) in self.tree.zones().iter().zip(&a.zones) {
+            let cutting = za.budget.estimate == Estimate::SafetyCut;
+            let (was, count) = self.safety_cuts.entry(z.id.clone()).or_default();
+            if cutting && !*was {
+                *count += 1;
+            }
+            *was = cutting;
+        }
         let zones: Vec<ZoneStatus> = self
             .tree
             .zones()
@@ -40,6 +48,7 @@ impl ZoneSupervisor {
                     Estimate::SafetyCut => "safety_cut",
                 },
                 deadband: za.budget.deadband,
+                safety_cuts: self.safety_cuts.get(&z.id).map_or(0, |&(_, n)| n),
             })
             .collect();
         let min = self.params.min_current;
