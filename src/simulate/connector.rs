@@ -526,6 +526,20 @@ mod tests {
         ));
     }
 
+    /// A connector (built with no stay of its own) whose vehicle then started and was
+    /// given 16 A a second ago.
+    fn charging_at_16_a(wiring: Wiring, mix: &VehicleMix, rng: &mut SimRng) -> Connector {
+        let idle = VehicleMix {
+            stay_hours: (0.0, 0.0),
+            ..mix.clone()
+        };
+        let mut c = Connector::new(wiring, &idle, "TAG".into(), rng);
+        c.advance(1.0, None, mix, rng);
+        c.started(1, true);
+        c.advance(1.0, Some(Amps(16.0)), mix, rng);
+        c
+    }
+
     #[test]
     fn a_one_phase_station_loads_only_its_phase() {
         let mix = busy_mix();
@@ -535,14 +549,7 @@ mod tests {
             phase: Phase::L2,
             ..WIRING
         };
-        let idle = VehicleMix {
-            stay_hours: (0.0, 0.0),
-            ..mix.clone()
-        };
-        let mut c = Connector::new(wiring, &idle, "TAG".into(), &mut rng);
-        c.advance(1.0, None, &mix, &mut rng);
-        c.started(1, true);
-        c.advance(1.0, Some(Amps(16.0)), &mix, &mut rng);
+        let c = charging_at_16_a(wiring, &mix, &mut rng);
         assert_eq!(c.draw(), PerPhase([Amps::ZERO, Amps(16.0), Amps::ZERO]));
     }
 
@@ -555,14 +562,7 @@ mod tests {
             rotation: PhaseRotation::starting_at(Phase::L3),
             ..WIRING
         };
-        let idle = VehicleMix {
-            stay_hours: (0.0, 0.0),
-            ..mix.clone()
-        };
-        let mut c = Connector::new(wiring, &idle, "TAG".into(), &mut rng);
-        c.advance(1.0, None, &mix, &mut rng);
-        c.started(1, true);
-        c.advance(1.0, Some(Amps(16.0)), &mix, &mut rng);
+        let c = charging_at_16_a(wiring, &mix, &mut rng);
         assert_eq!(
             c.station_draw(),
             PerPhase([Amps(16.0), Amps::ZERO, Amps::ZERO])

@@ -278,13 +278,7 @@ async fn dynamic_budget_follows_the_meter_and_falls_back_when_it_dies() {
         })
         .await;
     feed.0.abort();
-    let status = app
-        .app()
-        .controller()
-        .supervisor()
-        .send(ampwarden_actors::supervisor::GetSiteStatus)
-        .await
-        .expect("status");
+    let status = app.site_status().await;
     assert_eq!(status.zones[0].source, "dynamic");
 }
 

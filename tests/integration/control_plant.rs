@@ -154,6 +154,15 @@ fn window(trace: &[SiteSample], from_s: f64, to_s: f64) -> Vec<&SiteSample> {
 }
 
 /// The most limits one station took in any 60 s within `[from_s, to_s)`.
+/// No station got more than 3 new limits in any minute of `[from_s, to_s]`.
+fn assert_settled(limits: &[LimitTaken], from_s: f64, to_s: f64) {
+    let churn = most_limits_a_minute(limits, from_s, to_s);
+    assert!(
+        churn <= 3,
+        "a station got {churn} limits in a minute between {from_s} s and {to_s} s"
+    );
+}
+
 fn most_limits_a_minute(limits: &[LimitTaken], from_s: f64, to_s: f64) -> usize {
     let inside: Vec<&LimitTaken> = limits
         .iter()
@@ -232,55 +241,37 @@ async fn three_vehicles_behind_a_total_meter_settle_at_their_maximum_instead_of_
         "the vehicles' draw dropped below 47 A: {ev_low:?}"
     );
     assert_never_over(&trace, BOOTED_S, 75.0);
-    let churn = most_limits_a_minute(&limits, 15.0, 75.0);
-    assert!(
-        churn <= 3,
-        "a station got {churn} limits in a minute once settled"
-    );
+    assert_settled(&limits, 15.0, 75.0);
+}
+
+/// Six 32 A vehicles behind a 100 A phase with 50 A of other loads, their stations
+/// reporting every `report_s`: never over, the capacity used, few new limits.
+async fn six_vehicles_reporting_every(report_s: u32, run_s: u64, settled_s: f64) {
+    let plant = Plant::start(
+        scenario(
+            6,
+            report_s,
+            building(50.0, Vec::new()),
+            vehicles(32.0, false, 0.3),
+        ),
+        "",
+    )
+    .await;
+    let (trace, limits) = plant.run(run_s).await;
+    let end = run_s as f64;
+    assert_never_over(&trace, BOOTED_S, end);
+    assert_uses_the_capacity(&trace, 35.0, end, 50.0 + 6.0 * 32.0);
+    assert_settled(&limits, settled_s, end);
 }
 
 #[tokio::test]
 async fn six_vehicles_reporting_every_15_s_use_the_phase_without_tripping_it() {
-    let plant = Plant::start(
-        scenario(
-            6,
-            15,
-            building(50.0, Vec::new()),
-            vehicles(32.0, false, 0.3),
-        ),
-        "",
-    )
-    .await;
-    let (trace, limits) = plant.run(80).await;
-    assert_never_over(&trace, BOOTED_S, 80.0);
-    assert_uses_the_capacity(&trace, 35.0, 80.0, 50.0 + 6.0 * 32.0);
-    let churn = most_limits_a_minute(&limits, 20.0, 80.0);
-    assert!(
-        churn <= 3,
-        "a station got {churn} limits in a minute once settled"
-    );
+    six_vehicles_reporting_every(15, 80, 20.0).await;
 }
 
 #[tokio::test]
 async fn vehicles_reporting_every_60_s_use_the_phase_without_tripping_it() {
-    let plant = Plant::start(
-        scenario(
-            6,
-            60,
-            building(50.0, Vec::new()),
-            vehicles(32.0, false, 0.3),
-        ),
-        "",
-    )
-    .await;
-    let (trace, limits) = plant.run(100).await;
-    assert_never_over(&trace, BOOTED_S, 100.0);
-    assert_uses_the_capacity(&trace, 35.0, 100.0, 50.0 + 6.0 * 32.0);
-    let churn = most_limits_a_minute(&limits, 30.0, 100.0);
-    assert!(
-        churn <= 3,
-        "a station got {churn} limits in a minute once settled"
-    );
+    six_vehicles_reporting_every(60, 100, 30.0).await;
 }
 
 #[tokio::test]
@@ -313,21 +304,10 @@ async fn a_step_of_other_loads_is_cut_at_once_and_a_drop_is_used_again() {
     assert_never_over(&trace, 60.0, 135.0);
     assert_uses_the_capacity(&trace, 45.0 + 35.0, 90.0, demand + 30.0);
     assert_uses_the_capacity(&trace, 90.0 + 35.0, 135.0, demand);
-    let churn = most_limits_a_minute(&limits, 60.0, 135.0);
-    assert!(
-        churn <= 3,
-        "a station got {churn} limits in a minute after the step"
-    );
+    assert_settled(&limits, 60.0, 135.0);
     // The step up was one safety cut (a cut that stands while the vehicles follow counts
     // once), and the operator can see it.
-    let status = plant
-        .app
-        .app()
-        .controller()
-        .supervisor()
-        .send(ampwarden_actors::supervisor::GetSiteStatus)
-        .await
-        .expect("status");
+    let status = plant.app.site_status().await;
     let cuts = status.zones[0].safety_cuts;
     assert!(
         (1..=3).contains(&cuts),

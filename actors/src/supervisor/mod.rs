@@ -217,8 +217,10 @@ impl ZoneSupervisor {
                 ));
             }
             // Fail closed: a vehicle plugged in where the safe default is not known to
-            // be in force draws at once; its share is kept free until we know.
-            for &(connector, reserved) in &entry.snapshot.idle_reserved {
+            // be in force draws at once; its share is kept free until we know. (A
+            // station removed from the configuration keeps only its transactions'.)
+            let idle = configured.map_or(&[][..], |_| &entry.snapshot.idle_reserved[..]);
+            for &(connector, reserved) in idle {
                 out.push((
                     Session {
                         key: SessionKey::new(id.clone(), connector),

@@ -149,6 +149,16 @@ impl TestApp {
             .expect("the station has an actor")
     }
 
+    /// What the zone supervisor published last (budgets, sessions and why).
+    pub async fn site_status(&self) -> std::sync::Arc<ampwarden_actors::supervisor::SiteStatus> {
+        self.app()
+            .controller()
+            .supervisor()
+            .send(ampwarden_actors::supervisor::GetSiteStatus)
+            .await
+            .expect("the supervisor answers")
+    }
+
     /// Connects and boots a station.
     pub async fn booted(&self, id: &str) -> StationClient {
         let station = self.connect(id).await;
