@@ -637,7 +637,58 @@ pub struct FederationConfig {
     /// Secondary: the root budget used while the link is down.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_budget_a: Option<Amps>,
-    /// Primary: the tokens its secondaries present (at most 9).
+    /// Primary: its secondaries (at most 9): each a token string (the secondary then
+    /// names its zone and fallback itself), or a table with its name, token (or
+    /// `token_hash`), zone and fallback, which `check-config` can check.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tokens: Vec<String>,
+    pub tokens: Vec<SecondaryToken>,
+    /// Secondary: its name at the primary (default: `site.name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Primary: how long a grant holds (`valid_for`), in seconds.
+    #[serde(default = "default_valid_for", skip_serializing_if = "is_default_valid_for")]
+    pub valid_for_s: u32,
+}
+
+fn default_valid_for() -> u32 {
+    10
+}
+
+fn is_default_valid_for(v: &u32) -> bool {
+    *v == default_valid_for()
+}
+
+/// One secondary a primary accepts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SecondaryToken {
+    /// Only its token, in clear.
+    Plain(String),
+    Described(SecondaryConfig),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondaryConfig {
+    /// The name the secondary reports (its `federation.name`).
+    pub name: String,
+    /// Its token in clear, or
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// its hash, as `ampwarden federation-token` prints it (`blake2s:…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_hash: Option<String>,
+    /// The zone of the primary it feeds.
+    pub zone: ZoneId,
+    /// The root budget it falls back to when it loses the link (as in its own file).
+    pub fallback_budget_a: Amps,
+}
+
+impl SecondaryToken {
+    pub fn described(&self) -> Option<&SecondaryConfig> {
+        match self {
+            SecondaryToken::Plain(_) => None,
+            SecondaryToken::Described(d) => Some(d),
+        }
+    }
 }

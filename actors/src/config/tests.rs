@@ -427,6 +427,51 @@ fn federation_roles_need_their_keys() {
 }
 
 #[test]
+fn a_primary_checks_its_secondaries() {
+    let entry = |name: &str, token: &str, zone: &str, fallback: f64| {
+        format!("{{ name = \"{name}\", {token}, zone = \"{zone}\", fallback_budget_a = {fallback} }}")
+    };
+    let ok = format!(
+        "[federation]\nrole = \"primary\"\ntokens = [{}, {}, \"plain-token-0000001\"]\n",
+        entry("hall-a", "token = \"secret-of-hall-a-000\"", "main", 40.0),
+        entry(
+            "hall-b",
+            "token_hash = \"blake2s:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"",
+            "panel-1",
+            20.0
+        ),
+    );
+    assert_eq!(problems_with(&ok), Vec::<String>::new());
+    // Two secondaries on main whose fallbacks add up to more than its 100 A.
+    let over = format!(
+        "[federation]\nrole = \"primary\"\ntokens = [{}, {}]\n",
+        entry("hall-a", "token = \"secret-of-hall-a-000\"", "main", 60.0),
+        entry("hall-b", "token = \"secret-of-hall-b-000\"", "main", 50.0),
+    );
+    assert_eq!(
+        problems_with(&over),
+        vec!["federation.tokens: the fallbacks of the secondaries feeding zone \"main\" add up to 110 A, above its limit of 100 A: with the links lost they could overload it"]
+    );
+    let bad = format!(
+        "[federation]\nrole = \"primary\"\nvalid_for_s = 1\ntokens = [{}, {}, {}]\n",
+        entry("hall-a", "token = \"secret-of-hall-a-000\"", "nowhere", 10.0),
+        entry("hall-a", "token_hash = \"md5:abc\"", "main", 10.0),
+        entry("hall-c", "token = \"short\"", "main", -1.0),
+    );
+    assert_eq!(
+        problems_with(&bad),
+        vec![
+            "federation.valid_for_s: 1 s: a grant must hold 3 to 120 s",
+            "federation.tokens[0].zone: unknown zone \"nowhere\"",
+            "federation.tokens[1].token_hash: must be \"blake2s:\" and 43 base64url characters, as `ampwarden federation-token` prints it",
+            "federation.tokens[1].name: secondary \"hall-a\" is listed twice",
+            "federation.tokens[2].token: needs at least 16 characters",
+            "federation.tokens[2].fallback_budget_a: -1 is below 0 A",
+        ]
+    );
+}
+
+#[test]
 fn not_toml_is_one_clear_line() {
     let problems = Config::from_toml_str("[site\nname=").expect_err("broken TOML");
     assert_eq!(problems.0.len(), 1);

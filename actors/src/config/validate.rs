@@ -120,7 +120,7 @@ pub(super) fn problems(c: &Config) -> Vec<ConfigProblem> {
     badges(&mut ck, c);
     tariffs(&mut ck, c);
     if let Some(f) = &c.federation {
-        federation(&mut ck, f);
+        federation(&mut ck, c, f);
     }
     ck.problems
 }
@@ -564,7 +564,13 @@ fn tariffs(ck: &mut Checker, c: &Config) {
     }
 }
 
-fn federation(ck: &mut Checker, f: &FederationConfig) {
+fn federation(ck: &mut Checker, c: &Config, f: &FederationConfig) {
+    if f.valid_for_s < 3 || f.valid_for_s > 120 {
+        ck.push(
+            "federation.valid_for_s",
+            format!("{} s: a grant must hold 3 to 120 s", f.valid_for_s),
+        );
+    }
     match f.role {
         FederationRole::Primary => {
             if f.tokens.is_empty() {
@@ -582,16 +588,7 @@ fn federation(ck: &mut Checker, f: &FederationConfig) {
                     ),
                 );
             }
-            let unique: HashSet<_> = f.tokens.iter().collect();
-            if unique.len() != f.tokens.len() {
-                ck.push("federation.tokens", "tokens must be distinct");
-            }
-            if f.tokens.iter().any(|t| t.len() < 16) {
-                ck.push(
-                    "federation.tokens",
-                    "every token needs at least 16 characters",
-                );
-            }
+            secondaries(ck, c, &f.tokens);
         }
         FederationRole::Secondary => {
             match &f.primary_url {
@@ -626,4 +623,86 @@ fn federation(ck: &mut Checker, f: &FederationConfig) {
             }
         }
     }
+}
+
+/// Each secondary's token, name, zone and fallback; and the fallbacks of the secondaries
+/// feeding a zone, added up, within that zone's limit (they may all be on their fallback
+/// at once, after a primary restart).
+fn secondaries(ck: &mut Checker, c: &Config, tokens: &[SecondaryToken]) {
+    let mut secrets = HashSet::new();
+    let mut names = HashSet::new();
+    let mut fallbacks: HashMap<&ZoneId, f64> = HashMap::new();
+    for (i, t) in tokens.iter().enumerate() {
+        let at = format!("federation.tokens[{i}]");
+        match t {
+            SecondaryToken::Plain(token) => {
+                if token.len() < 16 {
+                    ck.push(at, "every token needs at least 16 characters");
+                } else if !secrets.insert(token.clone()) {
+                    ck.push(at, "tokens must be distinct");
+                }
+            }
+            SecondaryToken::Described(d) => {
+                match (&d.token, &d.token_hash) {
+                    (Some(token), None) if token.len() < 16 => {
+                        ck.push(format!("{at}.token"), "needs at least 16 characters");
+                    }
+                    (Some(token), None) => {
+                        if !secrets.insert(token.clone()) {
+                            ck.push(format!("{at}.token"), "tokens must be distinct");
+                        }
+                    }
+                    (None, Some(hash)) => {
+                        if !is_token_hash(hash) {
+                            ck.push(
+                                format!("{at}.token_hash"),
+                                "must be \"blake2s:\" and 43 base64url characters, as `ampwarden federation-token` prints it",
+                            );
+                        } else if !secrets.insert(hash.clone()) {
+                            ck.push(format!("{at}.token_hash"), "tokens must be distinct");
+                        }
+                    }
+                    _ => ck.push(at.clone(), "give either token or token_hash"),
+                }
+                if station_id_problem(&d.name).is_some() {
+                    ck.push(
+                        format!("{at}.name"),
+                        "1 to 48 letters, digits and - _ . :",
+                    );
+                } else if !names.insert(d.name.as_str()) {
+                    ck.push(
+                        format!("{at}.name"),
+                        format!("secondary {:?} is listed twice", d.name),
+                    );
+                }
+                ck.current(format!("{at}.fallback_budget_a"), d.fallback_budget_a, 0.0, ABSURD_AMPS);
+                if c.zone(&d.zone).is_none() {
+                    ck.push(format!("{at}.zone"), format!("unknown zone {:?}", d.zone.as_str()));
+                } else if d.fallback_budget_a.0.is_finite() {
+                    *fallbacks.entry(&d.zone).or_default() += d.fallback_budget_a.0;
+                }
+            }
+        }
+    }
+    for (zone, sum) in fallbacks {
+        let Some(z) = c.zone(zone) else { continue };
+        if sum > z.limit_a.0 + 1e-9 {
+            ck.push(
+                "federation.tokens",
+                format!(
+                    "the fallbacks of the secondaries feeding zone {:?} add up to {} A, above its limit of {} A: with the links lost they could overload it",
+                    zone.as_str(),
+                    sum,
+                    z.limit_a.0
+                ),
+            );
+        }
+    }
+}
+
+/// `blake2s:` and the 32-byte hash in unpadded base64url (43 characters).
+pub fn is_token_hash(s: &str) -> bool {
+    s.strip_prefix("blake2s:").is_some_and(|h| {
+        h.len() == 43 && h.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+    })
 }
