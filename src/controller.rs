@@ -83,6 +83,10 @@ struct Inner {
     logged_once: LoggedOnce,
     /// Dashboard event sockets open now (each polls the stations once a second).
     event_sockets: std::sync::atomic::AtomicUsize,
+    federation: crate::federation::FederationCounters,
+    /// Secondary: the link to the primary, and what it shows the API.
+    primary_link: std::sync::Mutex<Option<Addr<crate::federation::secondary::PrimaryLink>>>,
+    link_status: Arc<std::sync::Mutex<crate::federation::secondary::LinkStatus>>,
 }
 
 /// Why a configuration change was not applied. Nothing was changed in any case.
@@ -144,6 +148,9 @@ impl Controller {
                 edit_lock: std::sync::Mutex::new(()),
                 logged_once: LoggedOnce::default(),
                 event_sockets: std::sync::atomic::AtomicUsize::new(0),
+                federation: crate::federation::FederationCounters::default(),
+                primary_link: std::sync::Mutex::new(None),
+                link_status: Arc::default(),
                 store,
                 price,
                 supervisor,
@@ -161,7 +168,41 @@ impl Controller {
         for station in controller.config().stations.iter().cloned() {
             controller.station_actor(station);
         }
+        let link = crate::federation::secondary::PrimaryLink::new(
+            controller.clone(),
+            &controller.config(),
+            controller.inner.link_status.clone(),
+        );
+        if let Some(link) = link {
+            *controller
+                .inner
+                .primary_link
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(link.start());
+        }
         controller
+    }
+
+    /// Federation counters, for `/metrics`.
+    pub fn federation_counters(&self) -> &crate::federation::FederationCounters {
+        &self.inner.federation
+    }
+
+    /// Secondary: the state of its link to the primary (`None` on other roles).
+    pub fn link_status(&self) -> Option<crate::federation::secondary::LinkStatus> {
+        let up = self
+            .inner
+            .primary_link
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some();
+        up.then(|| {
+            self.inner
+                .link_status
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        })
     }
 
     /// Storage upkeep, now and every [`HOUSEKEEPING_EVERY`]: the meter samples of
@@ -542,6 +583,15 @@ impl Controller {
             .collect();
         for s in stations {
             let _ = s.send(CloseSession).await;
+        }
+        let link = self
+            .inner
+            .primary_link
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(link) = link {
+            let _ = link.send(crate::federation::secondary::StopLink).await;
         }
         let _ = self.inner.supervisor.send(StopSupervisor).await;
     }

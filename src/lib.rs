@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod controller;
+pub mod federation;
 pub mod http;
 pub mod memory;
 pub mod ocpp_ws;

@@ -7,6 +7,7 @@ pub mod allocation; // pure
 pub mod authorization; // pure
 pub mod calendar;
 pub mod config; // pure
+pub mod federation; // pure
 pub mod meter;
 pub mod ocpp; // pure
 pub mod random; // pure

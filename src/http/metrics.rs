@@ -283,6 +283,7 @@ pub async fn metrics(ctl: Ctl) -> ApiResult<HttpResponse> {
             if is_stale { 1.0 } else { 0.0 },
         );
     }
+    federation_metrics(&ctl, &mut m).await?;
     memory_metrics(&mut m);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
@@ -290,6 +291,88 @@ pub async fn metrics(ctl: Ctl) -> ApiResult<HttpResponse> {
 }
 
 /// The process's memory: what an operator watches on a box that runs for years.
+async fn federation_metrics(ctl: &Ctl, m: &mut Exposition) -> ApiResult<()> {
+    use crate::federation::FederationCounters as C;
+    let c = ctl.federation_counters();
+    m.counter(
+        "ampwarden_federation_refused_total",
+        "Federation links refused: an unknown or missing token, or a hello refused (name or token in use, a tenth secondary, wrong zone).",
+    );
+    m.sample(
+        "ampwarden_federation_refused_total",
+        &[("reason", "token")],
+        C::get(&c.refused_token) as f64,
+    );
+    m.sample(
+        "ampwarden_federation_refused_total",
+        &[("reason", "hello")],
+        C::get(&c.refused_hello) as f64,
+    );
+    m.counter(
+        "ampwarden_federation_malformed_total",
+        "Federation frames ignored: not JSON, unknown type or version, absurd values.",
+    );
+    m.sample(
+        "ampwarden_federation_malformed_total",
+        &[],
+        C::get(&c.malformed) as f64,
+    );
+    m.counter(
+        "ampwarden_federation_grants_total",
+        "Grants sent to secondaries (refreshes included).",
+    );
+    m.sample(
+        "ampwarden_federation_grants_total",
+        &[],
+        C::get(&c.grants_sent) as f64,
+    );
+    let secondaries = ctl
+        .supervisor()
+        .send(ampwarden_actors::supervisor::GetSecondaries)
+        .await
+        .map_err(crate::http::error::ApiError::internal)?;
+    if !secondaries.is_empty() {
+        m.family(
+            "ampwarden_federation_secondary_linked",
+            "1 while the secondary's link is up.",
+        );
+        for s in &secondaries {
+            m.sample(
+                "ampwarden_federation_secondary_linked",
+                &[("secondary", &s.name)],
+                f64::from(u8::from(s.link == "linked")),
+            );
+        }
+        m.family(
+            "ampwarden_federation_secondary_reserved_amperes",
+            "What the primary keeps for the secondary in its zone, per phase.",
+        );
+        for s in &secondaries {
+            for p in ampwarden_actors::units::Phase::ALL {
+                m.sample(
+                    "ampwarden_federation_secondary_reserved_amperes",
+                    &[("secondary", &s.name), ("phase", &p.to_string())],
+                    s.reserved_a.get(p).0,
+                );
+            }
+        }
+    }
+    if let Some(link) = ctl.link_status() {
+        m.family(
+            "ampwarden_federation_on_fallback",
+            "Secondary: 1 while no valid grant holds (the fallback budget is in force).",
+        );
+        m.sample(
+            "ampwarden_federation_on_fallback",
+            &[],
+            f64::from(u8::from(
+                link.mode == ampwarden_actors::federation::LinkMode::Fallback,
+            )),
+        );
+    }
+    Ok(())
+}
+
 fn memory_metrics(m: &mut Exposition) {
     if let Some(rss) = crate::memory::resident_bytes() {
         m.family(

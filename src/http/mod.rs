@@ -36,6 +36,10 @@ pub fn bind(controller: &Controller) -> Result<(actix_web::dev::Server, SocketAd
                 routes::table(&mut registrar);
                 registrar.register(cfg);
             })
+            .route(
+                "/federation",
+                web::get().to(crate::federation::primary::handshake),
+            )
             .default_service(web::to(fallback))
     })
     .workers(1)

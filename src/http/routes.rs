@@ -9,7 +9,9 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, FromRequest, Handler, HttpResponse, Responder};
 use serde_json::{json, Map, Value};
 
-use super::api::{backup, badges, logs, session, settings, site, stations, transactions, users};
+use super::api::{
+    backup, badges, federation, logs, session, settings, site, stations, transactions, users,
+};
 use super::auth::{check_access, Access, Role};
 use super::error::ApiError;
 use super::{events, metrics};
@@ -183,6 +185,23 @@ pub fn table<T: Table>(t: &mut T) {
         ])
         .produces(Svg),
         site::chart,
+    );
+    t.add(
+        get(
+            "/api/v1/federation",
+            VIEWER,
+            "This controller's federation: a primary's secondaries (link, grant, demand), or a secondary's link",
+        ),
+        federation::federation,
+    );
+    t.add(
+        get(
+            "/api/v1/federation/stations",
+            VIEWER,
+            "Every station of every secondary, as last reported, with its secondary",
+        )
+        .query(&[("secondary", "only this secondary's")]),
+        federation::stations,
     );
     t.add(
         get(

@@ -17,6 +17,7 @@ mod api_stations;
 mod cli;
 mod control_loop;
 mod control_plant;
+mod federation;
 mod load_short;
 mod ocpp_central_system;
 mod restart;

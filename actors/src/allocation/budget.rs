@@ -181,7 +181,7 @@ pub fn zone_budgets(
 
 /// Whether a vehicle below each zone had its limit changed and has not reported since
 /// it had time to follow.
-fn subtree_ramping(
+pub fn subtree_ramping(
     tree: &ZoneTree,
     sessions: &[Session],
     now: DateTime<Utc>,

@@ -25,9 +25,9 @@ mod tests;
 use chrono::{DateTime, TimeDelta, Utc};
 
 pub use budget::{
-    subtree_ev_draw, zone_budgets, zone_budgets_with, BudgetParams, BudgetSource, ConsumptionKind,
-    Estimate, MeterReading, ZoneBudget, ZoneMemory, ZoneReading, BUDGET_STEP_UP_A, HOLD_AT_MOST,
-    RAMP_ALLOWANCE,
+    subtree_ev_draw, subtree_ramping, zone_budgets, zone_budgets_with, BudgetParams, BudgetSource,
+    ConsumptionKind, Estimate, MeterReading, ZoneBudget, ZoneMemory, ZoneReading, BUDGET_STEP_UP_A,
+    HOLD_AT_MOST, RAMP_ALLOWANCE,
 };
 pub use demand::{ADAPT_AFTER, ADAPT_HEADROOM_A, LOWER_GAP_A, RAISE_WITHIN_A};
 pub use dispatch::{Plan, SetpointChange, MIN_INCREASE_A};

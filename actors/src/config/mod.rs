@@ -5,7 +5,7 @@ mod schema;
 mod validate;
 
 pub use schema::*;
-pub use validate::{station_id_problem, ConfigProblem, ConfigProblems};
+pub use validate::{is_token_hash, station_id_problem, ConfigProblem, ConfigProblems};
 
 /// The configuration `cargo run` uses when no file is given.
 pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");

@@ -646,7 +646,10 @@ pub struct FederationConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Primary: how long a grant holds (`valid_for`), in seconds.
-    #[serde(default = "default_valid_for", skip_serializing_if = "is_default_valid_for")]
+    #[serde(
+        default = "default_valid_for",
+        skip_serializing_if = "is_default_valid_for"
+    )]
     pub valid_for_s: u32,
 }
 

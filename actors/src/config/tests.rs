@@ -429,7 +429,9 @@ fn federation_roles_need_their_keys() {
 #[test]
 fn a_primary_checks_its_secondaries() {
     let entry = |name: &str, token: &str, zone: &str, fallback: f64| {
-        format!("{{ name = \"{name}\", {token}, zone = \"{zone}\", fallback_budget_a = {fallback} }}")
+        format!(
+            "{{ name = \"{name}\", {token}, zone = \"{zone}\", fallback_budget_a = {fallback} }}"
+        )
     };
     let ok = format!(
         "[federation]\nrole = \"primary\"\ntokens = [{}, {}, \"plain-token-0000001\"]\n",
@@ -454,7 +456,12 @@ fn a_primary_checks_its_secondaries() {
     );
     let bad = format!(
         "[federation]\nrole = \"primary\"\nvalid_for_s = 1\ntokens = [{}, {}, {}]\n",
-        entry("hall-a", "token = \"secret-of-hall-a-000\"", "nowhere", 10.0),
+        entry(
+            "hall-a",
+            "token = \"secret-of-hall-a-000\"",
+            "nowhere",
+            10.0
+        ),
         entry("hall-a", "token_hash = \"md5:abc\"", "main", 10.0),
         entry("hall-c", "token = \"short\"", "main", -1.0),
     );

@@ -614,6 +614,15 @@ fn federation(ck: &mut Checker, c: &Config, f: &FederationConfig) {
                     "a secondary needs the zone of the primary it feeds",
                 );
             }
+            let roots = c.zones.iter().filter(|z| z.parent.is_none()).count();
+            if roots > 1 {
+                ck.push(
+                    "federation.role",
+                    format!(
+                        "a secondary has one root zone, which its grant caps; this one has {roots}"
+                    ),
+                );
+            }
             match f.fallback_budget_a {
                 None => ck.push(
                     "federation.fallback_budget_a",
@@ -665,19 +674,24 @@ fn secondaries(ck: &mut Checker, c: &Config, tokens: &[SecondaryToken]) {
                     _ => ck.push(at.clone(), "give either token or token_hash"),
                 }
                 if station_id_problem(&d.name).is_some() {
-                    ck.push(
-                        format!("{at}.name"),
-                        "1 to 48 letters, digits and - _ . :",
-                    );
+                    ck.push(format!("{at}.name"), "1 to 48 letters, digits and - _ . :");
                 } else if !names.insert(d.name.as_str()) {
                     ck.push(
                         format!("{at}.name"),
                         format!("secondary {:?} is listed twice", d.name),
                     );
                 }
-                ck.current(format!("{at}.fallback_budget_a"), d.fallback_budget_a, 0.0, ABSURD_AMPS);
+                ck.current(
+                    format!("{at}.fallback_budget_a"),
+                    d.fallback_budget_a,
+                    0.0,
+                    ABSURD_AMPS,
+                );
                 if c.zone(&d.zone).is_none() {
-                    ck.push(format!("{at}.zone"), format!("unknown zone {:?}", d.zone.as_str()));
+                    ck.push(
+                        format!("{at}.zone"),
+                        format!("unknown zone {:?}", d.zone.as_str()),
+                    );
                 } else if d.fallback_budget_a.0.is_finite() {
                     *fallbacks.entry(&d.zone).or_default() += d.fallback_budget_a.0;
                 }
@@ -703,6 +717,8 @@ fn secondaries(ck: &mut Checker, c: &Config, tokens: &[SecondaryToken]) {
 /// `blake2s:` and the 32-byte hash in unpadded base64url (43 characters).
 pub fn is_token_hash(s: &str) -> bool {
     s.strip_prefix("blake2s:").is_some_and(|h| {
-        h.len() == 43 && h.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        h.len() == 43
+            && h.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
     })
 }

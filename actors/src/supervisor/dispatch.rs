@@ -36,7 +36,18 @@ impl ZoneSupervisor {
         let decreases = to_send(&a.plan.decreases);
         let increases = to_send(&a.plan.increases);
         let recoveries = self.due_recoveries(a, sessions, now);
-        if decreases.is_empty() && increases.is_empty() && recoveries.is_empty() {
+        let (grants_down, grants_up) = self.plan_grants(a, sessions, now);
+        let in_force = self.in_force_of(a);
+        if decreases.is_empty()
+            && increases.is_empty()
+            && recoveries.is_empty()
+            && grants_down.is_empty()
+            && grants_up.is_empty()
+        {
+            // Nothing moves: what the round planned is what is in force.
+            if let Some((watcher, m)) = in_force {
+                let _ = watcher.try_send(m);
+            }
             return;
         }
         for inc in &increases {
@@ -44,49 +55,66 @@ impl ZoneSupervisor {
                 self.resumed.insert(inc.key.clone(), now);
             }
         }
+        // A higher grant may be in force as soon as it arrives.
+        self.reserve_grants(&grants_up);
         self.dispatching = true;
         let fut = async move {
-            let down = send_all(decreases).await;
+            let (down, granted_down) = futures_util::future::join(
+                send_all(decreases),
+                federation::send_grants(grants_down),
+            )
+            .await;
             let all_down = down
                 .iter()
-                .all(|(_, _, r)| matches!(r, Ok(LimitOutcome::Accepted)));
+                .all(|(_, _, r)| matches!(r, Ok(LimitOutcome::Accepted)))
+                && granted_down.iter().all(|(_, _, r)| r.is_ok());
             // A recovery re-sends this round's limit, so it is an increase like the
             // others: only once every decrease is in force, never beside a later round.
-            let up = if all_down {
-                let (up, ()) =
-                    futures_util::future::join(send_all(increases), recover_all(recoveries)).await;
-                up
+            let (up, granted_up) = if all_down {
+                let (up, (), granted) = futures_util::future::join3(
+                    send_all(increases),
+                    recover_all(recoveries),
+                    federation::send_grants(grants_up),
+                )
+                .await;
+                (up, granted)
             } else {
-                Vec::new()
+                (Vec::new(), Vec::new())
             };
-            (down, up, all_down)
+            (down, up, granted_down, granted_up, all_down)
         };
-        ctx.spawn(
-            fut.into_actor(self)
-                .map(move |(down, up, all_down), act, ctx| {
-                    act.dispatching = false;
-                    let now = Utc::now();
-                    let moved: Vec<SessionKey> = down
-                        .iter()
-                        .chain(&up)
-                        .filter(|(_, _, r)| matches!(r, Ok(LimitOutcome::Accepted)))
-                        .map(|(k, _, _)| k.clone())
-                        .collect();
-                    for (key, sp, result) in down.into_iter().chain(up) {
-                        act.settle(key, sp, result, now);
+        ctx.spawn(fut.into_actor(self).map(
+            move |(down, up, granted_down, granted_up, all_down), act, ctx| {
+                act.dispatching = false;
+                let now = Utc::now();
+                let moved: Vec<SessionKey> = down
+                    .iter()
+                    .chain(&up)
+                    .filter(|(_, _, r)| matches!(r, Ok(LimitOutcome::Accepted)))
+                    .map(|(k, _, _)| k.clone())
+                    .collect();
+                for (key, sp, result) in down.into_iter().chain(up) {
+                    act.settle(key, sp, result, now);
+                }
+                for sent in granted_down.into_iter().chain(granted_up) {
+                    act.settle_grant(sent, now);
+                }
+                act.ask_for_reports(moved, ctx);
+                if all_down {
+                    if let Some((watcher, m)) = in_force {
+                        let _ = watcher.try_send(m);
                     }
-                    act.ask_for_reports(moved, ctx);
-                    if !all_down {
-                        tracing::warn!(
-                            "a decrease was not acknowledged: increases wait for the next round"
-                        );
-                        act.rerun = true;
-                    }
-                    if std::mem::take(&mut act.rerun) {
-                        act.schedule_round(ctx);
-                    }
-                }),
-        );
+                } else {
+                    tracing::warn!(
+                        "a decrease was not acknowledged: increases wait for the next round"
+                    );
+                    act.rerun = true;
+                }
+                if std::mem::take(&mut act.rerun) {
+                    act.schedule_round(ctx);
+                }
+            },
+        ));
     }
 
     /// Once vehicles whose limits changed had time to follow, asks their stations for a

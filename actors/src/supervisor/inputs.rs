@@ -152,6 +152,7 @@ impl Handler<ConfigChanged> for ZoneSupervisor {
                     .any(|c| c.transaction.is_some())
         });
         self.current = config;
+        self.configure_secondaries();
         self.start_inputs(ctx);
         self.schedule_round(ctx);
     }

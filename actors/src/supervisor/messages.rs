@@ -64,6 +64,10 @@ pub struct ZoneStatus {
     pub ev_cap_fraction: f64,
     /// Sum of the limits below the zone once this round's plan is applied.
     pub allocated: PerPhase<Amps>,
+    /// Reservations below the zone that are not shared (connectors not under control).
+    pub fixed: PerPhase<Amps>,
+    /// A vehicle below had its limit changed and has not reported since it could follow.
+    pub ramping: bool,
     /// What the vehicles below could take.
     pub demand: PerPhase<Amps>,
     pub suspended: u32,

@@ -12,10 +12,15 @@
 //! file holds the state and the round. They share this file's imports (`use super::*`).
 
 mod dispatch;
+mod federation;
 mod inputs;
 mod messages;
 mod status;
 
+pub use federation::{
+    report_of, GetSecondaries, InForce, SecondaryConfirmed, SecondaryLinked, SecondaryReported,
+    SecondaryStatus, SecondaryUnlinked, SendGrant, WatchInForce,
+};
 pub use messages::*;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -105,6 +110,10 @@ pub struct ZoneSupervisor {
     recent: VecDeque<RoundSummary>,
     history: VecDeque<SiteSample>,
     subscribers: Vec<Recipient<SiteUpdate>>,
+    /// Primary: its secondaries, by name.
+    secondaries: BTreeMap<String, federation::SecondaryEntry>,
+    /// Secondary: the link to tell what is in force after each round.
+    in_force_watcher: Option<Recipient<InForce>>,
 }
 
 impl ZoneSupervisor {
@@ -151,6 +160,8 @@ impl ZoneSupervisor {
             recent: VecDeque::new(),
             history: VecDeque::new(),
             subscribers: Vec::new(),
+            secondaries: BTreeMap::new(),
+            in_force_watcher: None,
         })
     }
 
@@ -252,7 +263,8 @@ impl ZoneSupervisor {
         let now = Utc::now();
         self.unconfirmed
             .retain(|_, u| now - u.since < UNRESPONSIVE_RETRY * 4);
-        let sessions = self.sessions(now);
+        let mut sessions = self.sessions(now);
+        self.secondary_sessions(now, &mut sessions);
         let plain: Vec<Session> = sessions.iter().map(|(s, _)| s.clone()).collect();
         let mut readings = self.readings.clone();
         if let Some(imposed) = self.imposed {
@@ -302,6 +314,12 @@ impl ZoneSupervisor {
             tracing::error!(error = %e, "cannot write the operator log");
         }
     }
+
+    fn log_site(&self, level: LogLevel, message: String) {
+        if let Err(e) = self.store.log(level, None, message) {
+            tracing::error!(error = %e, "cannot write the operator log");
+        }
+    }
 }
 
 impl Actor for ZoneSupervisor {
@@ -309,6 +327,7 @@ impl Actor for ZoneSupervisor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(64 * 1024);
+        self.configure_secondaries();
         self.start_inputs(ctx);
         // A first round at once, so that the site status is whole from the start.
         self.schedule_round(ctx);

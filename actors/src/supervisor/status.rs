@@ -19,12 +19,15 @@ impl ZoneSupervisor {
             }
             *was = cutting;
         }
+        let plain: Vec<Session> = sessions.iter().map(|(s, _)| s.clone()).collect();
+        let ramping = allocation::subtree_ramping(&self.tree, &plain, now)
+            .unwrap_or_else(|_| vec![false; self.tree.len()]);
         let zones: Vec<ZoneStatus> = self
             .tree
             .zones()
             .iter()
-            .zip(&a.zones)
-            .map(|(z, za)| ZoneStatus {
+            .zip(a.zones.iter().zip(ramping))
+            .map(|(z, (za, ramping))| ZoneStatus {
                 id: z.id.clone(),
                 parent: z.parent.map(|p| self.tree.zone(p).id.clone()),
                 limit_a: z.limit,
@@ -40,6 +43,8 @@ impl ZoneSupervisor {
                 production: za.budget.production,
                 ev_cap_fraction: za.budget.ev_cap_fraction,
                 allocated: za.allocated_after,
+                fixed: za.fixed,
+                ramping,
                 demand: za.demand,
                 suspended: za.suspended,
                 estimate: match za.budget.estimate {
@@ -55,6 +60,8 @@ impl ZoneSupervisor {
         let sessions: Vec<SessionStatus> = sessions
             .iter()
             .zip(&a.sessions)
+            // A secondary's pseudo-sessions are shown with the secondary.
+            .filter(|((s, _), _)| federation::secondary_of(&s.key).is_none())
             .map(|((s, tx), sa)| {
                 let (decision, bottleneck, suspended_since) = match sa.decision {
                     Decision::AtMax => ("at_max", None, None),

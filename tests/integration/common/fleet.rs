@@ -330,9 +330,20 @@ pub async fn boot_fleet(
     n: usize,
     behaviour: impl Fn(usize) -> Behaviour,
 ) -> Vec<ampwarden::simulate::client::StationClient> {
+    boot_fleet_as(app, timeline, "EV", n, behaviour).await
+}
+
+/// [`boot_fleet`] with stations named `{prefix}01`, `{prefix}02`, …
+pub async fn boot_fleet_as(
+    app: &super::TestApp,
+    timeline: &Timeline,
+    prefix: &str,
+    n: usize,
+    behaviour: impl Fn(usize) -> Behaviour,
+) -> Vec<ampwarden::simulate::client::StationClient> {
     let mut out = Vec::new();
     for i in 1..=n {
-        let id = format!("EV{i:02}");
+        let id = format!("{prefix}{i:02}");
         let mut client = app.manual(&id).await;
         timeline.watch(&mut client, &id, behaviour(i));
         super::ok(
@@ -345,7 +356,7 @@ pub async fn boot_fleet(
     }
     let deadline = std::time::Instant::now() + super::LONG;
     for i in 1..=n {
-        let id = format!("EV{i:02}");
+        let id = format!("{prefix}{i:02}");
         while !timeline.has_default(&id) && behaviour(i).answers_profiles() {
             assert!(
                 std::time::Instant::now() < deadline,

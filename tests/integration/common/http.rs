@@ -92,6 +92,16 @@ impl Api {
         api
     }
 
+    /// The first admin's session: set up on a fresh controller, else logged in (after a
+    /// restart on the same storage).
+    pub async fn admin(app: &TestApp) -> Api {
+        if app.app().controller().setup_code().is_some() {
+            Api::setup(app).await
+        } else {
+            Api::login(app, ADMIN, ADMIN_PASSWORD).await
+        }
+    }
+
     /// Logs in; panics unless it works.
     pub async fn login(app: &TestApp, name: &str, password: &str) -> Api {
         let mut api = Api::anonymous(app);

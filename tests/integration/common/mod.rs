@@ -26,9 +26,15 @@ pub struct TestApp {
 
 /// The configuration of a test: `body` (zones, stations, …) with loopback port 0
 /// listeners and storage in `dir`.
+/// (`server_extra` may set `http_listen` itself, e.g. a fixed port to restart on.)
 pub fn config_text(dir: &std::path::Path, server_extra: &str, body: &str) -> String {
+    let http = if server_extra.contains("http_listen") {
+        ""
+    } else {
+        "http_listen = \"127.0.0.1:0\"\n"
+    };
     format!(
-        "[server]\nhttp_listen = \"127.0.0.1:0\"\nocpp_listen = \"127.0.0.1:0\"\n{server_extra}\n\
+        "[server]\n{http}ocpp_listen = \"127.0.0.1:0\"\n{server_extra}\n\
          [storage]\npath = {path:?}\n\n{body}",
         path = dir.join("data").display().to_string()
     )
