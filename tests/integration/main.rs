@@ -18,6 +18,7 @@ mod cli;
 mod control_loop;
 mod control_plant;
 mod federation;
+mod federation_processes;
 mod load_short;
 mod ocpp_central_system;
 mod restart;
