@@ -44,6 +44,9 @@ enum Command {
     },
     /// A fleet of simulated OCPP 1.6J stations and vehicles against a central system.
     Simulate(ampwarden::simulate::cli::SimulateArgs),
+    /// A new token for a federation secondary: prints the token (for the secondary's
+    /// `federation.token`) and its hash (for the primary's `token_hash`).
+    FederationToken,
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,76 @@ fn main() -> ExitCode {
         Command::Backup { out } => backup(cli.config, &out),
         Command::Restore { from } => restore(cli.config, &from),
         Command::Simulate(args) => ampwarden::simulate::cli::run(&args),
+        Command::FederationToken => federation_token(),
+    }
+}
+
+/// What `check-config` says about a federation: each secondary a primary expects, and
+/// how much of each zone their fallbacks may take at once.
+fn federation_text(config: &Config) -> String {
+    use ampwarden_actors::config::{FederationRole, SecondaryToken};
+    let Some(f) = &config.federation else {
+        return String::new();
+    };
+    match f.role {
+        FederationRole::Secondary => format!(
+            "federation: secondary of {} (zone {}), fallback {} A\n",
+            f.primary_url.as_deref().unwrap_or("?"),
+            f.zone.as_ref().map_or("?", |z| z.as_str()),
+            f.fallback_budget_a.map_or(0.0, |a| a.0)
+        ),
+        FederationRole::Primary => {
+            let mut out = format!(
+                "federation: primary of {} secondaries, grants valid {} s\n",
+                f.tokens.len(),
+                f.valid_for_s
+            );
+            let mut sums: std::collections::BTreeMap<&str, f64> = Default::default();
+            for t in &f.tokens {
+                match t {
+                    SecondaryToken::Described(d) => {
+                        out.push_str(&format!(
+                            "  {} → zone {}, fallback {} A\n",
+                            d.name,
+                            d.zone.as_str(),
+                            d.fallback_budget_a.0
+                        ));
+                        *sums.entry(d.zone.as_str()).or_default() += d.fallback_budget_a.0;
+                    }
+                    SecondaryToken::Plain(_) => out.push_str(
+                        "  (a token only: its zone and fallback are known once it links)\n",
+                    ),
+                }
+            }
+            for (zone, sum) in sums {
+                let limit = config
+                    .zones
+                    .iter()
+                    .find(|z| z.id.as_str() == zone)
+                    .map_or(0.0, |z| z.limit_a.0);
+                out.push_str(&format!(
+                    "  fallbacks on zone {zone}: {sum} A of {limit} A\n"
+                ));
+            }
+            out
+        }
+    }
+}
+
+fn federation_token() -> ExitCode {
+    match ampwarden::federation::new_token() {
+        Ok(token) => {
+            println!("token = \"{token}\"");
+            println!(
+                "token_hash = \"{}\"",
+                ampwarden::federation::token_hash(&token)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot draw a random token: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -99,6 +172,7 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
     match load_config(path.as_ref()) {
         Ok(config) => {
             print!("{}", config.zone_tree_text());
+            print!("{}", federation_text(&config));
             for w in config.warnings() {
                 println!("warning: {w}");
             }

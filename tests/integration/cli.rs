@@ -177,3 +177,52 @@ fn sigterm_stops_the_controller_cleanly_with_exit_code_0() {
         "storage was written"
     );
 }
+
+#[test]
+fn a_federation_token_and_its_hash_make_a_primary_check_config_accepts() {
+    let out = Command::new(BIN)
+        .arg("federation-token")
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} = \"")))
+            .map(|v| v.trim_end_matches('"').to_owned())
+            .expect("printed")
+    };
+    let (token, hash) = (value("token"), value("token_hash"));
+    assert_eq!(hash, ampwarden::federation::token_hash(&token));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let primary = |fallback: f64| {
+        format!(
+            "[[zones]]\nid = \"main\"\nlimit_a = 100.0\n\n[federation]\nrole = \"primary\"\n\
+             tokens = [{{ name = \"hall-b\", token_hash = \"{hash}\", zone = \"main\", fallback_budget_a = {fallback} }}]\n"
+        )
+    };
+    let check = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(write_config(dir.path(), &primary(40.0)))
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("  hall-b → zone main, fallback 40 A\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  fallbacks on zone main: 40 A of 100 A\n"),
+        "{stdout}"
+    );
+    let over = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(write_config(dir.path(), &primary(140.0)))
+        .output()
+        .expect("runs");
+    assert_eq!(over.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&over.stderr).contains(
+        "federation.tokens: the fallbacks of the secondaries feeding zone \"main\" add up to 140 A, above its limit of 100 A"
+    ));
+}
