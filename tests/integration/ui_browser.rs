@@ -1,8 +1,9 @@
 //! The operator UI in a real browser (headless Debian Chromium driven through
 //! chromedriver): first-start setup, login, a station appearing on the live dashboard
 //! with its limit, stopping its session from the UI, adding a badge, exporting the
-//! sessions as CSV — with no console error. Screenshots of the main pages at 1366x768
-//! and 390x844 go to `screenshots/` for a person to look at.
+//! sessions as CSV, a primary's secondaries in the Federation view — with no console
+//! error. Screenshots of the main pages at 1366x768 and 390x844 go to `screenshots/`
+//! for a person to look at.
 //!
 //! Needs `chromium` and `chromium-driver` (Debian packages); without them the test fails
 //! and says how to install them.
@@ -260,6 +261,22 @@ async fn click_button(client: &Client, text: &str) {
     }
 }
 
+/// On the setup page: creates the admin with the setup code, which logs in and opens the
+/// setup assistant.
+async fn create_admin(client: &Client, app: &TestApp) {
+    let code = app.app().controller().setup_code().expect("setup open");
+    fill(client, "Setup code", &code).await;
+    fill(client, "Password (10 characters or more)", ADMIN_PASSWORD).await;
+    fill(client, "Password again", ADMIN_PASSWORD).await;
+    click_button(client, "Create the administrator").await;
+    wait_until(
+        client,
+        "the setup assistant",
+        "location.hash === '#/wizard/site' && document.querySelector('form')",
+    )
+    .await;
+}
+
 async fn charging_station(app: &TestApp) -> StationClient {
     let station = app.booted("CP001").await;
     let status = |s: &str| json!({ "connectorId": 1, "errorCode": "NoError", "status": s, "timestamp": now_text() });
@@ -306,17 +323,7 @@ async fn an_operator_sets_up_watches_stops_adds_a_badge_and_exports() {
     )
     .await;
     screenshots(&client, "setup").await;
-    let code = app.app().controller().setup_code().expect("setup open");
-    fill(&client, "Setup code", &code).await;
-    fill(&client, "Password (10 characters or more)", ADMIN_PASSWORD).await;
-    fill(&client, "Password again", ADMIN_PASSWORD).await;
-    click_button(&client, "Create the administrator").await;
-    wait_until(
-        &client,
-        "the setup assistant",
-        "location.hash === '#/wizard/site' && document.querySelector('form')",
-    )
-    .await;
+    create_admin(&client, &app).await;
     screenshots(&client, "wizard-site").await;
 
     // Log out, and in again through the login form.
@@ -534,6 +541,66 @@ async fn an_operator_sets_up_watches_stops_adds_a_badge_and_exports() {
         wait_until(&client, page, "document.querySelector('main h1') && !document.querySelector('main').innerText.includes('Cannot show')").await;
         screenshots(&client, &page.replace('/', "-")).await;
     }
+
+    let errors = browser_errors(&client).await;
+    client.close().await.expect("close the browser");
+    assert!(errors.is_empty(), "browser errors: {errors:#?}");
+}
+
+/// A primary with one configured secondary that has not linked yet: the Federation view
+/// is in the navigation and lists it as never seen, with its fallback reserved for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_shows_its_secondaries_in_the_federation_view() {
+    const PRIMARY: &str = r#"
+[site]
+name = "primary"
+mode = "static"
+
+[[zones]]
+id = "main"
+limit_a = 100.0
+
+[federation]
+role = "primary"
+tokens = [{ name = "hall-b", token = "token-of-hall-b-0001", zone = "main", fallback_budget_a = 20.0 }]
+"#;
+    let driver = start_driver().await;
+    let app = TestApp::start("", PRIMARY);
+    let base = format!("http://{}", app.app().http_addr);
+    let profile = tempfile::tempdir().expect("browser profile");
+    let client = browser(&driver, profile.path()).await;
+    viewport(&client, 1366, 768).await;
+
+    client.goto(&base).await.expect("open the UI");
+    wait_until(
+        &client,
+        "the setup page",
+        "location.hash === '#/setup' && document.querySelector('form')",
+    )
+    .await;
+    create_admin(&client, &app).await;
+
+    // The navigation leads there (it has the entry because this controller is a primary).
+    client
+        .find(Locator::XPath(
+            "//nav[@id='nav']//a[normalize-space()='Federation']",
+        ))
+        .await
+        .expect("a Federation entry in the navigation")
+        .click()
+        .await
+        .expect("open the Federation view");
+    wait_until(
+        &client,
+        "hall-b never seen with its 20 A fallback reserved",
+        "location.hash === '#/federation' \
+         && [...document.querySelectorAll('tbody tr')].some(r => { \
+              const cell = (label) => r.querySelector(`td[data-label=\"${label}\"]`)?.innerText.trim(); \
+              return cell('Secondary') === 'hall-b' && cell('Link') === 'never_seen' \
+                && cell('Reserved') === '20.0 A' && cell('Fallback') === '20.0 A'; })",
+    )
+    .await;
+    screenshots(&client, "federation").await;
 
     let errors = browser_errors(&client).await;
     client.close().await.expect("close the browser");

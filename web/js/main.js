@@ -10,12 +10,14 @@ import { transactions } from "./views/transactions.js";
 import { logs } from "./views/logs.js";
 import { configuration } from "./views/config.js";
 import { users } from "./views/users.js";
+import { federation } from "./views/federation.js";
 import { loginView, setupView, wizard, account } from "./views/setup.js";
 
 const NAV = [
   ["", "Dashboard", "viewer"],
   ["stations", "Stations", "viewer"],
   ["commissioning", "Scan", "viewer"],
+  ["federation", "Federation", "viewer"],
   ["badges", "Badges", "viewer"],
   ["transactions", "Sessions", "viewer"],
   ["logs", "Log", "viewer"],
@@ -28,6 +30,7 @@ const ROUTES = {
   stations,
   station: stationDetail,
   commissioning,
+  federation,
   badges,
   transactions,
   logs,
@@ -38,6 +41,22 @@ const ROUTES = {
 };
 
 let stop = null;
+
+// Whether this controller is a primary or a secondary (the role comes from its file and
+// does not change while it runs): the Federation entry is shown only then.
+let federated = null;
+
+async function loadFederated() {
+  if (!session.user) {
+    federated = null;
+  } else if (federated === null) {
+    try {
+      federated = (await api.get("/api/v1/federation")).role !== "none";
+    } catch {
+      // Asked again on the next page.
+    }
+  }
+}
 
 function currentPath() {
   const hash = location.hash.replace(/^#\/?/, "");
@@ -60,7 +79,7 @@ function renderNav() {
     h(
       "ul",
       {},
-      NAV.filter(([, , role]) => can(role)).map(([path, label]) =>
+      NAV.filter(([path, , role]) => can(role) && (path !== "federation" || federated)).map(([path, label]) =>
         h("li", {}, h("a", { href: `#/${path}`, "aria-current": path === active ? "page" : undefined }, label)),
       ),
     ),
@@ -85,6 +104,7 @@ export async function render() {
   }
   const main = document.getElementById("main");
   const { name, params } = currentPath();
+  await loadFederated();
   renderNav();
   if (name === "setup") {
     stop = await setupView(main, render);

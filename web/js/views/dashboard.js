@@ -12,7 +12,8 @@ const SOURCE = {
   imposed: "set by the primary",
 };
 
-const STATUS_KIND = {
+/** The tag colour of an OCPP connector status. */
+export const STATUS_KIND = {
   Charging: "good",
   Available: "",
   Preparing: "info",
