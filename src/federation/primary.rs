@@ -30,8 +30,11 @@ use tokio::sync::oneshot;
 use super::{same, token_hash, FederationCounters};
 use crate::controller::Controller;
 
-/// How long a grant may go unacknowledged before it counts as unanswered.
-pub const GRANT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a round's dispatch waits for a grant's acknowledgement. A secondary that is
+/// slower (one of its own stations does not answer, say) is then reserved at the higher of
+/// its grants until it acknowledges, so that the primary's rounds — its safety loop among
+/// them — never wait long behind one box.
+pub const GRANT_TIMEOUT: Duration = Duration::from_millis(1500);
 /// A secondary must say hello this soon after the handshake.
 const HELLO_WITHIN: Duration = Duration::from_secs(5);
 /// Pings, and how long a silent link is kept.
@@ -203,9 +206,11 @@ impl SecondaryLink {
     /// (`acknowledged`: its limits fit it), which answers the supervisor's wait.
     fn confirmed(&mut self, seq: u64, acknowledged: bool) {
         let Some(at) = self.sent_at(seq) else { return };
+        let newest = self.sent.back().is_some_and(|(s, _)| *s == seq);
         self.supervisor.do_send(SecondaryConfirmed {
             link_id: self.link_id,
             sent_at: at,
+            in_force: self.last_grant.filter(|_| acknowledged && newest),
         });
         if !acknowledged {
             return;

@@ -58,6 +58,9 @@ pub struct SecondaryReported {
 pub struct SecondaryConfirmed {
     pub link_id: u64,
     pub sent_at: DateTime<Utc>,
+    /// An acknowledgement of the newest grant on the link: its limits in force fit this
+    /// budget (a late one, after the dispatch gave up waiting, counts too).
+    pub in_force: Option<PerPhase<Amps>>,
 }
 
 /// Primary: the link closed.
@@ -135,7 +138,8 @@ pub(super) struct SecondaryEntry {
     reserved: PerPhase<Amps>,
     granted: Option<PerPhase<Amps>>,
     target: Option<PerPhase<Amps>>,
-    /// A grant went unanswered: it is reserved, not shared, until then + 30 s.
+    /// A grant went unanswered: it is reserved, not shared, until it acknowledges the
+    /// newest grant, or for 30 s.
     unresponsive_since: Option<DateTime<Utc>>,
     software: Option<String>,
 }
@@ -632,9 +636,19 @@ impl Handler<SecondaryReported> for ZoneSupervisor {
 impl Handler<SecondaryConfirmed> for ZoneSupervisor {
     type Result = ();
 
-    fn handle(&mut self, m: SecondaryConfirmed, _: &mut Self::Context) {
-        if let Some((_, e)) = self.secondary_by_link(m.link_id) {
-            e.confirmed = Some(e.confirmed.map_or(m.sent_at, |c| c.max(m.sent_at)));
+    fn handle(&mut self, m: SecondaryConfirmed, ctx: &mut Self::Context) {
+        let dispatching = self.dispatching;
+        let Some((_, e)) = self.secondary_by_link(m.link_id) else {
+            return;
+        };
+        e.confirmed = Some(e.confirmed.map_or(m.sent_at, |c| c.max(m.sent_at)));
+        // A late acknowledgement: what it may take is that grant again, and it is
+        // shared with again. (During a dispatch the dispatch settles it itself.)
+        if let (Some(budget), Some(_), false) = (m.in_force, e.unresponsive_since, dispatching) {
+            e.reserved = budget;
+            e.granted = Some(budget);
+            e.unresponsive_since = None;
+            self.schedule_round(ctx);
         }
     }
 }
