@@ -21,6 +21,9 @@ struct Cli {
     /// meter) instead of a configuration.
     #[arg(long)]
     demo: bool,
+    /// With `--demo`: a primary and three secondaries sharing one supply.
+    #[arg(long, requires = "demo")]
+    federation: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -54,6 +57,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match cli.command.unwrap_or(Command::Run) {
+        Command::Run if cli.demo && cli.federation => {
+            memory::start_trimming();
+            ampwarden::simulate::federation_demo::run()
+        }
         Command::Run if cli.demo => {
             memory::start_trimming();
             ampwarden::simulate::demo::run()

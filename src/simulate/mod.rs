@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod connector;
 pub mod demo;
+pub mod federation_demo;
 pub mod fleet;
 pub mod profiles;
 pub use ampwarden_actors::random;
