@@ -20,8 +20,8 @@ use ampwarden_actors::federation::{
 use ampwarden_actors::station::CallFailure;
 use ampwarden_actors::store::LogLevel;
 use ampwarden_actors::supervisor::{
-    SecondaryConfirmed, SecondaryLinked, SecondaryReported, SecondaryUnlinked, SendGrant,
-    ZoneSupervisor,
+    CloseLink, SecondaryConfirmed, SecondaryLinked, SecondaryReported, SecondaryUnlinked,
+    SendGrant, ZoneSupervisor,
 };
 use ampwarden_actors::units::{Amps, PerPhase};
 use chrono::{DateTime, Utc};
@@ -67,22 +67,21 @@ pub async fn handshake(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| token_hash(t.trim()));
     let token = presented.as_deref().and_then(|h| {
-        f.tokens.iter().position(|t| {
-            let stored = match t {
-                SecondaryToken::Plain(secret) => token_hash(secret),
-                SecondaryToken::Described(d) => match (&d.token, &d.token_hash) {
-                    (Some(secret), _) => token_hash(secret),
-                    (None, Some(hash)) => hash.clone(),
-                    (None, None) => return false,
-                },
-            };
-            same(&stored, h)
-        })
+        f.tokens
+            .iter()
+            .position(|t| stored_hash(t).is_some_and(|s| same(&s, h)))
     });
+    let revoked = token
+        .and_then(|i| f.tokens.get(i))
+        .and_then(stored_hash)
+        .is_some_and(|h| core.store().is_token_revoked(&h).unwrap_or(true));
+    let token = token.filter(|_| !revoked);
     let Some(token) = token else {
         FederationCounters::bump(&core.federation_counters().refused_token);
         let why = if presented.is_none() {
             "no bearer token"
+        } else if revoked {
+            "revoked token"
         } else {
             "unknown token"
         };
@@ -117,6 +116,18 @@ pub async fn handshake(
     ws::WsResponseBuilder::new(link, &req, stream)
         .frame_size(MAX_FRAME_BYTES)
         .start()
+}
+
+/// How a configured token is compared: its hash (`blake2s:…`).
+pub fn stored_hash(t: &SecondaryToken) -> Option<String> {
+    match t {
+        SecondaryToken::Plain(secret) => Some(token_hash(secret)),
+        SecondaryToken::Described(d) => match (&d.token, &d.token_hash) {
+            (Some(secret), _) => Some(token_hash(secret)),
+            (None, Some(hash)) => Some(hash.clone()),
+            (None, None) => None,
+        },
+    }
 }
 
 /// One secondary's link, on the primary.
@@ -268,6 +279,7 @@ impl SecondaryLink {
                     limit: limit_a,
                     software,
                     grants: ctx.address().recipient(),
+                    closer: ctx.address().recipient(),
                 };
                 self.limit = self
                     .core
@@ -359,6 +371,14 @@ impl Actor for SecondaryLink {
                 link_id: self.link_id,
             });
         }
+    }
+}
+
+impl Handler<CloseLink> for SecondaryLink {
+    type Result = ();
+
+    fn handle(&mut self, CloseLink(reason): CloseLink, ctx: &mut Self::Context) {
+        self.refuse(ctx, reason);
     }
 }
 

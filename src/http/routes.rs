@@ -204,6 +204,23 @@ pub fn table<T: Table>(t: &mut T) {
         federation::stations,
     );
     t.add(
+        post(
+            "/api/v1/federation/secondaries/{name}/revoke",
+            ADMIN,
+            "Revoke a secondary's token: its link closes and the token is refused until reinstated",
+        )
+        .body("none"),
+        federation::revoke,
+    );
+    t.add(
+        delete(
+            "/api/v1/federation/secondaries/{name}/revoke",
+            ADMIN,
+            "Reinstate a revoked secondary's token",
+        ),
+        federation::unrevoke,
+    );
+    t.add(
         get(
             "/api/v1/events",
             VIEWER,

@@ -495,4 +495,47 @@ async fn a_primary_refuses_bad_links_and_clamps_absurd_demand() {
         text.contains("ampwarden_federation_malformed_total 3"),
         "{text}"
     );
+
+    // An admin revokes s1's token: its link closes with the reason, the token is refused
+    // at the handshake; reinstated, s1 links again.
+    let admin = Api::admin(&primary).await;
+    admin
+        .post("/api/v1/federation/secondaries/s1/revoke", json!({}))
+        .await
+        .expect(200);
+    let closed = loop {
+        let m = next_json(&mut s1).await;
+        if m["type"] == "refused" {
+            break m;
+        }
+    };
+    assert_eq!(closed["reason"], "this secondary's token was revoked");
+    assert_eq!(raw_link(&primary, Some(&token(1))).await.err(), Some(401));
+    let view = federation_of(&primary).await;
+    let s1_view = view["secondaries"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "s1"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        s1_view["reserved_a"][0].as_f64().unwrap_or(0.0) >= FALLBACK_A,
+        "{s1_view:#}"
+    );
+    admin
+        .delete("/api/v1/federation/secondaries/s1/revoke")
+        .await
+        .expect(200);
+    admin
+        .delete("/api/v1/federation/secondaries/s1/revoke")
+        .await
+        .expect(404);
+    let mut again = raw_link(&primary, Some(&token(1)))
+        .await
+        .expect("handshake");
+    again.send(Message::text(hello("s1"))).await.expect("send");
+    assert_eq!(next_json(&mut again).await["type"], "welcome");
+    admin
+        .post("/api/v1/federation/secondaries/nobody/revoke", json!({}))
+        .await
+        .expect(404);
 }

@@ -124,3 +124,49 @@ mod tests {
         assert!(store.badges().expect("list").is_empty());
     }
 }
+
+// --- revoked federation tokens ----------------------------------------------------
+
+/// Keys in `meta` of the federation tokens revoked (by their hash).
+const REVOKED_TOKEN: &str = "revoked_federation_token:";
+
+impl Store {
+    /// Refuses this token hash at the federation handshake from now on, whatever the
+    /// configuration says (until [`Store::unrevoke_token`]).
+    pub fn revoke_token(&self, hash: &str, secondary: &str) -> Result<()> {
+        self.meta
+            .insert(format!("{REVOKED_TOKEN}{hash}"), secondary.as_bytes())?;
+        self.flush()
+    }
+
+    pub fn unrevoke_token(&self, hash: &str) -> Result<bool> {
+        let existed = self
+            .meta
+            .remove(format!("{REVOKED_TOKEN}{hash}"))?
+            .is_some();
+        self.flush()?;
+        Ok(existed)
+    }
+
+    pub fn is_token_revoked(&self, hash: &str) -> Result<bool> {
+        Ok(self.meta.contains_key(format!("{REVOKED_TOKEN}{hash}"))?)
+    }
+}
+
+#[cfg(test)]
+mod revoked_tests {
+    use super::*;
+
+    #[test]
+    fn a_revoked_token_stays_revoked_across_a_reopen_until_unrevoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.revoke_token("blake2s:abc", "hall-b").unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.is_token_revoked("blake2s:abc").unwrap());
+        assert!(!store.is_token_revoked("blake2s:abd").unwrap());
+        assert!(store.unrevoke_token("blake2s:abc").unwrap());
+        assert!(!store.is_token_revoked("blake2s:abc").unwrap());
+    }
+}

@@ -42,6 +42,20 @@ pub struct SecondaryLinked {
     pub limit: Amps,
     pub software: String,
     pub grants: Recipient<SendGrant>,
+    pub closer: Recipient<CloseLink>,
+}
+
+/// Primary → link: close it, telling the secondary why (its token was revoked).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseLink(pub String);
+
+/// Primary: close a secondary's link (if up), e.g. after its token was revoked.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DropSecondaryLink {
+    pub name: String,
+    pub reason: String,
 }
 
 /// Primary: a secondary's report (already checked and clamped).
@@ -118,6 +132,9 @@ pub struct SecondaryStatus {
     pub last_report_at: Option<DateTime<Utc>>,
     pub report: Option<Report>,
     pub stations: Vec<RemoteStation>,
+    /// Which of `federation.tokens` its link presented (while linked).
+    #[serde(skip)]
+    pub token: Option<usize>,
 }
 
 // --- state -----------------------------------------------------------------------------
@@ -148,6 +165,7 @@ struct Link {
     id: u64,
     token: usize,
     grants: Recipient<SendGrant>,
+    closer: Recipient<CloseLink>,
     since: DateTime<Utc>,
 }
 
@@ -427,6 +445,7 @@ impl ZoneSupervisor {
                     r
                 }),
                 stations: e.stations.clone(),
+                token: e.link.as_ref().map(|l| l.token),
             })
             .collect()
     }
@@ -583,6 +602,7 @@ impl Handler<SecondaryLinked> for ZoneSupervisor {
             id: m.link_id,
             token: m.token,
             grants: m.grants,
+            closer: m.closer,
             since: Utc::now(),
         });
         tracing::info!(secondary = %m.name, "secondary linked");
@@ -743,4 +763,14 @@ pub fn report_of(
         }
     }
     r
+}
+
+impl Handler<DropSecondaryLink> for ZoneSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, m: DropSecondaryLink, _: &mut Self::Context) {
+        if let Some(link) = self.secondaries.get(&m.name).and_then(|e| e.link.as_ref()) {
+            link.closer.do_send(CloseLink(m.reason));
+        }
+    }
 }

@@ -18,8 +18,9 @@ mod messages;
 mod status;
 
 pub use federation::{
-    report_of, GetSecondaries, InForce, SecondaryConfirmed, SecondaryLinked, SecondaryReported,
-    SecondaryStatus, SecondaryUnlinked, SendGrant, WatchInForce,
+    report_of, CloseLink, DropSecondaryLink, GetSecondaries, InForce, SecondaryConfirmed,
+    SecondaryLinked, SecondaryReported, SecondaryStatus, SecondaryUnlinked, SendGrant,
+    WatchInForce,
 };
 pub use messages::*;
 

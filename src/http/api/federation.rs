@@ -4,11 +4,12 @@
 use actix_web::{web, HttpResponse};
 use ampwarden_actors::config::FederationRole;
 use ampwarden_actors::federation::RemoteStation;
-use ampwarden_actors::supervisor::{GetSecondaries, SecondaryStatus};
+use ampwarden_actors::supervisor::{DropSecondaryLink, GetSecondaries, SecondaryStatus};
 use serde::Serialize;
 
 use super::{ok, Ctl};
 use crate::federation::secondary::LinkStatus;
+use crate::http::auth::{audit, Identity};
 use crate::http::error::{ApiError, ApiResult};
 
 #[derive(Serialize)]
@@ -79,4 +80,81 @@ pub async fn stations(ctl: Ctl, query: web::Query<StationsQuery>) -> ApiResult<H
 #[serde(deny_unknown_fields)]
 pub struct StationsQuery {
     secondary: Option<String>,
+}
+
+/// The hash of the token secondary `name` presents: from its entry in the configuration,
+/// or, for a plain token, from the link it has (or last had) up.
+async fn token_hash_of(ctl: &Ctl, name: &str) -> ApiResult<String> {
+    let config = ctl.config();
+    let Some(f) = config
+        .federation
+        .as_ref()
+        .filter(|f| f.role == FederationRole::Primary)
+    else {
+        return Err(ApiError::conflict(
+            "this controller is not a federation primary",
+        ));
+    };
+    let described = f
+        .tokens
+        .iter()
+        .find(|t| t.described().is_some_and(|d| d.name == name));
+    let token = match described {
+        Some(t) => Some(t),
+        None => ctl
+            .supervisor()
+            .send(GetSecondaries)
+            .await
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.token)
+            .and_then(|i| f.tokens.get(i)),
+    };
+    token
+        .and_then(crate::federation::primary::stored_hash)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no secondary {name:?} in the configuration or linked now"
+            ))
+        })
+}
+
+/// Revokes a secondary's token: its link closes, and the token is refused at the
+/// handshake until the revocation is lifted. Its fallback stays reserved.
+pub async fn revoke(ctl: Ctl, who: Identity, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let name = path.into_inner();
+    let hash = token_hash_of(&ctl, &name).await?;
+    ctl.store().revoke_token(&hash, &name)?;
+    ctl.supervisor().do_send(DropSecondaryLink {
+        name: name.clone(),
+        reason: "this secondary's token was revoked".into(),
+    });
+    audit(
+        ctl.store(),
+        &who.name,
+        format!("federation token of secondary {name} revoked"),
+    );
+    Ok(ok(
+        serde_json::json!({ "secondary": name, "revoked": true }),
+    ))
+}
+
+/// Lifts a revocation: the secondary may link again with the same token.
+pub async fn unrevoke(ctl: Ctl, who: Identity, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let name = path.into_inner();
+    let hash = token_hash_of(&ctl, &name).await?;
+    if !ctl.store().unrevoke_token(&hash)? {
+        return Err(ApiError::not_found(format!(
+            "the token of secondary {name:?} is not revoked"
+        )));
+    }
+    audit(
+        ctl.store(),
+        &who.name,
+        format!("federation token of secondary {name} reinstated"),
+    );
+    Ok(ok(
+        serde_json::json!({ "secondary": name, "revoked": false }),
+    ))
 }
