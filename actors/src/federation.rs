@@ -50,6 +50,14 @@ pub enum Upstream {
         v: u32,
         seq: u64,
     },
+    /// The answer to a relayed command: the HTTP status and JSON body the secondary's own
+    /// API would have answered.
+    CommandResult {
+        v: u32,
+        id: u64,
+        status: u16,
+        body: serde_json::Value,
+    },
 }
 
 /// What a primary sends.
@@ -67,6 +75,15 @@ pub enum Downstream {
         reason: String,
     },
     Grant(Grant),
+    /// A remote action on one of the secondary's stations, relayed from the primary's
+    /// API (`action` and `body` as in `POST /api/v1/stations/{id}/actions/{action}`).
+    Command {
+        v: u32,
+        id: u64,
+        station: String,
+        action: String,
+        body: serde_json::Value,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -163,7 +180,9 @@ impl Upstream {
         let m: Upstream =
             serde_json::from_str(text).map_err(|e| FrameError::Malformed(e.to_string()))?;
         let v = match &m {
-            Upstream::Hello { v, .. } | Upstream::Ack { v, .. } => *v,
+            Upstream::Hello { v, .. }
+            | Upstream::Ack { v, .. }
+            | Upstream::CommandResult { v, .. } => *v,
             Upstream::Report(r) => r.v,
         };
         if v != VERSION {

@@ -20,8 +20,8 @@ use ampwarden_actors::federation::{
 use ampwarden_actors::station::CallFailure;
 use ampwarden_actors::store::LogLevel;
 use ampwarden_actors::supervisor::{
-    CloseLink, SecondaryConfirmed, SecondaryLinked, SecondaryReported, SecondaryUnlinked,
-    SendGrant, ZoneSupervisor,
+    CloseLink, RelayCommand, SecondaryConfirmed, SecondaryLinked, SecondaryReported,
+    SecondaryUnlinked, SendGrant, ZoneSupervisor,
 };
 use ampwarden_actors::units::{Amps, PerPhase};
 use chrono::{DateTime, Utc};
@@ -112,6 +112,8 @@ pub async fn handshake(
         sent: VecDeque::new(),
         waiters: Vec::new(),
         last_heard: Instant::now(),
+        commands: std::collections::HashMap::new(),
+        next_command: 1,
     };
     ws::WsResponseBuilder::new(link, &req, stream)
         .frame_size(MAX_FRAME_BYTES)
@@ -151,7 +153,13 @@ struct SecondaryLink {
     /// later one.
     waiters: Vec<(u64, DateTime<Utc>, oneshot::Sender<DateTime<Utc>>)>,
     last_heard: Instant,
+    /// Relayed commands waiting for their result, by id.
+    commands: std::collections::HashMap<u64, oneshot::Sender<(u16, serde_json::Value)>>,
+    next_command: u64,
 }
+
+/// How long a relayed command may take (the secondary waits for its station).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl SecondaryLink {
     fn send(&self, ctx: &mut ws::WebsocketContext<Self>, m: &Downstream) {
@@ -280,6 +288,7 @@ impl SecondaryLink {
                     software,
                     grants: ctx.address().recipient(),
                     closer: ctx.address().recipient(),
+                    relay: ctx.address().recipient(),
                 };
                 self.limit = self
                     .core
@@ -331,6 +340,16 @@ impl SecondaryLink {
                 });
             }
             (Upstream::Ack { seq, .. }, true) => self.confirmed(seq, true),
+            (
+                Upstream::CommandResult {
+                    id, status, body, ..
+                },
+                true,
+            ) => {
+                if let Some(tx) = self.commands.remove(&id) {
+                    let _ = tx.send((status, body));
+                }
+            }
         }
     }
 }
@@ -371,6 +390,37 @@ impl Actor for SecondaryLink {
                 link_id: self.link_id,
             });
         }
+    }
+}
+
+impl Handler<RelayCommand> for SecondaryLink {
+    type Result = ResponseFuture<Result<(u16, serde_json::Value), CallFailure>>;
+
+    fn handle(&mut self, c: RelayCommand, ctx: &mut Self::Context) -> Self::Result {
+        if self.name.is_none() {
+            return Box::pin(async { Err(CallFailure::NotConnected) });
+        }
+        let id = self.next_command;
+        self.next_command += 1;
+        let (tx, rx) = oneshot::channel();
+        self.commands.insert(id, tx);
+        self.send(
+            ctx,
+            &Downstream::Command {
+                v: VERSION,
+                id,
+                station: c.station,
+                action: c.action,
+                body: c.body,
+            },
+        );
+        Box::pin(async move {
+            match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
+                Ok(Ok(answer)) => Ok(answer),
+                Ok(Err(_)) => Err(CallFailure::ConnectionLost),
+                Err(_) => Err(CallFailure::Timeout(COMMAND_TIMEOUT)),
+            }
+        })
     }
 }
 

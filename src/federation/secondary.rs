@@ -88,6 +88,10 @@ pub struct PrimaryLink {
 struct Held {
     grant: Grant,
     until: Instant,
+    /// Received on the connection up now. A grant of an earlier connection (a primary
+    /// that restarted since) is held only as when the link is down — lowered to the
+    /// fallback — and never acknowledged on the new link.
+    this_link: bool,
 }
 
 impl PrimaryLink {
@@ -142,8 +146,8 @@ impl PrimaryLink {
 
     fn mode(&self) -> LinkMode {
         match (&self.grant, self.link_up()) {
-            (Some(_), true) => LinkMode::Granted,
-            (Some(_), false) => LinkMode::Expiring,
+            (Some(h), true) if h.this_link => LinkMode::Granted,
+            (Some(_), _) => LinkMode::Expiring,
             (None, _) => LinkMode::Fallback,
         }
     }
@@ -164,7 +168,7 @@ impl PrimaryLink {
         }
         let fallback = PerPhase::splat(self.fallback);
         let budget = match &self.grant {
-            Some(h) if self.link_up() => h.grant.budget_a,
+            Some(h) if self.link_up() && h.this_link => h.grant.budget_a,
             Some(h) => PerPhase([0, 1, 2].map(|i| h.grant.budget_a.0[i].min(fallback.0[i]))),
             None => fallback,
         };
@@ -191,7 +195,12 @@ impl PrimaryLink {
             return;
         };
         let seq = h.grant.seq;
-        if seq > self.acked && f.fits && f.imposed == Some(h.grant.budget_a) && self.link_up() {
+        if h.this_link
+            && seq > self.acked
+            && f.fits
+            && f.imposed == Some(h.grant.budget_a)
+            && self.link_up()
+        {
             self.acked = seq;
             self.send(&Upstream::Ack { v: VERSION, seq });
         }
@@ -303,6 +312,49 @@ impl PrimaryLink {
             };
             me.do_send(Disconnected { generation, why });
         }));
+    }
+
+    /// Runs a remote action the primary relays (as its operator asked there) and sends
+    /// back what this controller's own API would have answered.
+    fn run_command(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: u64,
+        station: String,
+        action: String,
+        body: &serde_json::Value,
+    ) {
+        let core = self.core.clone();
+        let bytes = serde_json::to_vec(body).unwrap_or_default();
+        let generation = self.generation;
+        ctx.spawn(
+            async move {
+                crate::http::api::stations::run_action(
+                    &core,
+                    "federation primary",
+                    ampwarden_actors::units::ChargePointId::new(station),
+                    &action,
+                    &bytes,
+                )
+                .await
+            }
+            .into_actor(self)
+            .map(move |result, link, _| {
+                if link.generation != generation {
+                    return;
+                }
+                let (status, body) = match result {
+                    Ok(body) => (200, body),
+                    Err(e) => (e.status.as_u16(), e.body()),
+                };
+                link.send(&Upstream::CommandResult {
+                    v: VERSION,
+                    id,
+                    status,
+                    body,
+                });
+            }),
+        );
     }
 
     /// Gives a silent link up (the socket task ends and reports it).
@@ -441,6 +493,9 @@ impl Handler<Connected> for PrimaryLink {
             self.welcomed = false;
             self.acked = 0;
             self.seen_seq = 0;
+            if let Some(h) = &mut self.grant {
+                h.this_link = false;
+            }
         }
     }
 }
@@ -522,11 +577,19 @@ impl Handler<FromPrimary> for PrimaryLink {
                     self.grant = Some(Held {
                         grant: g,
                         until: Instant::now() + Duration::from_secs(u64::from(g.valid_for_s)),
+                        this_link: true,
                     });
                     self.evaluate();
                 }
             }
             Downstream::Grant(_) => {}
+            Downstream::Command {
+                id,
+                station,
+                action,
+                body,
+                ..
+            } => self.run_command(ctx, id, station, action, &body),
         }
     }
 }

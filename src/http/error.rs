@@ -38,6 +38,21 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
+    /// The JSON body of this error, as the API answers it.
+    pub fn body(&self) -> serde_json::Value {
+        let problems = if self.problems.len() > 1 {
+            self.problems.as_slice()
+        } else {
+            &[]
+        };
+        serde_json::to_value(ErrorBody {
+            error: &self.error,
+            field: self.field.as_deref(),
+            problems,
+        })
+        .unwrap_or_default()
+    }
+
     pub fn new(status: StatusCode, error: impl Into<String>) -> ApiError {
         ApiError {
             status,
@@ -142,16 +157,7 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        let problems = if self.problems.len() > 1 {
-            self.problems.as_slice()
-        } else {
-            &[]
-        };
-        response.json(ErrorBody {
-            error: &self.error,
-            field: self.field.as_deref(),
-            problems,
-        })
+        response.json(self.body())
     }
 }
 

@@ -213,6 +213,15 @@ pub fn table<T: Table>(t: &mut T) {
         federation::revoke,
     );
     t.add(
+        post(
+            "/api/v1/federation/secondaries/{name}/stations/{id}/actions/{action}",
+            OPERATOR,
+            "A remote action on a secondary's station (as /api/v1/stations/{id}/actions/{action}), relayed to it",
+        )
+        .body("as the station action's"),
+        federation::relay_action,
+    );
+    t.add(
         delete(
             "/api/v1/federation/secondaries/{name}/revoke",
             ADMIN,

@@ -24,7 +24,7 @@ use crate::common::{TestApp, LONG};
 /// The primary zone all secondaries feed.
 const MAIN_A: f64 = 100.0;
 const FALLBACK_A: f64 = 20.0;
-const VALID_FOR_S: u64 = 4;
+const VALID_FOR_S: u64 = 6;
 const VEHICLES: usize = 2;
 const STATION_MAX_A: f64 = 32.0;
 
@@ -243,6 +243,39 @@ async fn a_primary_shares_its_zone_across_secondaries_and_every_link_fails_safe(
         })
     })
     .await;
+
+    // A remote action on a secondary's station, from the primary: relayed, answered by
+    // the station; a wrong one answered as the secondary's API answers it.
+    let operator = Api::admin(&primary).await;
+    let reset = operator
+        .post(
+            "/api/v1/federation/secondaries/s1/stations/S1EV01/actions/reset",
+            json!({ "type": "Soft" }),
+        )
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(reset["status"], "Accepted", "{reset}");
+    let wrong = operator
+        .post(
+            "/api/v1/federation/secondaries/s1/stations/S1EV01/actions/explode",
+            json!({}),
+        )
+        .await
+        .expect(404)
+        .json();
+    assert_eq!(
+        wrong["error"],
+        "no action \"explode\": use start, stop, reset, unlock or availability"
+    );
+    assert_eq!(wrong["field"], "action");
+    operator
+        .post(
+            "/api/v1/federation/secondaries/nobody/stations/X/actions/reset",
+            json!({}),
+        )
+        .await
+        .expect(503);
 
     // Cut s3's link without closing it: s3 is on its fallback within valid_for + 1 s.
     proxy.cut.store(true, Ordering::SeqCst);

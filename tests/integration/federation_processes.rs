@@ -30,7 +30,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_ampwarden");
 const SECONDARIES: usize = 9;
 /// Amperes per station of the primary zone: far less than the vehicles want.
 const MAIN_PER_STATION_A: f64 = 5.0;
-const VALID_FOR_S: u64 = 5;
+const VALID_FOR_S: u64 = 6;
 /// The building's other loads behind the grid meter, and the step they take, as shares
 /// of the primary zone.
 const OTHER_SHARE: f64 = 0.2;

@@ -468,7 +468,7 @@ fn a_primary_checks_its_secondaries() {
     assert_eq!(
         problems_with(&bad),
         vec![
-            "federation.valid_for_s: 1 s: a grant must hold 3 to 120 s",
+            "federation.valid_for_s: 1 s: a grant must hold 6 to 120 s (it is refreshed every 2 s)",
             "federation.tokens[0].zone: unknown zone \"nowhere\"",
             "federation.tokens[1].token_hash: must be \"blake2s:\" and 43 base64url characters, as `ampwarden federation-token` prints it",
             "federation.tokens[1].name: secondary \"hall-a\" is listed twice",

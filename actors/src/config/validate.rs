@@ -565,10 +565,13 @@ fn tariffs(ck: &mut Checker, c: &Config) {
 }
 
 fn federation(ck: &mut Checker, c: &Config, f: &FederationConfig) {
-    if f.valid_for_s < 3 || f.valid_for_s > 120 {
+    if f.valid_for_s < 6 || f.valid_for_s > 120 {
         ck.push(
             "federation.valid_for_s",
-            format!("{} s: a grant must hold 3 to 120 s", f.valid_for_s),
+            format!(
+                "{} s: a grant must hold 6 to 120 s (it is refreshed every 2 s)",
+                f.valid_for_s
+            ),
         );
     }
     match f.role {

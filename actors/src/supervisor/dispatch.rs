@@ -96,9 +96,15 @@ impl ZoneSupervisor {
                 for (key, sp, result) in down.into_iter().chain(up) {
                     act.settle(key, sp, result, now);
                 }
+                let sent_to: Vec<String> = granted_down
+                    .iter()
+                    .chain(&granted_up)
+                    .map(|(name, _, _)| name.clone())
+                    .collect();
                 for sent in granted_down.into_iter().chain(granted_up) {
                     act.settle_grant(sent, now);
                 }
+                act.apply_late_acks(&sent_to);
                 act.ask_for_reports(moved, ctx);
                 if all_down {
                     if let Some((watcher, m)) = in_force {

@@ -43,6 +43,25 @@ pub struct SecondaryLinked {
     pub software: String,
     pub grants: Recipient<SendGrant>,
     pub closer: Recipient<CloseLink>,
+    pub relay: Recipient<RelayCommand>,
+}
+
+/// Primary → link: a remote action on one of the secondary's stations; answered with
+/// the HTTP status and JSON body of the secondary's API.
+#[derive(Clone, Message)]
+#[rtype(result = "Result<(u16, serde_json::Value), CallFailure>")]
+pub struct RelayCommand {
+    pub station: String,
+    pub action: String,
+    pub body: serde_json::Value,
+}
+
+/// Primary: relay a command to secondary `name` (`NotConnected` if its link is down).
+#[derive(Message)]
+#[rtype(result = "Result<(u16, serde_json::Value), CallFailure>")]
+pub struct RelayToSecondary {
+    pub name: String,
+    pub command: RelayCommand,
 }
 
 /// Primary → link: close it, telling the secondary why (its token was revoked).
@@ -158,6 +177,8 @@ pub(super) struct SecondaryEntry {
     /// A grant went unanswered: it is reserved, not shared, until it acknowledges the
     /// newest grant, or for 30 s.
     unresponsive_since: Option<DateTime<Utc>>,
+    /// A late acknowledgement that came during a dispatch, applied after it.
+    late_ack: Option<PerPhase<Amps>>,
     software: Option<String>,
 }
 
@@ -166,6 +187,7 @@ struct Link {
     token: usize,
     grants: Recipient<SendGrant>,
     closer: Recipient<CloseLink>,
+    relay: Recipient<RelayCommand>,
     since: DateTime<Utc>,
 }
 
@@ -185,8 +207,16 @@ impl SecondaryEntry {
             granted: None,
             target: None,
             unresponsive_since: None,
+            late_ack: None,
             software: None,
         }
+    }
+
+    fn late_acknowledged(&mut self, budget: PerPhase<Amps>) {
+        self.reserved = budget;
+        self.granted = Some(budget);
+        self.unresponsive_since = None;
+        self.late_ack = None;
     }
 
     fn on_grant(&self, now: DateTime<Utc>, valid_for: TimeDelta) -> bool {
@@ -255,6 +285,17 @@ impl ZoneSupervisor {
                 .as_ref()
                 .map_or(10, |f| f.valid_for_s),
         ))
+    }
+
+    /// Whether a secondary stopped being trusted to hold a grant since the last round and
+    /// its fallback is not reserved yet: checked every second, so that the reservation
+    /// starts on time however short `valid_for_s` and however long `control.interval_s`.
+    pub(super) fn fallback_due(&self) -> bool {
+        let now = Utc::now();
+        let valid_for = self.valid_for();
+        self.secondaries
+            .values()
+            .any(|e| !e.on_grant(now, valid_for) && e.reserved.0.iter().any(|a| a.0 < e.fallback.0))
     }
 
     /// The secondaries the configuration describes are known from the start (and
@@ -390,6 +431,19 @@ impl ZoneSupervisor {
         for c in calls {
             if let Some(e) = self.secondaries.get_mut(&c.name) {
                 e.reserved = max_phases(e.reserved, c.budget);
+            }
+        }
+    }
+
+    /// After a dispatch: the late acknowledgements that came meanwhile, for the
+    /// secondaries this dispatch sent nothing to (for the others, its answers decide).
+    pub(super) fn apply_late_acks(&mut self, sent_to: &[String]) {
+        for (name, e) in &mut self.secondaries {
+            match e.late_ack {
+                Some(budget) if !sent_to.contains(name) && e.unresponsive_since.is_some() => {
+                    e.late_acknowledged(budget);
+                }
+                _ => e.late_ack = None,
             }
         }
     }
@@ -603,6 +657,7 @@ impl Handler<SecondaryLinked> for ZoneSupervisor {
             token: m.token,
             grants: m.grants,
             closer: m.closer,
+            relay: m.relay,
             since: Utc::now(),
         });
         tracing::info!(secondary = %m.name, "secondary linked");
@@ -662,13 +717,16 @@ impl Handler<SecondaryConfirmed> for ZoneSupervisor {
             return;
         };
         e.confirmed = Some(e.confirmed.map_or(m.sent_at, |c| c.max(m.sent_at)));
-        // A late acknowledgement: what it may take is that grant again, and it is
-        // shared with again. (During a dispatch the dispatch settles it itself.)
-        if let (Some(budget), Some(_), false) = (m.in_force, e.unresponsive_since, dispatching) {
-            e.reserved = budget;
-            e.granted = Some(budget);
-            e.unresponsive_since = None;
-            self.schedule_round(ctx);
+        // A late acknowledgement of the newest grant: what it may take is that grant
+        // again, and it is shared with again. During a dispatch (which may be about to
+        // send it a higher one) it is applied once the dispatch is over.
+        if let (Some(budget), Some(_)) = (m.in_force, e.unresponsive_since) {
+            if dispatching {
+                e.late_ack = Some(budget);
+            } else {
+                e.late_acknowledged(budget);
+                self.schedule_round(ctx);
+            }
         }
     }
 }
@@ -772,5 +830,23 @@ impl Handler<DropSecondaryLink> for ZoneSupervisor {
         if let Some(link) = self.secondaries.get(&m.name).and_then(|e| e.link.as_ref()) {
             link.closer.do_send(CloseLink(m.reason));
         }
+    }
+}
+
+impl Handler<RelayToSecondary> for ZoneSupervisor {
+    type Result = ResponseFuture<Result<(u16, serde_json::Value), CallFailure>>;
+
+    fn handle(&mut self, m: RelayToSecondary, _: &mut Self::Context) -> Self::Result {
+        let relay = self
+            .secondaries
+            .get(&m.name)
+            .and_then(|e| e.link.as_ref())
+            .map(|l| l.relay.clone());
+        Box::pin(async move {
+            match relay {
+                None => Err(CallFailure::NotConnected),
+                Some(r) => r.send(m.command).await.unwrap_or(Err(CallFailure::Stopped)),
+            }
+        })
     }
 }

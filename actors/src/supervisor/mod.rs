@@ -18,9 +18,9 @@ mod messages;
 mod status;
 
 pub use federation::{
-    report_of, CloseLink, DropSecondaryLink, GetSecondaries, InForce, SecondaryConfirmed,
-    SecondaryLinked, SecondaryReported, SecondaryStatus, SecondaryUnlinked, SendGrant,
-    WatchInForce,
+    report_of, CloseLink, DropSecondaryLink, GetSecondaries, InForce, RelayCommand,
+    RelayToSecondary, SecondaryConfirmed, SecondaryLinked, SecondaryReported, SecondaryStatus,
+    SecondaryUnlinked, SendGrant, WatchInForce,
 };
 pub use messages::*;
 
@@ -337,6 +337,11 @@ impl Actor for ZoneSupervisor {
             act.run_round(ctx);
         });
         ctx.run_interval(HISTORY_EVERY, |act, _| act.sample_history());
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
+            if act.fallback_due() {
+                act.schedule_round(ctx);
+            }
+        });
     }
 }
 

@@ -4,7 +4,9 @@
 use actix_web::{web, HttpResponse};
 use ampwarden_actors::config::FederationRole;
 use ampwarden_actors::federation::RemoteStation;
-use ampwarden_actors::supervisor::{DropSecondaryLink, GetSecondaries, SecondaryStatus};
+use ampwarden_actors::supervisor::{
+    DropSecondaryLink, GetSecondaries, RelayCommand, RelayToSecondary, SecondaryStatus,
+};
 use serde::Serialize;
 
 use super::{ok, Ctl};
@@ -157,4 +159,53 @@ pub async fn unrevoke(ctl: Ctl, who: Identity, path: web::Path<String>) -> ApiRe
     Ok(ok(
         serde_json::json!({ "secondary": name, "revoked": false }),
     ))
+}
+
+/// A remote action on a secondary's station, relayed over its link: answered with the
+/// status and body the secondary's own API answered (and audited on both sides).
+pub async fn relay_action(
+    ctl: Ctl,
+    who: Identity,
+    path: web::Path<(String, String, String)>,
+    bytes: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let (name, station, action) = path.into_inner();
+    let body: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        serde_json::json!({})
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad("body", format!("not JSON: {e}")))?
+    };
+    let answer = ctl
+        .supervisor()
+        .send(RelayToSecondary {
+            name: name.clone(),
+            command: RelayCommand {
+                station: station.clone(),
+                action: action.clone(),
+                body,
+            },
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    match answer {
+        Ok((status, body)) => {
+            audit(
+                ctl.store(),
+                &who.name,
+                format!("{action} on {station} of secondary {name}, relayed: HTTP {status}"),
+            );
+            let status = actix_web::http::StatusCode::from_u16(status)
+                .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
+            Ok(HttpResponse::build(status).json(body))
+        }
+        Err(ampwarden_actors::station::CallFailure::NotConnected) => Err(ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("secondary {name:?} is not linked now"),
+        )),
+        Err(e) => Err(ApiError::new(
+            actix_web::http::StatusCode::GATEWAY_TIMEOUT,
+            format!("secondary {name:?} did not answer: {e}"),
+        )),
+    }
 }

@@ -331,17 +331,40 @@ pub async fn action(
     bytes: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let (id, action) = path.into_inner();
-    let id = ChargePointId::new(id);
-    if !["start", "stop", "reset", "unlock", "availability"].contains(&action.as_str()) {
+    if !bytes.iter().all(u8::is_ascii_whitespace) {
+        // Only checks the Content-Type; the body is parsed below.
+        action_body::<serde_json::Value>(&req, &bytes)?;
+    }
+    let answer = run_action(&ctl, &who.name, ChargePointId::new(id), &action, &bytes).await?;
+    Ok(ok(answer))
+}
+
+/// A remote action on a station, by `who` (a user, or a federation primary relaying its
+/// operator's), with its JSON body: `{"status": …}` as the station answered.
+pub async fn run_action(
+    ctl: &Controller,
+    who: &str,
+    id: ChargePointId,
+    action: &str,
+    bytes: &[u8],
+) -> ApiResult<serde_json::Value> {
+    fn body(bytes: &[u8]) -> &[u8] {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            bytes
+        }
+    }
+    if !["start", "stop", "reset", "unlock", "availability"].contains(&action) {
         return Err(ApiError::not_found(format!(
             "no action {action:?}: use start, stop, reset, unlock or availability"
         ))
         .with_field("action"));
     }
-    let addr = actor(&ctl, &id)?;
-    let (status, what) = match action.as_str() {
+    let addr = actor(ctl, &id)?;
+    let (status, what) = match action {
         "start" => {
-            let b: StartBody = action_body(&req, &bytes)?;
+            let b: StartBody = parse_json(body(bytes))?;
             let id_tag = IdToken::new(b.id_tag.as_str())
                 .map_err(|e| ApiError::bad("id_tag", e.to_string()))?;
             let answer = call(
@@ -359,8 +382,8 @@ pub async fn action(
             )
         }
         "stop" => {
-            let b: StopBody = action_body(&req, &bytes)?;
-            let transaction_id = stop_target(&ctl, &addr, &id, &b).await?;
+            let b: StopBody = parse_json(body(bytes))?;
+            let transaction_id = stop_target(ctl, &addr, &id, &b).await?;
             let answer = call(&addr, RemoteStopTransactionRequest { transaction_id }).await?;
             (
                 answer.status.to_string(),
@@ -368,12 +391,12 @@ pub async fn action(
             )
         }
         "reset" => {
-            let b: ResetBody = action_body(&req, &bytes)?;
+            let b: ResetBody = parse_json(body(bytes))?;
             let answer = call(&addr, ResetRequest { kind: b.kind }).await?;
             (answer.status.to_string(), format!("{} reset", b.kind))
         }
         "unlock" => {
-            let b: UnlockBody = action_body(&req, &bytes)?;
+            let b: UnlockBody = parse_json(body(bytes))?;
             let answer = call(
                 &addr,
                 UnlockConnectorRequest {
@@ -387,7 +410,7 @@ pub async fn action(
             )
         }
         _ => {
-            let b: AvailabilityBody = action_body(&req, &bytes)?;
+            let b: AvailabilityBody = parse_json(body(bytes))?;
             let kind = if b.available {
                 AvailabilityType::Operative
             } else {
@@ -407,13 +430,8 @@ pub async fn action(
             )
         }
     };
-    audit_station(
-        ctl.store(),
-        &who.name,
-        Some(&id),
-        format!("{what}: {status}"),
-    );
-    Ok(ok(json!({ "status": status })))
+    audit_station(ctl.store(), who, Some(&id), format!("{what}: {status}"));
+    Ok(json!({ "status": status }))
 }
 
 /// The transaction a stop is about: the given id (which must be this station's), or the
