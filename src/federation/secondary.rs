@@ -324,6 +324,16 @@ impl PrimaryLink {
         action: String,
         body: &serde_json::Value,
     ) {
+        if let Some(what) = action.strip_prefix("read:") {
+            let (status, body) = read_records(&self.core, what, body);
+            self.send(&Upstream::CommandResult {
+                v: VERSION,
+                id,
+                status,
+                body,
+            });
+            return;
+        }
         let core = self.core.clone();
         let bytes = serde_json::to_vec(body).unwrap_or_default();
         let generation = self.generation;
@@ -369,6 +379,49 @@ impl PrimaryLink {
                 why: format!("the primary was silent for {SILENT_LIMIT:?}"),
             });
         }
+    }
+}
+
+/// The records a primary may read: `transactions` (newest first) and `logs` (the
+/// operator log, newest first), each at most `limit` (default 200, at most 1000), of one
+/// `station` if given.
+fn read_records(
+    core: &Controller,
+    what: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let limit = body["limit"]
+        .as_u64()
+        .map_or(200, |l| usize::try_from(l).unwrap_or(1000).min(1000));
+    let station = body["station"]
+        .as_str()
+        .map(ampwarden_actors::units::ChargePointId::new);
+    let result = match what {
+        "transactions" => core
+            .store()
+            .transactions(&ampwarden_actors::store::TransactionFilter {
+                station,
+                from: None,
+                to: None,
+            })
+            .map(|all| {
+                let newest: Vec<_> = all.into_iter().rev().take(limit).collect();
+                serde_json::to_value(newest).unwrap_or_default()
+            }),
+        "logs" => core
+            .store()
+            .logs(station.as_ref(), limit)
+            .map(|l| serde_json::to_value(l).unwrap_or_default()),
+        _ => {
+            return (
+                404,
+                serde_json::json!({ "error": format!("nothing to read as {what:?}: transactions or logs") }),
+            )
+        }
+    };
+    match result {
+        Ok(v) => (200, v),
+        Err(e) => (500, serde_json::json!({ "error": e.to_string() })),
     }
 }
 

@@ -213,6 +213,30 @@ pub fn table<T: Table>(t: &mut T) {
         federation::revoke,
     );
     t.add(
+        get(
+            "/api/v1/federation/secondaries/{name}/transactions",
+            VIEWER,
+            "A secondary's transactions, newest first, read over its link",
+        )
+        .query(&[
+            ("station", "only this station's"),
+            ("limit", "at most this many (default 200, at most 1000)"),
+        ]),
+        federation::transactions,
+    );
+    t.add(
+        get(
+            "/api/v1/federation/secondaries/{name}/logs",
+            VIEWER,
+            "A secondary's operator log, newest first, read over its link",
+        )
+        .query(&[
+            ("station", "only this station's"),
+            ("limit", "at most this many (default 200, at most 1000)"),
+        ]),
+        federation::logs,
+    );
+    t.add(
         post(
             "/api/v1/federation/secondaries/{name}/stations/{id}/actions/{action}",
             OPERATOR,

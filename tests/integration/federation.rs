@@ -63,6 +63,7 @@ fn primary_body(port: u16) -> (String, String) {
 fn secondary_body(i: usize, primary: &str) -> String {
     let mut body = format!(
         "[site]\nname = \"s{i}\"\nmode = \"static\"\n\n[auth]\nmode = \"accept_all\"\n\n\
+         [control]\nincrease_hold_s = 2\n\n\
          [[zones]]\nid = \"hall\"\nlimit_a = 200.0\n\n\
          [federation]\nrole = \"secondary\"\nprimary_url = \"ws://{primary}\"\ntoken = \"{}\"\n\
          zone = \"main\"\nfallback_budget_a = {FALLBACK_A}\n\n",
@@ -205,7 +206,7 @@ async fn a_primary_shares_its_zone_across_secondaries_and_every_link_fails_safe(
     let equal = |l: &std::collections::HashMap<String, f64>| {
         l.len() == 3 * VEHICLES && l.values().all(|&a| (a - share).abs() <= 0.5)
     };
-    let deadline = Instant::now() + LONG;
+    let deadline = Instant::now() + LONG * 2;
     while !equal(&timeline.current()) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -269,6 +270,31 @@ async fn a_primary_shares_its_zone_across_secondaries_and_every_link_fails_safe(
         "no action \"explode\": use start, stop, reset, unlock or availability"
     );
     assert_eq!(wrong["field"], "action");
+    // The secondary's transactions and log, read from the primary.
+    let txs = operator
+        .get("/api/v1/federation/secondaries/s1/transactions")
+        .await
+        .expect(200)
+        .json();
+    let txs = txs.as_array().cloned().unwrap_or_default();
+    assert_eq!(txs.len(), VEHICLES, "{txs:?}");
+    assert!(
+        txs.iter()
+            .all(|t| t["station"].as_str().is_some_and(|s| s.starts_with("S1EV"))),
+        "{txs:?}"
+    );
+    let log = operator
+        .get("/api/v1/federation/secondaries/s1/logs?station=S1EV01&limit=5")
+        .await
+        .expect(200)
+        .json();
+    let log = log.as_array().cloned().unwrap_or_default();
+    assert!(!log.is_empty() && log.len() <= 5, "{log:?}");
+    assert!(
+        log.iter()
+            .any(|e| e["message"].as_str().is_some_and(|m| m.contains("reset"))),
+        "the relayed reset is in s1's log: {log:?}"
+    );
     operator
         .post(
             "/api/v1/federation/secondaries/nobody/stations/X/actions/reset",

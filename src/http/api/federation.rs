@@ -209,3 +209,62 @@ pub async fn relay_action(
         )),
     }
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsQuery {
+    station: Option<String>,
+    limit: Option<u32>,
+}
+
+/// A secondary's transactions or operator log, read over its link (newest first).
+async fn read_from(
+    ctl: &Ctl,
+    name: String,
+    what: &str,
+    q: &RecordsQuery,
+) -> ApiResult<HttpResponse> {
+    let answer = ctl
+        .supervisor()
+        .send(RelayToSecondary {
+            name: name.clone(),
+            command: RelayCommand {
+                station: String::new(),
+                action: format!("read:{what}"),
+                body: serde_json::json!({ "station": q.station, "limit": q.limit }),
+            },
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    match answer {
+        Ok((status, body)) => {
+            let status = actix_web::http::StatusCode::from_u16(status)
+                .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
+            Ok(HttpResponse::build(status).json(body))
+        }
+        Err(ampwarden_actors::station::CallFailure::NotConnected) => Err(ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("secondary {name:?} is not linked now"),
+        )),
+        Err(e) => Err(ApiError::new(
+            actix_web::http::StatusCode::GATEWAY_TIMEOUT,
+            format!("secondary {name:?} did not answer: {e}"),
+        )),
+    }
+}
+
+pub async fn transactions(
+    ctl: Ctl,
+    path: web::Path<String>,
+    q: web::Query<RecordsQuery>,
+) -> ApiResult<HttpResponse> {
+    read_from(&ctl, path.into_inner(), "transactions", &q).await
+}
+
+pub async fn logs(
+    ctl: Ctl,
+    path: web::Path<String>,
+    q: web::Query<RecordsQuery>,
+) -> ApiResult<HttpResponse> {
+    read_from(&ctl, path.into_inner(), "logs", &q).await
+}
