@@ -602,6 +602,31 @@ tokens = [{ name = "hall-b", token = "token-of-hall-b-0001", zone = "main", fall
     .await;
     screenshots(&client, "federation").await;
 
+    // The admin revokes hall-b's token (after confirming), then reinstates it.
+    click_button(&client, "Revoke token").await;
+    wait_until(
+        &client,
+        "the confirmation dialog",
+        "document.querySelector('dialog[open]')",
+    )
+    .await;
+    click_button(&client, "Revoke").await;
+    wait_until(
+        &client,
+        "the notice that the token is revoked",
+        "[...document.querySelectorAll('#notices .notice.ok')] \
+           .some(n => n.innerText.includes('Token of hall-b revoked'))",
+    )
+    .await;
+    click_button(&client, "Reinstate").await;
+    wait_until(
+        &client,
+        "the notice that the token is reinstated",
+        "[...document.querySelectorAll('#notices .notice.ok')] \
+           .some(n => n.innerText.includes('Token of hall-b reinstated'))",
+    )
+    .await;
+
     let errors = browser_errors(&client).await;
     client.close().await.expect("close the browser");
     assert!(errors.is_empty(), "browser errors: {errors:#?}");
