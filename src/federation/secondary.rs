@@ -79,6 +79,8 @@ pub struct PrimaryLink {
     seen_seq: u64,
     in_force: Option<InForce>,
     status: Arc<SiteStatus>,
+    /// The last report sent (what the primary knows).
+    last_sent: Option<Report>,
     reports: u32,
     last_error: Option<String>,
     shared: Arc<std::sync::Mutex<LinkStatus>>,
@@ -134,6 +136,7 @@ impl PrimaryLink {
             seen_seq: 0,
             in_force: None,
             status: Arc::new(SiteStatus::default()),
+            last_sent: None,
             reports: 0,
             last_error: None,
             shared,
@@ -220,16 +223,22 @@ impl PrimaryLink {
         let _ = self.core.store().log(level, None, message);
     }
 
-    fn report(&mut self, ctx: &mut Context<Self>) {
-        if !self.link_up() {
-            return;
-        }
-        let mut report = report_of(
+    /// The report of the last round's status, as of now.
+    fn current_report(&self) -> Report {
+        report_of(
             &self.status,
             self.min_current,
             self.mode(),
             self.grant.as_ref().map_or(0, |h| h.grant.seq),
-        );
+        )
+    }
+
+    fn report(&mut self, ctx: &mut Context<Self>) {
+        if !self.link_up() {
+            return;
+        }
+        let mut report = self.current_report();
+        self.last_sent = Some(report.clone());
         self.reports = self.reports.wrapping_add(1);
         if self.reports % STATIONS_EVERY != 1 {
             self.send(&Upstream::Report(Box::new(report)));
@@ -660,19 +669,18 @@ impl Handler<SiteUpdate> for PrimaryLink {
     type Result = ();
 
     fn handle(&mut self, SiteUpdate(status): SiteUpdate, _: &mut Self::Context) {
-        let changed = {
-            let before = report_of(&self.status, self.min_current, LinkMode::Granted, 0);
-            let after = report_of(&status, self.min_current, LinkMode::Granted, 0);
-            demand_moved(&before, &after)
-        };
         self.status = status;
-        if changed && self.link_up() {
-            let report = report_of(
-                &self.status,
-                self.min_current,
-                self.mode(),
-                self.grant.as_ref().map_or(0, |h| h.grant.seq),
-            );
+        if !self.link_up() {
+            return;
+        }
+        // At once when what the primary last heard is no longer what the root needs.
+        let report = self.current_report();
+        if self
+            .last_sent
+            .as_ref()
+            .is_none_or(|sent| demand_moved(sent, &report))
+        {
+            self.last_sent = Some(report.clone());
             self.send(&Upstream::Report(Box::new(report)));
         }
     }

@@ -95,16 +95,9 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime("simulation") {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the simulation runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let fleet = match Fleet::start(&args.url, scenario.clone(), None).await {
@@ -137,6 +130,18 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
 
 /// Prints the live summary until `scenario.seconds` have passed or Ctrl-C; then stops
 /// the fleet and returns its report.
+/// The two-thread runtime the simulator, the demos and their fleets run on.
+pub(crate) fn runtime(what: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("cannot start the {what} runtime: {e}");
+            ExitCode::from(1)
+        })
+}
+
 pub async fn run_until_done(fleet: Fleet, scenario: &Scenario) -> FleetReport {
     let deadline = async {
         match scenario.seconds {

@@ -5,7 +5,7 @@
 //! at exit.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use ampwarden_actors::config::{Config, MeterProfile};
@@ -146,19 +146,25 @@ price_per_kwh = 0.15
 
 /// Runs the demo until Ctrl-C.
 pub fn run() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    in_temp_dir("ampwarden-demo", run_in)
+}
+
+/// Runs `demo` on the demos' runtime with a fresh temporary directory `{prefix}-{pid}`,
+/// removed afterwards whatever the outcome.
+pub(super) fn in_temp_dir(
+    prefix: &str,
+    demo: impl FnOnce(&tokio::runtime::Runtime, &Path) -> ExitCode,
+) -> ExitCode {
+    let runtime = match super::cli::runtime("demo's") {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the demo's runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
-    let dir = std::env::temp_dir().join(format!("ampwarden-demo-{}", std::process::id()));
-    let code = run_in(&runtime, &dir);
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("cannot create the demo directory {}: {e}", dir.display());
+        return ExitCode::from(1);
+    }
+    let code = demo(&runtime, &dir);
     if let Err(e) = std::fs::remove_dir_all(&dir) {
         if e.kind() != std::io::ErrorKind::NotFound {
             eprintln!("cannot remove the demo data in {}: {e}", dir.display());
@@ -167,7 +173,7 @@ pub fn run() -> ExitCode {
     code
 }
 
-fn run_in(runtime: &tokio::runtime::Runtime, dir: &PathBuf) -> ExitCode {
+fn run_in(runtime: &tokio::runtime::Runtime, dir: &Path) -> ExitCode {
     let map = RegisterMap::builtin(MeterProfile::Iem3155).expect("iem3155 is a built-in profile");
     let meter = match runtime.block_on(SimulatedMeter::start(
         SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -193,10 +199,6 @@ fn run_in(runtime: &tokio::runtime::Runtime, dir: &PathBuf) -> ExitCode {
             .meter_power_kw(hour, nothing, nothing, scenario.voltage_v),
     );
     let plan = scenario.plan();
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        eprintln!("cannot create the demo directory {}: {e}", dir.display());
-        return ExitCode::from(1);
-    }
     let defaults = Config::default().server;
     let any_port = |a: SocketAddr| SocketAddr::new(a.ip(), 0);
     let mut ports = [

@@ -83,33 +83,10 @@ fn secondary_toml(i: usize, primary: SocketAddr, data: &Path) -> String {
 
 /// Runs the federation demo until Ctrl-C.
 pub fn run() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the demo's runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let dir =
-        std::env::temp_dir().join(format!("ampwarden-federation-demo-{}", std::process::id()));
-    let code = run_in(&runtime, &dir);
-    if let Err(e) = std::fs::remove_dir_all(&dir) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            eprintln!("cannot remove the demo data in {}: {e}", dir.display());
-        }
-    }
-    code
+    super::demo::in_temp_dir("ampwarden-federation-demo", run_in)
 }
 
 fn run_in(runtime: &tokio::runtime::Runtime, dir: &Path) -> ExitCode {
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        eprintln!("cannot create the demo directory {}: {e}", dir.display());
-        return ExitCode::from(1);
-    }
     // The primary on the usual UI port if it is free, else on any.
     let usual = Config::default().server.http_listen;
     let primary = start(&primary_toml(usual, dir))

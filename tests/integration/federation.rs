@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::fleet::{boot_fleet_as, start_transaction, Behaviour, Timeline};
 use crate::common::http::Api;
-use crate::common::{TestApp, LONG};
+use crate::common::{free_port, TestApp, LONG};
 
 /// The primary zone all secondaries feed.
 const MAIN_A: f64 = 100.0;
@@ -30,13 +30,6 @@ const STATION_MAX_A: f64 = 32.0;
 
 fn token(i: usize) -> String {
     format!("token-of-secondary-{i:02}")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn primary_body(port: u16) -> (String, String) {
@@ -424,6 +417,21 @@ async fn raw_link(
     }
 }
 
+/// Dials with `token`, says hello as `name`: the link and the primary's first answer.
+async fn say_hello(
+    primary: &TestApp,
+    token: &str,
+    name: &str,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+    Value,
+) {
+    let mut ws = raw_link(primary, Some(token)).await.expect("handshake");
+    ws.send(Message::text(hello(name))).await.expect("send");
+    let answer = next_json(&mut ws).await;
+    (ws, answer)
+}
+
 fn hello(name: &str) -> String {
     json!({ "type": "hello", "v": 1, "name": name, "zone": "main", "fallback_budget_a": FALLBACK_A, "limit_a": 200.0, "software": "test" }).to_string()
 }
@@ -456,48 +464,24 @@ async fn a_primary_refuses_bad_links_and_clamps_absurd_demand() {
         Some(401)
     );
     // A token given to s1 used by a box calling itself s2: refused with the reason.
-    let mut ws = raw_link(&primary, Some(&token(1)))
-        .await
-        .expect("handshake");
-    ws.send(Message::text(hello("s2"))).await.expect("send");
-    let refused = next_json(&mut ws).await;
+    let (_, refused) = say_hello(&primary, &token(1), "s2").await;
     assert_eq!(refused["type"], "refused", "{refused}");
     assert_eq!(
         refused["reason"],
         "this token belongs to secondary \"s1\", not \"s2\""
     );
     // s1 for real; then a second s1 while it is linked.
-    let mut s1 = raw_link(&primary, Some(&token(1)))
-        .await
-        .expect("handshake");
-    s1.send(Message::text(hello("s1"))).await.expect("send");
-    assert_eq!(next_json(&mut s1).await["type"], "welcome");
-    let mut twin = raw_link(&primary, Some(&token(1)))
-        .await
-        .expect("handshake");
-    twin.send(Message::text(hello("s1"))).await.expect("send");
-    let refused = next_json(&mut twin).await;
+    let (mut s1, welcome) = say_hello(&primary, &token(1), "s1").await;
+    assert_eq!(welcome["type"], "welcome");
+    let (_, refused) = say_hello(&primary, &token(1), "s1").await;
     assert_eq!(
         refused["reason"], "a secondary named \"s1\" is already linked",
         "{refused}"
     );
     // The spare plain token, once by one name, then by another box at the same time.
-    let mut spare = raw_link(&primary, Some("plain-token-of-a-spare-box"))
-        .await
-        .expect("handshake");
-    spare
-        .send(Message::text(hello("spare")))
-        .await
-        .expect("send");
-    assert_eq!(next_json(&mut spare).await["type"], "welcome");
-    let mut tenth = raw_link(&primary, Some("plain-token-of-a-spare-box"))
-        .await
-        .expect("handshake");
-    tenth
-        .send(Message::text(hello("another")))
-        .await
-        .expect("send");
-    let refused = next_json(&mut tenth).await;
+    let (_spare, welcome) = say_hello(&primary, "plain-token-of-a-spare-box", "spare").await;
+    assert_eq!(welcome["type"], "welcome");
+    let (_, refused) = say_hello(&primary, "plain-token-of-a-spare-box", "another").await;
     assert_eq!(
         refused["reason"], "this token is already in use by secondary \"spare\"",
         "{refused}"
@@ -588,11 +572,8 @@ async fn a_primary_refuses_bad_links_and_clamps_absurd_demand() {
         .delete("/api/v1/federation/secondaries/s1/revoke")
         .await
         .expect(404);
-    let mut again = raw_link(&primary, Some(&token(1)))
-        .await
-        .expect("handshake");
-    again.send(Message::text(hello("s1"))).await.expect("send");
-    assert_eq!(next_json(&mut again).await["type"], "welcome");
+    let (_again, welcome) = say_hello(&primary, &token(1), "s1").await;
+    assert_eq!(welcome["type"], "welcome");
     admin
         .post("/api/v1/federation/secondaries/nobody/revoke", json!({}))
         .await

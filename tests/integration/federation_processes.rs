@@ -24,6 +24,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::cell::Cell;
 
+use crate::common::free_port;
 use crate::common::http::Api;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ampwarden");
@@ -48,13 +49,6 @@ fn stations_per_secondary() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// A controller process, its configuration and data directory, and its log.

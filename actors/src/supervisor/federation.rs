@@ -22,6 +22,9 @@ const CARRIER: u32 = 0;
 const VIP: u32 = 1;
 const NORMAL: u32 = 5;
 const FIXED: u32 = 9;
+/// A secondary's report counts for its vehicles' draw this long after it arrived (it
+/// reports every second).
+const REPORT_FRESH_FOR: TimeDelta = TimeDelta::seconds(3);
 /// A grant moves up only by at least this on some phase (as a station's limit).
 const MIN_GRANT_STEP_A: f64 = allocation::MIN_INCREASE_A;
 
@@ -337,7 +340,14 @@ impl ZoneSupervisor {
                 push_fixed(out, name, FIXED, ZoneIdx(0), e.reserved, now);
                 continue;
             };
-            if let Some((r, _)) = &e.report {
+            // Its vehicles' draw counts only from a fresh report: counting a stale one
+            // (vehicles cut or stopped since) as drawn would understate the other loads
+            // behind a `total` meter; counting nothing overstates them, which is safe.
+            let fresh = e
+                .report
+                .as_ref()
+                .filter(|(_, received)| now - *received < REPORT_FRESH_FOR);
+            if let Some((r, _)) = fresh {
                 let mut carrier = piece(name, CARRIER, zone, None, Amps::ZERO, false, now);
                 carrier.draw = Some(r.ev_draw_a);
                 carrier.draw_at = Some(r.at);

@@ -176,35 +176,47 @@ pub async fn relay_action(
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::bad("body", format!("not JSON: {e}")))?
     };
+    let command = RelayCommand {
+        station: station.clone(),
+        action: action.clone(),
+        body,
+    };
+    let (status, body) = relay(&ctl, &name, command).await?;
+    audit(
+        ctl.store(),
+        &who.name,
+        format!("{action} on {station} of secondary {name}, relayed: HTTP {status}"),
+    );
+    Ok(HttpResponse::build(status).json(body))
+}
+
+/// Sends a command over a secondary's link: its answer, or why there is none (`503`
+/// not linked, `504` no answer in time).
+async fn relay(
+    ctl: &Ctl,
+    name: &str,
+    command: RelayCommand,
+) -> ApiResult<(actix_web::http::StatusCode, serde_json::Value)> {
+    use actix_web::http::StatusCode;
     let answer = ctl
         .supervisor()
         .send(RelayToSecondary {
-            name: name.clone(),
-            command: RelayCommand {
-                station: station.clone(),
-                action: action.clone(),
-                body,
-            },
+            name: name.to_owned(),
+            command,
         })
         .await
         .map_err(ApiError::internal)?;
     match answer {
-        Ok((status, body)) => {
-            audit(
-                ctl.store(),
-                &who.name,
-                format!("{action} on {station} of secondary {name}, relayed: HTTP {status}"),
-            );
-            let status = actix_web::http::StatusCode::from_u16(status)
-                .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
-            Ok(HttpResponse::build(status).json(body))
-        }
+        Ok((status, body)) => Ok((
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            body,
+        )),
         Err(ampwarden_actors::station::CallFailure::NotConnected) => Err(ApiError::new(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::SERVICE_UNAVAILABLE,
             format!("secondary {name:?} is not linked now"),
         )),
         Err(e) => Err(ApiError::new(
-            actix_web::http::StatusCode::GATEWAY_TIMEOUT,
+            StatusCode::GATEWAY_TIMEOUT,
             format!("secondary {name:?} did not answer: {e}"),
         )),
     }
@@ -224,33 +236,13 @@ async fn read_from(
     what: &str,
     q: &RecordsQuery,
 ) -> ApiResult<HttpResponse> {
-    let answer = ctl
-        .supervisor()
-        .send(RelayToSecondary {
-            name: name.clone(),
-            command: RelayCommand {
-                station: String::new(),
-                action: format!("read:{what}"),
-                body: serde_json::json!({ "station": q.station, "limit": q.limit }),
-            },
-        })
-        .await
-        .map_err(ApiError::internal)?;
-    match answer {
-        Ok((status, body)) => {
-            let status = actix_web::http::StatusCode::from_u16(status)
-                .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
-            Ok(HttpResponse::build(status).json(body))
-        }
-        Err(ampwarden_actors::station::CallFailure::NotConnected) => Err(ApiError::new(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            format!("secondary {name:?} is not linked now"),
-        )),
-        Err(e) => Err(ApiError::new(
-            actix_web::http::StatusCode::GATEWAY_TIMEOUT,
-            format!("secondary {name:?} did not answer: {e}"),
-        )),
-    }
+    let command = RelayCommand {
+        station: String::new(),
+        action: format!("read:{what}"),
+        body: serde_json::json!({ "station": q.station, "limit": q.limit }),
+    };
+    let (status, body) = relay(ctl, &name, command).await?;
+    Ok(HttpResponse::build(status).json(body))
 }
 
 pub async fn transactions(

@@ -17,6 +17,14 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// How long a test waits for the control loop to settle.
 pub const LONG: Duration = Duration::from_secs(20);
 
+/// A loopback port free now (for a controller that must come back on the same one).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
 /// A running controller and its data directory (removed when dropped).
 pub struct TestApp {
     pub app: Option<AppHandle>,
