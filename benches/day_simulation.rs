@@ -550,6 +550,7 @@ fn main() -> ExitCode {
             )),
             production: Some(read([sun; 3])),
             imposed: None,
+            bms_cap: None,
         };
         let cap = if (PEAK.0..PEAK.1).contains(&minute) {
             PEAK.2

@@ -67,6 +67,9 @@ struct Inner {
     store: Store,
     price: LivePrice,
     supervisor: Addr<ZoneSupervisor>,
+    /// The building management system's caps and register image.
+    bms: Addr<ampwarden_actors::bms::BmsActor>,
+    bms_image: ampwarden_actors::bms::SharedImage,
     /// Station actors live on their own threads, not on the HTTP workers', so that a
     /// shutdown can stop and join them (and release the store) deterministically.
     arbiters: Vec<actix::ArbiterHandle>,
@@ -138,6 +141,10 @@ impl Controller {
             Ok(s) => s.start(),
             Err(e) => unreachable_tree(e),
         };
+        let bms =
+            ampwarden_actors::bms::BmsActor::new(live.clone(), store.clone(), supervisor.clone());
+        let bms_image = bms.image();
+        let bms = bms.start();
         let arbiter_threads: Vec<actix::Arbiter> = (0..STATION_THREADS)
             .map(|_| actix::Arbiter::new())
             .collect();
@@ -154,6 +161,8 @@ impl Controller {
                 store,
                 price,
                 supervisor,
+                bms,
+                bms_image,
                 arbiters: arbiter_threads.iter().map(actix::Arbiter::handle).collect(),
                 arbiter_threads: std::sync::Mutex::new(arbiter_threads),
                 next_arbiter: AtomicU64::new(0),
@@ -266,6 +275,15 @@ impl Controller {
     }
 
     /// Users, sessions, tokens and the setup state.
+    pub fn bms(&self) -> &Addr<ampwarden_actors::bms::BmsActor> {
+        &self.inner.bms
+    }
+
+    /// The register image the BMS Modbus server serves.
+    pub fn bms_image(&self) -> ampwarden_actors::bms::SharedImage {
+        self.inner.bms_image.clone()
+    }
+
     pub fn auth(&self) -> &AuthState {
         &self.inner.auth
     }

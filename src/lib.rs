@@ -53,6 +53,8 @@ pub struct AppHandle {
     pub http_addr: SocketAddr,
     /// Where stations connect: `ws://{ocpp_addr}/ocpp/{id}`.
     pub ocpp_addr: SocketAddr,
+    /// Where the BMS Modbus server listens, if `bms.modbus_listen` is set.
+    pub bms_addr: Option<SocketAddr>,
     controller: Controller,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -81,10 +83,14 @@ impl App {
                 let system = actix::System::new();
                 system.block_on(async move {
                     match serve(config, store).await {
-                        Ok((servers, controller, (http, ocpp))) => {
+                        Ok((servers, controller, (http, ocpp), modbus)) => {
+                            let bms = modbus
+                                .as_ref()
+                                .map(ampwarden_actors::bms::server::ModbusServer::local_addr);
                             // The receiver only goes away if start() itself was abandoned.
-                            let _ = ready_tx.send(Ok((http, ocpp, controller.clone())));
+                            let _ = ready_tx.send(Ok((http, ocpp, bms, controller.clone())));
                             let _ = stop_rx.await;
+                            drop(modbus);
                             shut_down(servers, controller).await;
                         }
                         Err(e) => {
@@ -95,11 +101,12 @@ impl App {
             })
             .map_err(|e| StartError::Runtime(e.to_string()))?;
         match ready_rx.recv() {
-            Ok(Ok((http_addr, ocpp_addr, controller))) => {
+            Ok(Ok((http_addr, ocpp_addr, bms_addr, controller))) => {
                 tracing::info!(%http_addr, %ocpp_addr, "ampwarden is running: UI on http://{http_addr}/, stations connect to ws://{ocpp_addr}/ocpp/{{id}}");
                 Ok(AppHandle {
                     http_addr,
                     ocpp_addr,
+                    bms_addr,
                     controller,
                     stop: Some(stop_tx),
                     thread: Some(thread),
@@ -159,11 +166,14 @@ impl Drop for AppHandle {
 }
 
 type Addrs = (SocketAddr, SocketAddr);
+type Serving = (
+    Vec<ServerHandle>,
+    Controller,
+    Addrs,
+    Option<ampwarden_actors::bms::server::ModbusServer>,
+);
 
-async fn serve(
-    config: Config,
-    store: Store,
-) -> Result<(Vec<ServerHandle>, Controller, Addrs), StartError> {
+async fn serve(config: Config, store: Store) -> Result<Serving, StartError> {
     let controller = Controller::start(config, store);
     let (ocpp_server, ocpp_addr) = bind_ocpp(&controller)?;
     let (http_server, http_addr) = match http::bind(&controller) {
@@ -173,10 +183,37 @@ async fn serve(
             return Err(e);
         }
     };
+    let modbus = match controller
+        .config()
+        .bms
+        .as_ref()
+        .and_then(|b| b.modbus_listen)
+    {
+        None => None,
+        Some(addr) => match ampwarden_actors::bms::server::serve(
+            addr,
+            controller.live_config().clone(),
+            controller.bms().clone(),
+            controller.bms_image(),
+        )
+        .await
+        {
+            Ok(server) => Some(server),
+            Err(source) => {
+                ocpp_server.handle().stop(false).await;
+                http_server.handle().stop(false).await;
+                return Err(StartError::Bind {
+                    what: "BMS Modbus",
+                    addr,
+                    source,
+                });
+            }
+        },
+    };
     let handles = vec![ocpp_server.handle(), http_server.handle()];
     actix::spawn(ocpp_server);
     actix::spawn(http_server);
-    Ok((handles, controller, (http_addr, ocpp_addr)))
+    Ok((handles, controller, (http_addr, ocpp_addr), modbus))
 }
 
 fn bind_ocpp(controller: &Controller) -> Result<(actix_web::dev::Server, SocketAddr), StartError> {

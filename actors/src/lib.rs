@@ -5,6 +5,7 @@
 
 pub mod allocation; // pure
 pub mod authorization; // pure
+pub mod bms;
 pub mod calendar;
 pub mod config; // pure
 pub mod federation; // pure

@@ -56,6 +56,7 @@ impl ZoneActor {
                 consumption: consumption.map(|k| (k, None)),
                 production: None,
                 imposed: None,
+                bms_cap: None,
             },
             supervisor,
         }

@@ -10,7 +10,7 @@ use actix_web::{web, FromRequest, Handler, HttpResponse, Responder};
 use serde_json::{json, Map, Value};
 
 use super::api::{
-    backup, badges, federation, logs, session, settings, site, stations, transactions, users,
+    backup, badges, bms, federation, logs, session, settings, site, stations, transactions, users,
 };
 use super::auth::{check_access, Access, Role};
 use super::error::ApiError;
@@ -20,6 +20,8 @@ const PUBLIC: Access = Access::Public;
 const VIEWER: Access = Access::Role(Role::Viewer);
 const OPERATOR: Access = Access::Role(Role::Operator);
 const ADMIN: Access = Access::Role(Role::Admin);
+/// The `bms` role or an admin.
+const BMS: Access = Access::Role(Role::Bms);
 
 /// What an endpoint answers with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,6 +187,67 @@ pub fn table<T: Table>(t: &mut T) {
         ])
         .produces(Svg),
         site::chart,
+    );
+    t.add(
+        get(
+            "/api/v1/bms",
+            VIEWER,
+            "The BMS interface: caps in force (site and zones, remaining time, fail-safe), Modbus clients, log of writes",
+        ),
+        bms::status,
+    );
+    t.add(
+        put(
+            "/api/v1/bms/cap",
+            BMS,
+            "Write the site EV cap for a validity; then the fail-safe cap applies (bms role or admin; bms.write = true)",
+        )
+        .body("{value, unit?: \"A\" (per phase, default) | \"W\" (in all), validity_s?}"),
+        bms::write_site,
+    );
+    t.add(
+        delete(
+            "/api/v1/bms/cap",
+            BMS,
+            "End the written site cap now: the fail-safe cap applies",
+        )
+        .produces(Json),
+        bms::release_site,
+    );
+    t.add(
+        put(
+            "/api/v1/bms/zones/{zone}/cap",
+            BMS,
+            "Write a zone's EV cap (A per phase) for a validity; then its fail-safe cap, if any, applies",
+        )
+        .body("{value, validity_s?}"),
+        bms::write_zone,
+    );
+    t.add(
+        delete(
+            "/api/v1/bms/zones/{zone}/cap",
+            BMS,
+            "End a zone's written cap now",
+        )
+        .produces(Json),
+        bms::release_zone,
+    );
+    t.add(
+        get(
+            "/api/v1/bms/registers",
+            VIEWER,
+            "The BMS Modbus register map for this configuration (every register, its type, unit and access)",
+        ),
+        bms::register_map,
+    );
+    t.add(
+        get(
+            "/api/v1/bms/registers.csv",
+            VIEWER,
+            "The register map as CSV, for BMS tools",
+        )
+        .produces(Csv),
+        bms::register_map_csv,
     );
     t.add(
         get(

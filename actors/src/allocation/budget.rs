@@ -34,6 +34,9 @@ pub struct ZoneReading {
     pub production: Option<MeterReading>,
     /// A budget imposed from above (a federation primary's grant, at a root).
     pub imposed: Option<PerPhase<Amps>>,
+    /// A cap on the zone's EV current per phase from the building management system (a
+    /// written cap or its fail-safe).
+    pub bms_cap: Option<Amps>,
 }
 
 /// What the budgets depend on besides the readings.
@@ -58,6 +61,8 @@ pub enum BudgetSource {
     StaleFallback,
     /// The budget imposed from above is lower than what the zone itself allows.
     Imposed,
+    /// The building management system's cap (or its fail-safe) is lower still.
+    BmsCap,
 }
 
 /// How the other loads behind a `total` meter were estimated this round.
@@ -307,7 +312,7 @@ pub fn zone_budgets_with(
                 };
                 raw_budget[p.index()] = raw;
                 let capped = raw.max(Amps::ZERO).min(zone.limit) * cap;
-                match reading.imposed.map(|i| i.get(p)) {
+                let imposed = match reading.imposed.map(|i| i.get(p)) {
                     // A grant that is not a number allows nothing.
                     Some(imposed) if imposed.0.is_nan() => {
                         source = BudgetSource::Imposed;
@@ -318,6 +323,17 @@ pub fn zone_budgets_with(
                         imposed.max(Amps::ZERO)
                     }
                     _ => capped,
+                };
+                match reading.bms_cap {
+                    Some(c) if c.0.is_nan() => {
+                        source = BudgetSource::BmsCap;
+                        Amps::ZERO
+                    }
+                    Some(c) if c < imposed => {
+                        source = BudgetSource::BmsCap;
+                        c.max(Amps::ZERO)
+                    }
+                    _ => imposed,
                 }
             }));
             memory.raw_budget = other_loads.map(|_| PerPhase(raw_budget));
@@ -470,6 +486,7 @@ mod tests {
             consumption: Some((ConsumptionKind::OtherLoads, reading(50.0, 30.0, 5.0, 0))),
             production: reading(20.0, 20.0, 20.0, 0),
             imposed: None,
+            bms_cap: None,
         };
         let b = budgets(SiteMode::Dynamic, main, 1.0);
         assert_eq!(amps3(b[0].production.unwrap()), [20.0; 3]);
@@ -482,6 +499,7 @@ mod tests {
             consumption: Some((ConsumptionKind::OtherLoads, reading(50.0, 30.0, 5.0, 0))),
             production: reading(20.0, 20.0, 20.0, 16),
             imposed: None,
+            bms_cap: None,
         };
         let b = budgets(SiteMode::Dynamic, main, 1.0);
         assert_eq!(b[0].production, None);
@@ -746,6 +764,7 @@ mod tests {
                 consumption: Some((ConsumptionKind::Total, at(120.0))),
                 production: at(30.0),
                 imposed: None,
+                bms_cap: None,
             },
             ZoneReading::default(),
         ];

@@ -538,6 +538,17 @@ fn a_tariff_cap_and_an_imposed_budget_lower_the_allocation() {
     let a = site.run(&fleet(2), t(0));
     assert_eq!(a.zones[0].budget.source, BudgetSource::Imposed);
     assert_eq!(targets(&a), [10.0, 10.0]);
+    // A BMS cap below the grant decides; one above it does not.
+    site.readings[0].bms_cap = Some(Amps(12.0));
+    let a = site.run(&fleet(2), t(0));
+    assert_eq!(a.zones[0].budget.source, BudgetSource::BmsCap);
+    assert_eq!(targets(&a), [6.0, 6.0]);
+    site.readings[0].bms_cap = Some(Amps(30.0));
+    let a = site.run(&fleet(2), t(0));
+    assert_eq!(a.zones[0].budget.source, BudgetSource::Imposed);
+    // A cap that is not a number allows nothing.
+    site.readings[0].bms_cap = Some(Amps(f64::NAN));
+    assert_eq!(targets(&site.run(&fleet(2), t(0))), [0.0, 0.0]);
 }
 
 #[test]

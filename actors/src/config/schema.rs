@@ -1,6 +1,7 @@
 //! The configuration file's schema (TOML), as typed structs. Defaults here are the ones
 //! documented in `docs/configuration.md`; `validate.rs` checks what types cannot.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -35,6 +36,8 @@ pub struct Config {
     pub tariffs: Vec<TariffConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub federation: Option<FederationConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bms: Option<BmsConfig>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -692,6 +695,52 @@ impl SecondaryToken {
         match self {
             SecondaryToken::Plain(_) => None,
             SecondaryToken::Described(d) => Some(d),
+        }
+    }
+}
+
+/// `[bms]`: what a building management system may read and write (Modbus TCP server and
+/// `/api/v1/bms`). Reads are always allowed to the allow-listed clients; caps only with
+/// `write = true`, each for a validity time, after which the fail-safe cap applies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BmsConfig {
+    /// Where the Modbus TCP server listens; none when unset (REST only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modbus_listen: Option<SocketAddr>,
+    /// The Modbus unit id answered (255 and 0 are answered too, as most gateways do).
+    pub unit_id: u8,
+    /// Client addresses (or networks, `10.0.0.0/24`) that may connect to the Modbus server.
+    pub allow: Vec<String>,
+    /// At most this many Modbus clients at once; more are refused at connection.
+    pub max_clients: u32,
+    /// Whether caps may be written (Modbus and REST). Read-only when false.
+    pub write: bool,
+    /// The validity of a cap written with validity 0.
+    pub default_validity_s: u32,
+    /// The longest validity a write may ask for.
+    pub max_validity_s: u32,
+    /// With `write = true`: the site EV cap (A per phase) whenever no valid write is in
+    /// force (before the first write, after expiry, disconnection or a restart).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failsafe_current_a: Option<Amps>,
+    /// Per zone: the zone cap when its written cap is not in force (default: none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub zone_failsafe_a: BTreeMap<ZoneId, Amps>,
+}
+
+impl Default for BmsConfig {
+    fn default() -> Self {
+        BmsConfig {
+            modbus_listen: None,
+            unit_id: 1,
+            allow: vec!["127.0.0.1".into(), "::1".into()],
+            max_clients: 16,
+            write: false,
+            default_validity_s: 60,
+            max_validity_s: 3600,
+            failsafe_current_a: None,
+            zone_failsafe_a: BTreeMap::new(),
         }
     }
 }

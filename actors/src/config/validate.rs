@@ -122,6 +122,9 @@ pub(super) fn problems(c: &Config) -> Vec<ConfigProblem> {
     if let Some(f) = &c.federation {
         federation(&mut ck, c, f);
     }
+    if let Some(b) = &c.bms {
+        bms(&mut ck, c, b);
+    }
     ck.problems
 }
 
@@ -560,6 +563,50 @@ fn tariffs(ck: &mut Checker, c: &Config) {
                 format!("{at}.price_per_kwh"),
                 "must be a finite price, 0 or more",
             );
+        }
+    }
+}
+
+fn bms(ck: &mut Checker, c: &Config, b: &BmsConfig) {
+    if let Some(addr) = b.modbus_listen {
+        let s = &c.server;
+        if addr.port() != 0 && (addr == s.http_listen || addr == s.ocpp_listen) {
+            ck.push(
+                "bms.modbus_listen",
+                format!("{addr} is already the HTTP or OCPP listener"),
+            );
+        }
+    }
+    for (i, a) in b.allow.iter().enumerate() {
+        if crate::bms::parse_allowed(a).is_none() {
+            ck.push(
+                format!("bms.allow[{i}]"),
+                format!("{a:?} is neither an IP address nor a network like 10.0.0.0/24"),
+            );
+        }
+    }
+    ck.range("bms.max_clients", b.max_clients, 1, 256);
+    ck.range("bms.max_validity_s", b.max_validity_s, 1, 65_535);
+    ck.range(
+        "bms.default_validity_s",
+        b.default_validity_s,
+        1,
+        b.max_validity_s.max(1),
+    );
+    match b.failsafe_current_a {
+        None if b.write => ck.push(
+            "bms.failsafe_current_a",
+            "is required with write = true: the site cap when no valid write is in force (a BMS that stops writing must not leave the site unlimited)",
+        ),
+        None => {}
+        Some(a) => ck.current("bms.failsafe_current_a".into(), a, 0.0, ABSURD_AMPS),
+    }
+    for (zone, a) in &b.zone_failsafe_a {
+        let at = format!("bms.zone_failsafe_a.{zone}");
+        if c.zone(zone).is_none() {
+            ck.push(at, format!("unknown zone {:?}", zone.as_str()));
+        } else {
+            ck.current(at, *a, 0.0, ABSURD_AMPS);
         }
     }
 }

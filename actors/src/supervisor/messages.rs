@@ -48,6 +48,16 @@ pub struct StopSupervisor;
 #[rtype(result = "()")]
 pub struct ImposeBudget(pub Option<PerPhase<Amps>>);
 
+/// The caps of the building management system in force (see [`crate::bms`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ImposeBmsCaps(pub crate::bms::CapsInForce);
+
+/// Every station's latest snapshot, as the supervisor knows it.
+#[derive(Message)]
+#[rtype(result = "Vec<StationSnapshot>")]
+pub struct GetStationSnapshots;
+
 // --- what the UI sees ----------------------------------------------------------------
 
 #[derive(Clone, Debug, Serialize)]

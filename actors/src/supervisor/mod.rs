@@ -91,6 +91,8 @@ pub struct ZoneSupervisor {
     stations: BTreeMap<ChargePointId, StationEntry>,
     readings: Vec<ZoneReading>,
     imposed: Option<PerPhase<Amps>>,
+    /// The BMS caps in force (fail-safe ones from the start, before the BMS actor speaks).
+    bms: crate::bms::CapsInForce,
     zones: Vec<Addr<ZoneActor>>,
     /// Counts the zone trees started: a zone update names its tree's generation.
     zone_generation: u64,
@@ -126,6 +128,7 @@ impl ZoneSupervisor {
     ) -> Result<ZoneSupervisor, allocation::TreeError> {
         let current = config.get();
         let tree = ZoneTree::from_config(&current)?;
+        let bms = crate::bms::Caps::default().in_force(&current);
         Ok(ZoneSupervisor {
             params: Params::from_config(&current),
             readings: vec![ZoneReading::default(); tree.len()],
@@ -137,6 +140,7 @@ impl ZoneSupervisor {
             state: AllocatorState::default(),
             stations: BTreeMap::new(),
             imposed: None,
+            bms,
             zones: Vec::new(),
             zone_generation: 0,
             meters: Vec::new(),
@@ -268,12 +272,17 @@ impl ZoneSupervisor {
         self.secondary_sessions(now, &mut sessions);
         let plain: Vec<Session> = sessions.iter().map(|(s, _)| s.clone()).collect();
         let mut readings = self.readings.clone();
-        if let Some(imposed) = self.imposed {
-            for (i, z) in self.tree.zones().iter().enumerate() {
-                if z.parent.is_none() {
-                    readings[i].imposed = Some(imposed);
-                }
+        let site_cap = self.bms.site.at(now);
+        for (i, z) in self.tree.zones().iter().enumerate() {
+            let root = z.parent.is_none();
+            if root {
+                readings[i].imposed = self.imposed;
             }
+            let zone_cap = self.bms.zones.get(&z.id).and_then(|c| c.at(now));
+            readings[i].bms_cap = match (root.then_some(site_cap).flatten(), zone_cap) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
         let round = Round {
             now,
@@ -375,6 +384,25 @@ impl Handler<Subscribe> for ZoneSupervisor {
     fn handle(&mut self, Subscribe(r): Subscribe, _: &mut Self::Context) {
         let _ = r.try_send(SiteUpdate(self.status.clone()));
         self.subscribers.push(r);
+    }
+}
+
+impl Handler<ImposeBmsCaps> for ZoneSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, ImposeBmsCaps(caps): ImposeBmsCaps, ctx: &mut Self::Context) {
+        if caps != self.bms {
+            self.bms = caps;
+            self.schedule_round(ctx);
+        }
+    }
+}
+
+impl Handler<GetStationSnapshots> for ZoneSupervisor {
+    type Result = MessageResult<GetStationSnapshots>;
+
+    fn handle(&mut self, _: GetStationSnapshots, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.stations.values().map(|e| e.snapshot.clone()).collect())
     }
 }
 

@@ -36,6 +36,7 @@ impl ZoneSupervisor {
                     BudgetSource::Dynamic => "dynamic",
                     BudgetSource::StaleFallback => "stale_fallback",
                     BudgetSource::Imposed => "imposed",
+                    BudgetSource::BmsCap => "bms_cap",
                 },
                 budget: za.budget.budget,
                 ev_draw: za.budget.ev_draw,

@@ -55,6 +55,7 @@ fn reading(amps: f64) -> ZoneReading {
         )),
         production: None,
         imposed: None,
+        bms_cap: None,
     }
 }
 

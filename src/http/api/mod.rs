@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod badges;
+pub mod bms;
 pub mod federation;
 pub mod logs;
 pub mod session;

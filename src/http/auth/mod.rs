@@ -1,4 +1,6 @@
-//! Who may do what. Three roles (viewer < operator < admin); people log in with a
+//! Who may do what. Three roles (viewer < operator < admin), and `bms` for a building
+//! management system's token: it reads what a viewer reads and may write the BMS caps,
+//! which otherwise only an admin may (an operator may not). People log in with a
 //! password and get a session cookie, machines present an API token as a bearer.
 //!
 //! * No default password: while no user exists, a one-time setup code is printed to the
@@ -49,6 +51,8 @@ pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
 pub enum Role {
     /// Reads everything except users and tokens.
     Viewer,
+    /// A viewer that may also write the BMS caps (`/api/v1/bms/...`); nothing else.
+    Bms,
     /// Also remote actions on stations and badges.
     Operator,
     /// Everything.
@@ -59,6 +63,7 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Viewer => "viewer",
+            Role::Bms => "bms",
             Role::Operator => "operator",
             Role::Admin => "admin",
         }
@@ -414,7 +419,9 @@ pub async fn check_access(
                 }
             }
         }
-        if who.role < needed {
+        // The BMS caps: the bms role or an admin, not the roles between them.
+        let bms_only = needed == Role::Bms && who.role != Role::Bms && who.role != Role::Admin;
+        if who.role < needed || bms_only {
             return Err(ApiError::forbidden(format!(
                 "this needs the {} role; {} is {}",
                 needed.as_str(),
@@ -471,5 +478,6 @@ mod tests {
     #[test]
     fn roles_are_ordered() {
         assert!(Role::Viewer < Role::Operator && Role::Operator < Role::Admin);
+        assert!(Role::Viewer < Role::Bms && Role::Bms < Role::Operator);
     }
 }

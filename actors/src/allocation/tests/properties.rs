@@ -156,6 +156,7 @@ fn scenario(seed: u64, zones: usize, sessions: usize) -> Scenario {
                 imposed: rng
                     .chance(0.05)
                     .then(|| PerPhase::splat(amps(&mut rng, 0.0, z.limit.0))),
+                bms_cap: rng.chance(0.05).then(|| amps(&mut rng, 0.0, z.limit.0)),
             }
         })
         .collect();
