@@ -1,8 +1,8 @@
 //! The operator UI in a real browser (headless Debian Chromium driven through
 //! chromedriver): first-start setup, login, a station appearing on the live dashboard
 //! with its limit, stopping its session from the UI, adding a badge, exporting the
-//! sessions as CSV, a primary's secondaries in the Federation view — with no console
-//! error. Screenshots of the main pages at 1366x768 and 390x844 go to `screenshots/`
+//! sessions as CSV, a primary's secondaries in the Federation view, a BMS's caps, its
+//! Modbus client and its log of writes in the BMS view — with no console error. Screenshots of the main pages at 1366x768 and 390x844 go to `screenshots/`
 //! for a person to look at.
 //!
 //! Needs `chromium` and `chromium-driver` (Debian packages); without them the test fails
@@ -621,5 +621,188 @@ tokens = [{ name = "hall-b", token = "token-of-hall-b-0001", zone = "main", fall
 
     let errors = browser_errors(&client).await;
     client.close().await.expect("close the browser");
+    assert!(errors.is_empty(), "browser errors: {errors:#?}");
+}
+
+/// The Modbus words of a float32, high word first (the register map's byte order).
+fn float_words(value: f32) -> [u16; 2] {
+    let bits = value.to_bits();
+    let [a, b, c, d] = bits.to_be_bytes();
+    [u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d])]
+}
+
+/// A BMS connected over Modbus TCP writes a site cap and a zone cap: the BMS view shows
+/// them in force with their remaining time, the client, and the log; the admin ends the
+/// zone's and then the site's, and the fail-safe applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sees_the_bms_cap_its_client_and_the_log() {
+    const SITE: &str = r#"
+[auth]
+mode = "local"
+
+[[zones]]
+id = "main"
+limit_a = 63.0
+
+[[stations]]
+id = "CP001"
+zone = "main"
+max_current_a = 32.0
+
+[bms]
+modbus_listen = "127.0.0.1:0"
+write = true
+failsafe_current_a = 40.0
+"#;
+    use tokio_modbus::client::Writer as _;
+    use tokio_modbus::Slave;
+
+    let driver = start_driver().await;
+    let app = TestApp::start("", SITE);
+    let base = format!("http://{}", app.app().http_addr);
+    let modbus = app.app().bms_addr.expect("the BMS Modbus server listens");
+    let profile = tempfile::tempdir().expect("browser profile");
+    let client = browser(&driver, profile.path()).await;
+    viewport(&client, 1366, 768).await;
+
+    client.goto(&base).await.expect("open the UI");
+    wait_until(
+        &client,
+        "the setup page",
+        "location.hash === '#/setup' && document.querySelector('form')",
+    )
+    .await;
+    create_admin(&client, &app).await;
+
+    // The BMS connects (and stays connected: its caps end with its connection) and
+    // writes 20 A per phase for the site and 30 A for zone main, for 60 s each.
+    let stream = tokio::net::TcpStream::connect(modbus)
+        .await
+        .expect("the BMS connects");
+    let bms_addr = stream.local_addr().expect("its address").to_string();
+    let mut bms = tokio_modbus::client::tcp::attach_slave(stream, Slave(1));
+    let [hi, lo] = float_words(20.0);
+    bms.write_multiple_registers(200, &[hi, lo, 0, 60])
+        .await
+        .expect("the site cap is sent")
+        .expect("the site cap is accepted");
+    let [hi, lo] = float_words(30.0);
+    bms.write_multiple_registers(9000, &[hi, lo, 60])
+        .await
+        .expect("the zone cap is sent")
+        .expect("the zone cap is accepted");
+
+    // The navigation has the entry because this controller has a [bms] section.
+    client
+        .find(Locator::XPath(
+            "//nav[@id='nav']//a[normalize-space()='BMS']",
+        ))
+        .await
+        .expect("a BMS entry in the navigation")
+        .click()
+        .await
+        .expect("open the BMS view");
+    let kv = "(label) => [...document.querySelectorAll('main .kv')] \
+              .find(r => r.querySelector('dt').innerText.trim() === label)?.querySelector('dd').innerText.trim()";
+    wait_until(
+        &client,
+        "the site cap of 20 A in force with a remaining time, the client and the log",
+        &format!(
+            "location.hash === '#/bms' && (kv => kv('State') === 'BMS cap in force' \
+               && kv('In force') === '20.0 A per phase' && /^\\d+ s$/.test(kv('Remaining')) \
+               && Number(kv('Remaining').split(' ')[0]) > 40 \
+               && kv('Fail-safe') === '40.0 A per phase' && kv('Requested') === '20.0 A' \
+               && (kv('Written by') || '').includes('{bms_addr}'))({kv}) \
+             && [...document.querySelectorAll('td[data-label=\"Address\"]')].some(c => c.innerText.trim() === '{bms_addr}') \
+             && [...document.querySelectorAll('tbody tr')].some(r => \
+                  r.querySelector('td[data-label=\"Outcome\"]')?.innerText.trim() === 'accepted' \
+                  && r.querySelector('td[data-label=\"Target\"]')?.innerText.trim() === 'Site' \
+                  && r.querySelector('td[data-label=\"Effective\"]')?.innerText.trim() === '20.0 A') \
+             && [...document.querySelectorAll('tbody tr')].some(r => \
+                  r.querySelector('td[data-label=\"Zone\"]')?.innerText.trim() === 'main' \
+                  && r.querySelector('td[data-label=\"In force\"]')?.innerText.trim() === '30.0 A')"
+        ),
+    )
+    .await;
+    // The remaining time counts down in the page between (and with) the refreshes.
+    let remaining = format!("({kv})('Remaining')");
+    let first = client
+        .execute(&format!("return {remaining};"), vec![])
+        .await
+        .expect("the remaining time");
+    let first = first.as_str().unwrap_or_default().to_owned();
+    wait_until(
+        &client,
+        "the remaining time counting down",
+        &format!("{remaining} !== '{first}' && /^\\d+ s$/.test({remaining})"),
+    )
+    .await;
+    screenshots(&client, "bms").await;
+
+    // The admin ends the zone's cap, then the site's (each after confirming).
+    click_button(&client, "End").await;
+    wait_until(
+        &client,
+        "the confirmation dialog",
+        "document.querySelector('dialog[open]')",
+    )
+    .await;
+    click_button(&client, "End the cap").await;
+    wait_until(
+        &client,
+        "no zone cap in force",
+        "document.body.innerText.includes('No zone cap in force.')",
+    )
+    .await;
+    click_button(&client, "End the site cap").await;
+    wait_until(
+        &client,
+        "the confirmation dialog",
+        "document.querySelector('dialog[open]')",
+    )
+    .await;
+    click_button(&client, "End the cap").await;
+    wait_until(
+        &client,
+        "the fail-safe 40 A in force, and the release in the log",
+        &format!(
+            "(kv => kv('State') === 'fail-safe cap' && kv('In force') === '40.0 A per phase' \
+               && kv('Remaining') === undefined)({kv}) \
+             && ![...document.querySelectorAll('button')].some(b => b.innerText.trim() === 'End the site cap') \
+             && [...document.querySelectorAll('tbody tr')].some(r => \
+                  r.querySelector('td[data-label=\"Outcome\"]')?.innerText.trim() === 'released' \
+                  && r.querySelector('td[data-label=\"Target\"]')?.innerText.trim() === 'Site' \
+                  && r.querySelector('td[data-label=\"By\"]')?.innerText.includes('admin'))"
+        ),
+    )
+    .await;
+    screenshots(&client, "bms-failsafe").await;
+    client
+        .execute(
+            "[...document.querySelectorAll('h2')].find(h => h.innerText === 'Log of writes').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .expect("scroll to the log");
+    screenshots(&client, "bms-log").await;
+
+    // The register map downloads from the page's link.
+    let csv = client
+        .execute_async(
+            "const done = arguments[0]; \
+             const link = [...document.querySelectorAll('a')].find(a => a.textContent === 'Register map (CSV)'); \
+             fetch(link.href).then(r => r.text()).then(done);",
+            vec![],
+        )
+        .await
+        .expect("the register map");
+    assert!(
+        csv.as_str().unwrap_or_default().lines().count() > 10,
+        "{csv}"
+    );
+
+    let errors = browser_errors(&client).await;
+    client.close().await.expect("close the browser");
+    drop(bms);
     assert!(errors.is_empty(), "browser errors: {errors:#?}");
 }

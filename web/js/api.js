@@ -13,7 +13,9 @@ export class ApiError extends Error {
 /** The logged-in user: {name, role, csrf_token}, or null. */
 export const session = { user: null };
 
-const ROLES = ["viewer", "operator", "admin"];
+// In order; "bms" reads what a viewer reads and may write the BMS caps, which of the
+// roles above it only "admin" may (see the BMS view).
+const ROLES = ["viewer", "bms", "operator", "admin"];
 
 /** Whether the logged-in user has at least `role`. */
 export function can(role) {

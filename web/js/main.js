@@ -11,6 +11,7 @@ import { logs } from "./views/logs.js";
 import { configuration } from "./views/config.js";
 import { users } from "./views/users.js";
 import { federation } from "./views/federation.js";
+import { bms } from "./views/bms.js";
 import { loginView, setupView, wizard, account } from "./views/setup.js";
 
 const NAV = [
@@ -18,6 +19,7 @@ const NAV = [
   ["stations", "Stations", "viewer"],
   ["commissioning", "Scan", "viewer"],
   ["federation", "Federation", "viewer"],
+  ["bms", "BMS", "viewer"],
   ["badges", "Badges", "viewer"],
   ["transactions", "Sessions", "viewer"],
   ["logs", "Log", "viewer"],
@@ -31,6 +33,7 @@ const ROUTES = {
   station: stationDetail,
   commissioning,
   federation,
+  bms,
   badges,
   transactions,
   logs,
@@ -42,21 +45,31 @@ const ROUTES = {
 
 let stop = null;
 
-// Whether this controller is a primary or a secondary (the role comes from its file and
-// does not change while it runs): the Federation entry is shown only then.
+// Whether this controller is a primary or a secondary, and whether it has a BMS interface
+// (both come from its file and do not change while it runs): the Federation and BMS
+// entries are shown only then.
 let federated = null;
+let bmsConfigured = null;
 
-async function loadFederated() {
+async function loadFeatures() {
   if (!session.user) {
     federated = null;
-  } else if (federated === null) {
-    try {
-      federated = (await api.get("/api/v1/federation")).role !== "none";
-    } catch {
-      // Asked again on the next page.
-    }
+    bmsConfigured = null;
+    return;
   }
+  // Each asked again on the next page if it failed.
+  const asks = [];
+  if (federated === null) {
+    asks.push(api.get("/api/v1/federation").then((f) => (federated = f.role !== "none"), () => {}));
+  }
+  if (bmsConfigured === null) {
+    asks.push(api.get("/api/v1/bms").then((b) => (bmsConfigured = !!b.configured), () => {}));
+  }
+  await Promise.all(asks);
 }
+
+// Entries shown only on a controller that has the feature.
+const shown = (path) => (path !== "federation" || federated) && (path !== "bms" || bmsConfigured);
 
 function currentPath() {
   const hash = location.hash.replace(/^#\/?/, "");
@@ -79,7 +92,7 @@ function renderNav() {
     h(
       "ul",
       {},
-      NAV.filter(([path, , role]) => can(role) && (path !== "federation" || federated)).map(([path, label]) =>
+      NAV.filter(([path, , role]) => can(role) && shown(path)).map(([path, label]) =>
         h("li", {}, h("a", { href: `#/${path}`, "aria-current": path === active ? "page" : undefined }, label)),
       ),
     ),
@@ -104,7 +117,7 @@ export async function render() {
   }
   const main = document.getElementById("main");
   const { name, params } = currentPath();
-  await loadFederated();
+  await loadFeatures();
   renderNav();
   if (name === "setup") {
     stop = await setupView(main, render);

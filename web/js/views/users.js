@@ -3,7 +3,12 @@
 import { api, session } from "../api.js";
 import { h, mount, when, heading, section, table, field, form, notify, dialog, confirmDialog, act } from "../ui.js";
 
-const ROLES = [["viewer", "Viewer (reads)"], ["operator", "Operator (actions, badges)"], ["admin", "Admin (everything)"]];
+const ROLES = [
+  ["viewer", "Viewer (reads)"],
+  ["bms", "BMS (reads, writes the BMS caps)"],
+  ["operator", "Operator (actions, badges)"],
+  ["admin", "Admin (everything)"],
+];
 
 export async function users(main) {
   const body = h("div");
