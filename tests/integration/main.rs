@@ -14,6 +14,7 @@ mod api_config;
 mod api_live;
 mod api_records;
 mod api_stations;
+mod bms;
 mod cli;
 mod control_loop;
 mod control_plant;

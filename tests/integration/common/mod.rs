@@ -12,6 +12,7 @@ use ampwarden_actors::config::Config;
 use serde_json::{json, Value};
 
 pub mod fleet;
+pub mod plant;
 
 pub const WAIT: Duration = Duration::from_secs(10);
 /// How long a test waits for the control loop to settle.
