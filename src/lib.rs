@@ -198,7 +198,12 @@ async fn serve(config: Config, store: Store) -> Result<Serving, StartError> {
         )
         .await
         {
-            Ok(server) => Some(server),
+            Ok(server) => {
+                controller
+                    .bms()
+                    .do_send(ampwarden_actors::bms::ModbusListening(server.local_addr()));
+                Some(server)
+            }
             Err(source) => {
                 ocpp_server.handle().stop(false).await;
                 http_server.handle().stop(false).await;

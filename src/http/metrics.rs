@@ -284,10 +284,83 @@ pub async fn metrics(ctl: Ctl) -> ApiResult<HttpResponse> {
         );
     }
     federation_metrics(&ctl, &mut m).await?;
+    bms_metrics(&ctl, &mut m).await?;
     memory_metrics(&mut m);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(m.0))
+}
+
+/// The BMS interface: who is connected, what is imposed, what was refused.
+async fn bms_metrics(ctl: &Ctl, m: &mut Exposition) -> ApiResult<()> {
+    use ampwarden_actors::bms::{CapState, CapTarget, GetBms};
+    let v = ctl
+        .bms()
+        .send(GetBms)
+        .await
+        .map_err(crate::http::error::ApiError::internal)?;
+    if !v.configured {
+        return Ok(());
+    }
+    m.family(
+        "ampwarden_bms_clients",
+        "Modbus clients of the BMS server connected now.",
+    );
+    m.sample("ampwarden_bms_clients", &[], v.clients.len() as f64);
+    m.counter(
+        "ampwarden_bms_refused_connections_total",
+        "BMS Modbus connections refused (not on bms.allow, or bms.max_clients reached).",
+    );
+    m.sample(
+        "ampwarden_bms_refused_connections_total",
+        &[],
+        v.refused_connections as f64,
+    );
+    m.counter(
+        "ampwarden_bms_writes_total",
+        "Cap writes (Modbus and REST), by outcome.",
+    );
+    m.sample(
+        "ampwarden_bms_writes_total",
+        &[("outcome", "accepted")],
+        v.writes_accepted as f64,
+    );
+    m.sample(
+        "ampwarden_bms_writes_total",
+        &[("outcome", "refused")],
+        v.writes_refused as f64,
+    );
+    let caps: Vec<(String, &ampwarden_actors::bms::CapView)> = std::iter::once(&v.site)
+        .chain(v.zones.iter().filter(|c| c.state != CapState::None))
+        .map(|cap| {
+            let target = match &cap.target {
+                CapTarget::Site => "site".to_owned(),
+                CapTarget::Zone(z) => format!("zone:{z}"),
+            };
+            (target, cap)
+        })
+        .collect();
+    m.family(
+        "ampwarden_bms_cap_state",
+        "Per target (site or zone): 0 no cap, 1 a written cap, 2 the fail-safe cap.",
+    );
+    for (target, cap) in &caps {
+        m.sample(
+            "ampwarden_bms_cap_state",
+            &[("target", target)],
+            f64::from(cap.state.code()),
+        );
+    }
+    m.family(
+        "ampwarden_bms_cap_amperes",
+        "The BMS cap in force per phase, per target (absent when none).",
+    );
+    for (target, cap) in &caps {
+        if let Some(a) = cap.effective_a {
+            m.sample("ampwarden_bms_cap_amperes", &[("target", target)], a.0);
+        }
+    }
+    Ok(())
 }
 
 /// The process's memory: what an operator watches on a box that runs for years.

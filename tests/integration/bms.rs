@@ -990,6 +990,16 @@ async fn rest_writes_share_the_modbus_semantics_and_roles() {
         "a cap cannot raise the commissioned limit"
     );
     assert_eq!(w["cap"]["written"]["requested_a"], 500.0);
+    let metrics = Api::anonymous(&app).get("/metrics").await.expect(200).body;
+    for line in [
+        "ampwarden_bms_cap_state{target=\"site\"} 1",
+        "ampwarden_bms_cap_amperes{target=\"site\"} 63",
+        "ampwarden_bms_cap_state{target=\"zone:garage\"} 2",
+        "ampwarden_bms_writes_total{outcome=\"accepted\"} 3",
+        "ampwarden_bms_clients 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
 
     // A zone cap, then released: the zone's fail-safe.
     bms.put("/api/v1/bms/zones/garage/cap", json!({"value": 16.0}))

@@ -61,9 +61,13 @@ struct Client {
 pub struct WriteRecord {
     pub at: DateTime<Utc>,
     pub target: CapTarget,
+    /// Who wrote the cap.
     pub by: Writer,
     /// `accepted`, `refused`, `released`, `expired` or `disconnected`.
     pub outcome: &'static str,
+    /// Who released it, for `released`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<Writer>,
     pub requested: Option<f64>,
     pub unit: Option<super::CapUnit>,
     pub effective_a: Option<f64>,
@@ -141,6 +145,11 @@ pub struct ClientRefused {
 #[rtype(result = "BmsView")]
 pub struct GetBms;
 
+/// Where the Modbus server really listens (the port chosen when 0 was asked).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ModbusListening(pub SocketAddr);
+
 /// The register map (`registers::map`) for the configuration in force.
 #[derive(Message)]
 #[rtype(result = "Vec<registers::Point>")]
@@ -165,6 +174,7 @@ pub struct BmsActor {
     last_accepted: bool,
     log: VecDeque<WriteRecord>,
     end_timer: Option<SpawnHandle>,
+    listening: Option<SocketAddr>,
 }
 
 impl BmsActor {
@@ -198,6 +208,7 @@ impl BmsActor {
             last_accepted: false,
             log: VecDeque::new(),
             end_timer: None,
+            listening: None,
         };
         actor.rebuild();
         actor
@@ -248,23 +259,33 @@ impl BmsActor {
     fn expire(&mut self, ctx: &mut Context<Self>) {
         let now = Utc::now();
         for (target, w) in self.caps.expire(now) {
-            self.ended(target, w, "expired");
+            self.ended(target, w, "expired", None);
         }
         self.push(ctx);
         self.rebuild();
     }
 
-    fn ended(&mut self, target: CapTarget, w: Written, outcome: &'static str) {
+    fn ended(
+        &mut self,
+        target: CapTarget,
+        w: Written,
+        outcome: &'static str,
+        ended_by: Option<Writer>,
+    ) {
         let config = self.config.get();
         let view = self.caps.view(&config, &target, Utc::now());
         let then = match view.effective_a {
             Some(a) => format!("the fail-safe cap {a} applies"),
             None => "no cap applies".into(),
         };
+        let how = match &ended_by {
+            Some(who) => format!("{outcome} by {who}"),
+            None => outcome.to_owned(),
+        };
         self.note(
             LogLevel::Warn,
             format!(
-                "BMS: {target} cap {} from {} {outcome}: {then}",
+                "BMS: {target} cap {} from {} {how}: {then}",
                 w.effective_a, w.by
             ),
         );
@@ -273,6 +294,7 @@ impl BmsActor {
             target,
             by: w.by,
             outcome,
+            ended_by,
             requested: Some(w.requested),
             unit: Some(w.unit),
             effective_a: view.effective_a.map(|a| a.0),
@@ -367,6 +389,7 @@ impl Handler<WriteCap> for BmsActor {
                     target,
                     by: m.by,
                     outcome: "accepted",
+                    ended_by: None,
                     requested: Some(requested),
                     unit: Some(unit),
                     effective_a: Some(w.effective_a.0),
@@ -382,6 +405,7 @@ impl Handler<WriteCap> for BmsActor {
                     target,
                     by: m.by,
                     outcome: "refused",
+                    ended_by: None,
                     requested: Some(requested),
                     unit: Some(unit),
                     effective_a: None,
@@ -402,9 +426,7 @@ impl Handler<ReleaseCap> for BmsActor {
     fn handle(&mut self, m: ReleaseCap, ctx: &mut Self::Context) -> Self::Result {
         let ended = self.caps.release(&m.target);
         if let Some(w) = &ended {
-            let mut w = w.clone();
-            w.by = m.by;
-            self.ended(m.target, w, "released");
+            self.ended(m.target, w.clone(), "released", Some(m.by));
         }
         self.push(ctx);
         self.rebuild();
@@ -437,7 +459,7 @@ impl Handler<ClientGone> for BmsActor {
             tracing::info!(client, addr = %c.addr, "BMS client disconnected");
         }
         for (target, w) in self.caps.disconnected(client) {
-            self.ended(target, w, "disconnected");
+            self.ended(target, w, "disconnected", None);
         }
         self.push(ctx);
         self.rebuild();
@@ -463,7 +485,7 @@ impl Handler<GetBms> for BmsActor {
         MessageResult(BmsView {
             configured: bms.is_some(),
             write: bms.is_some_and(|b| b.write),
-            modbus_listen: bms.and_then(|b| b.modbus_listen),
+            modbus_listen: self.listening.or(bms.and_then(|b| b.modbus_listen)),
             unit_id: bms.map(|b| b.unit_id),
             heartbeat: self.heartbeat,
             site: self.caps.view(&config, &CapTarget::Site, now),
@@ -488,6 +510,14 @@ impl Handler<GetBms> for BmsActor {
             writes_refused: self.refused_writes,
             log: self.log.iter().cloned().collect(),
         })
+    }
+}
+
+impl Handler<ModbusListening> for BmsActor {
+    type Result = ();
+
+    fn handle(&mut self, ModbusListening(addr): ModbusListening, _: &mut Self::Context) {
+        self.listening = Some(addr);
     }
 }
 

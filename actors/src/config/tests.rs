@@ -527,3 +527,42 @@ fn production_meters_attach_as_production_meter_only() {
     Config::from_toml_str(&format!("{ok}\n{solar}"))
         .expect("a zone with a consumption and a production meter");
 }
+
+#[test]
+fn bms_writes_need_a_failsafe_and_sane_limits() {
+    assert!(problems_with("[bms]\nmodbus_listen = \"127.0.0.1:5020\"\n").is_empty());
+    let lines = problems_with("[bms]\nwrite = true\n");
+    assert_reports(
+        &lines,
+        "bms.failsafe_current_a: is required with write = true: the site cap when no valid write is in force (a BMS that stops writing must not leave the site unlimited)",
+    );
+    let lines = problems_with(
+        "[bms]\nwrite = true\nfailsafe_current_a = -5.0\nallow = [\"10.0.0.0/33\", \"bms.local\"]\n\
+         max_clients = 0\ndefault_validity_s = 7200\nzone_failsafe_a = { nowhere = 10.0 }\n",
+    );
+    assert_reports(&lines, "bms.failsafe_current_a: -5 is below 0 A");
+    assert_reports(
+        &lines,
+        "bms.allow[0]: \"10.0.0.0/33\" is neither an IP address nor a network like 10.0.0.0/24",
+    );
+    assert_reports(
+        &lines,
+        "bms.allow[1]: \"bms.local\" is neither an IP address nor a network like 10.0.0.0/24",
+    );
+    assert_reports(&lines, "bms.max_clients: 0 is out of range (1 to 256)");
+    assert_reports(
+        &lines,
+        "bms.default_validity_s: 7200 is out of range (1 to 3600)",
+    );
+    assert_reports(
+        &lines,
+        "bms.zone_failsafe_a.nowhere: unknown zone \"nowhere\"",
+    );
+    let lines = problems_with("[bms]\nmodbus_listen = \"127.0.0.1:8080\"\n");
+    assert_reports(
+        &lines,
+        "bms.modbus_listen: 127.0.0.1:8080 is already the HTTP or OCPP listener",
+    );
+    let lines = problems_with("[bms]\nunknown = 1\n");
+    assert!(lines.iter().any(|l| l.contains("unknown")), "{lines:?}");
+}

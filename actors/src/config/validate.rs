@@ -144,6 +144,27 @@ pub(super) fn warnings(c: &Config) -> Vec<ConfigProblem> {
             }
         }
     }
+    if c.bms.is_some() {
+        use crate::bms::{BMS_MAX_STATIONS, BMS_MAX_ZONES};
+        if c.stations.len() > BMS_MAX_STATIONS {
+            out.push(ConfigProblem::new(
+                "bms",
+                format!(
+                    "the register map has blocks for the first {BMS_MAX_STATIONS} stations only ({} are configured)",
+                    c.stations.len()
+                ),
+            ));
+        }
+        if c.zones.len() > BMS_MAX_ZONES {
+            out.push(ConfigProblem::new(
+                "bms",
+                format!(
+                    "the register map has blocks for the first {BMS_MAX_ZONES} zones only ({} are configured)",
+                    c.zones.len()
+                ),
+            ));
+        }
+    }
     out
 }
 

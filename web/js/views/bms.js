@@ -187,7 +187,7 @@ function logTable(log) {
   const rows = log.map((r) => [
     stamp(r.at),
     targetText(r.target),
-    writerText(r.by),
+    r.ended_by ? `${writerText(r.by)}; ended by ${writerText(r.ended_by)}` : writerText(r.by),
     badge(r.outcome, OUTCOME_KIND[r.outcome] || ""),
     requestedText(r.requested, r.unit),
     amps(r.effective_a),
