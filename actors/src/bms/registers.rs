@@ -1100,3 +1100,74 @@ mod tests {
         assert!(img.read(0, 126).is_none());
     }
 }
+
+/// The register tables of `docs/bms.md`, generated from the map of a configuration with
+/// one zone and one station (zone and station rows give the offset within their slot).
+pub fn markdown_tables() -> String {
+    let config: Config = toml::from_str(
+        "[[zones]]\nid = \"main\"\nlimit_a = 100\n\
+         [[stations]]\nid = \"CP1\"\nzone = \"main\"\nmax_current_a = 32\n",
+    )
+    .unwrap_or_default();
+    let points = map(&config);
+    let mut out = String::new();
+    for (block, title, at) in [
+        ("header", "Header", "address"),
+        ("site", "Site", "address"),
+        ("site_cap", "Site cap (command and read-back)", "address"),
+        ("zone", "Zone block (at 1000 + 40 × slot)", "offset"),
+        ("zone_cap", "Zone cap command (at 9000 + 4 × slot)", "offset"),
+        ("station", "Station block (at 10000 + 30 × slot)", "offset"),
+    ] {
+        out.push_str(&format!(
+            "#### {title}\n\n| {at} | name | type | regs | unit | access | description |\n|---|---|---|---|---|---|---|\n"
+        ));
+        for p in points.iter().filter(|p| p.block == block) {
+            let kind = match p.kind {
+                Kind::U16 => "u16",
+                Kind::U32 => "u32",
+                Kind::Float32 => "float32",
+                Kind::Ascii => "ascii",
+            };
+            let access = match p.access {
+                Access::Read => "R",
+                Access::ReadWrite => "RW",
+            };
+            let at = p.offset.map_or(p.address, |o| o);
+            out.push_str(&format!(
+                "| {at} | `{}` | {kind} | {} | {} | {access} | {} |\n",
+                p.name,
+                p.registers,
+                if p.unit.is_empty() { "" } else { p.unit },
+                p.description.replace('|', "\\|")
+            ));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod docs {
+    /// `docs/bms.md` carries the tables as generated between two markers; run with
+    /// `AMPWARDEN_WRITE_DOCS=1` to rewrite them after changing the map.
+    #[test]
+    fn the_documented_register_map_is_the_served_one() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/bms.md");
+        let text = std::fs::read_to_string(path).expect("docs/bms.md");
+        let (begin, end) = ("<!-- registers:begin -->\n", "<!-- registers:end -->");
+        let start = text.find(begin).expect("begin marker") + begin.len();
+        let stop = text.find(end).expect("end marker");
+        let tables = super::markdown_tables();
+        if std::env::var_os("AMPWARDEN_WRITE_DOCS").is_some() {
+            let updated = format!("{}{tables}{}", &text[..start], &text[stop..]);
+            std::fs::write(path, updated).expect("write docs/bms.md");
+            return;
+        }
+        assert!(
+            text[start..stop] == tables,
+            "docs/bms.md's register tables differ from the map served; \
+             rerun with AMPWARDEN_WRITE_DOCS=1 and review the diff"
+        );
+    }
+}
