@@ -8,6 +8,7 @@
 //! cargo bench --bench load -- --url ws://HOST:PORT/ocpp [--pid PID]   # any central system
 //! cargo bench --bench load -- --soak 600                      # 5-min warm-up, 10-min soak with churn
 //! AMPWARDEN_WRAP="heaptrack -o /tmp/soak" cargo bench --bench load -- --soak 400  # profiled
+//! cargo bench --bench load -- --bms 30 --stations 1000        # BMS Modbus clients polling
 //! ```
 
 use std::collections::BTreeMap;
@@ -63,6 +64,13 @@ struct Args {
     /// (BENCHMARKS.md), have reached their steady state.
     #[arg(long, default_value_t = 300)]
     warm_up: u64,
+    /// The BMS bench instead: this many seconds without, then with, Modbus clients
+    /// polling the controller under a fleet of `--stations` (default 1000).
+    #[arg(long)]
+    bms: Option<u64>,
+    /// BMS clients, each polling every 100 ms.
+    #[arg(long, default_value_t = 10)]
+    bms_clients: usize,
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
@@ -83,6 +91,12 @@ fn main() {
         .build()
         .expect("a tokio runtime for the fleet");
     println!("{}", machine_description());
+    if let Some(seconds) = args.bms {
+        let stations = args.stations.first().copied().unwrap_or(1000);
+        check_fd_limit(stations);
+        runtime.block_on(bms(stations, seconds, args.bms_clients));
+        return;
+    }
     if let Some(seconds) = args.soak {
         let stations = args.stations.first().copied().unwrap_or(500);
         check_fd_limit(stations);
@@ -1053,4 +1067,138 @@ impl HeapFigures {
             free_held: gauge("ampwarden_heap_free_held_bytes ")?,
         })
     }
+}
+
+// --- BMS: Modbus clients polling under load ---------------------------------------------
+
+/// One BMS poll: the header, the site, the site cap read-back, a zone block and one
+/// station block (each client walks through the station blocks).
+const BMS_POLL: [(u16, u16); 4] = [(0, 14), (100, 40), (210, 10), (1000, 40)];
+
+async fn bms(stations: usize, seconds: u64, clients: usize) {
+    use tokio_modbus::client::tcp;
+    use tokio_modbus::prelude::*;
+
+    let meter_port = free_port();
+    let bms_port = free_port();
+    let scenario = Scenario {
+        stations,
+        id_prefix: "BMS".into(),
+        seed: 5,
+        // A simulated minute per second: vehicles come and go, stations report.
+        speedup: 60.0,
+        phases: PhaseLayout::Mixed,
+        site_limit_a: (stations as f64 * 10.0).min(ZONE_LIMIT_MAX_A),
+        meter_port: Some(meter_port),
+        summary_every_s: 0,
+        ..Scenario::default()
+    };
+    let body = format!(
+        "[site]\nmode = \"dynamic\"\n\n[auth]\nmode = \"accept_all\"\n\n\
+         [bms]\nmodbus_listen = \"127.0.0.1:{bms_port}\"\nwrite = true\nfailsafe_current_a = {limit:.1}\nmax_clients = 64\n\n\
+         [[zones]]\nid = \"main\"\nlimit_a = {limit:.1}\nstatic_ev_limit_a = {static_limit:.1}\nmeter = \"site\"\n\n\
+         [[meters]]\nid = \"site\"\naddress = \"127.0.0.1:{meter_port}\"\nprofile = \"iem3155\"\n\n{}",
+        stations_toml(&scenario.plan(), |_| "main"),
+        limit = scenario.site_limit_a,
+        static_limit = scenario.site_limit_a * 0.6,
+    );
+    let mut target = match start_ampwarden(&body) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("bms: {e}");
+            return;
+        }
+    };
+    let fleet = match Fleet::start(&target.url, scenario, None).await {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("bms: {e}");
+            return;
+        }
+    };
+    println!("\n== BMS: {stations} stations, {clients} Modbus clients polling every 100 ms");
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let measure = Duration::from_secs(seconds);
+    let (before, at) = (target.stats(), Instant::now());
+    tokio::time::sleep(measure).await;
+    let idle = cpu_percent(before, target.stats(), at.elapsed());
+
+    let addr = SocketAddr::from(([127, 0, 0, 1], bms_port));
+    let stop = Instant::now() + measure;
+    let mut tasks = JoinSet::new();
+    for c in 0..clients {
+        tasks.spawn(async move {
+            let mut reads = Vec::new();
+            let mut writes = Vec::new();
+            let mut errors = 0u32;
+            let Ok(mut ctx) = tcp::connect_slave(addr, Slave(1)).await else {
+                return (reads, writes, 1);
+            };
+            let mut every = tokio::time::interval(Duration::from_millis(100));
+            let mut n = 0u16;
+            while Instant::now() < stop {
+                every.tick().await;
+                let station = (10000 + 30 * ((n + c as u16) % 100), 30);
+                for (address, count) in BMS_POLL.into_iter().chain([station]) {
+                    let t = Instant::now();
+                    match ctx.read_holding_registers(address, count).await {
+                        Ok(Ok(_)) => reads.push(t.elapsed().as_micros() as u32),
+                        _ => errors += 1,
+                    }
+                }
+                // The first client holds a cap as a BMS does: rewritten every 5 s.
+                if c == 0 && n % 50 == 0 {
+                    let b = 1.0e4f32.to_bits();
+                    let t = Instant::now();
+                    match ctx
+                        .write_multiple_registers(200, &[(b >> 16) as u16, b as u16, 0, 15])
+                        .await
+                    {
+                        Ok(Ok(())) => writes.push(t.elapsed().as_micros() as u32),
+                        _ => errors += 1,
+                    }
+                }
+                n = n.wrapping_add(1);
+            }
+            (reads, writes, errors)
+        });
+    }
+    let (before, at) = (target.stats(), Instant::now());
+    let mut reads = Latencies::default();
+    let mut writes = Latencies::default();
+    let mut errors = 0;
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((r, w, e)) = joined {
+            reads.0.extend(r);
+            writes.0.extend(w);
+            errors += e;
+        }
+    }
+    let polled = cpu_percent(before, target.stats(), at.elapsed());
+    let pct = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.1} %"));
+    println!(
+        "  controller CPU: {} without BMS clients, {} with {clients} polling (+{})",
+        pct(idle),
+        pct(polled),
+        match (idle, polled) {
+            (Some(a), Some(b)) => format!("{:.1} points", b - a),
+            _ => "–".into(),
+        }
+    );
+    println!(
+        "  register reads: {} (errors {errors}); p50 {}, p99 {}, max {}",
+        reads.0.len(),
+        ms(reads.percentile(0.5)),
+        ms(reads.percentile(0.99)),
+        ms(reads.percentile(1.0)),
+    );
+    println!(
+        "  cap writes: {}; p50 {}, max {}",
+        writes.0.len(),
+        ms(writes.percentile(0.5)),
+        ms(writes.percentile(1.0)),
+    );
+    println!("  fleet: {}", fleet.summary());
+    let _ = fleet.stop().await;
+    target.stop();
 }

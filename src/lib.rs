@@ -195,9 +195,7 @@ async fn serve(config: Config, store: Store) -> Result<Serving, StartError> {
             controller.live_config().clone(),
             controller.bms().clone(),
             controller.bms_image(),
-        )
-        .await
-        {
+        ) {
             Ok(server) => {
                 controller
                     .bms()

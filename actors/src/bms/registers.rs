@@ -1116,7 +1116,11 @@ pub fn markdown_tables() -> String {
         ("site", "Site", "address"),
         ("site_cap", "Site cap (command and read-back)", "address"),
         ("zone", "Zone block (at 1000 + 40 × slot)", "offset"),
-        ("zone_cap", "Zone cap command (at 9000 + 4 × slot)", "offset"),
+        (
+            "zone_cap",
+            "Zone cap command (at 9000 + 4 × slot)",
+            "offset",
+        ),
         ("station", "Station block (at 10000 + 30 × slot)", "offset"),
     ] {
         out.push_str(&format!(

@@ -25,7 +25,6 @@ use std::sync::Arc;
 
 use actix::Addr;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_modbus::server::tcp::Server;
 use tokio_modbus::server::Service;
 use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
@@ -40,88 +39,126 @@ use super::registers::{
 use super::{is_allowed, BMS_MAX_ZONES};
 use crate::config::{BmsConfig, LiveConfig};
 
-/// A running Modbus server; dropping it stops it and closes its connections.
+/// A running Modbus server on its own thread; dropping it stops it and closes its
+/// connections.
 pub struct ModbusServer {
     local_addr: SocketAddr,
-    task: JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ModbusServer {
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
-
-    /// Stops listening and closes every connection.
-    pub fn stop(&self) {
-        self.task.abort();
-    }
 }
 
 impl Drop for ModbusServer {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(stop) = self.stop.take() {
+            // The thread may have ended on its own (its error is logged there).
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the BMS Modbus server thread panicked");
+            }
+        }
     }
 }
 
-/// Serves the register image on `addr` until the returned server is stopped or dropped.
-/// Must be called inside a tokio runtime (an actix `System` is one).
-pub async fn serve(
+/// Serves the register image on `addr` until the returned server is dropped. The server
+/// runs on a thread of its own: a read never waits behind an allocation round, it only
+/// copies from the last image; writes go to the [`BmsActor`].
+pub fn serve(
     addr: SocketAddr,
     config: LiveConfig,
     bms: Addr<BmsActor>,
     image: SharedImage,
 ) -> io::Result<ModbusServer> {
-    let listener = TcpListener::bind(addr).await?;
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
     let local_addr = listener.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("ampwarden-bms".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(err) => {
+                        tracing::error!(%err, "the BMS Modbus server cannot listen");
+                        return;
+                    }
+                };
+                tokio::select! {
+                    () = accept(listener, config, bms, image) => {}
+                    _ = stopped => {}
+                }
+            });
+        })?;
+    tracing::info!(%local_addr, "BMS Modbus server listening");
+    Ok(ModbusServer {
+        local_addr,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
+async fn accept(
+    listener: TcpListener,
+    config: LiveConfig,
+    bms: Addr<BmsActor>,
+    image: SharedImage,
+) {
     let server = Server::new(listener);
     let active = Arc::new(AtomicUsize::new(0));
-    let next = Arc::new(AtomicU64::new(1));
-    let task = tokio::spawn(async move {
-        let on_connected = |stream, peer: SocketAddr| {
-            let settings = config.get().bms.clone().unwrap_or_default();
-            let refuse = if !is_allowed(&settings.allow, peer.ip()) {
-                Some("not on bms.allow")
-            } else if active.load(Ordering::SeqCst) >= settings.max_clients as usize {
-                Some("bms.max_clients are connected")
-            } else {
-                None
-            };
-            let accepted = if let Some(reason) = refuse {
-                bms.do_send(ClientRefused { addr: peer, reason });
-                Ok(None)
-            } else {
-                let client = next.fetch_add(1, Ordering::Relaxed);
-                let stats = Arc::new(ClientStats::default());
-                active.fetch_add(1, Ordering::SeqCst);
-                bms.do_send(ClientConnected {
-                    client,
-                    addr: peer,
-                    stats: stats.clone(),
-                });
-                let service = BmsService {
-                    client,
-                    peer,
-                    config: config.clone(),
-                    bms: bms.clone(),
-                    image: image.clone(),
-                    stats,
-                    _guard: Connection {
-                        client,
-                        active: active.clone(),
-                        bms: bms.clone(),
-                    },
-                };
-                Ok(Some((service, stream)))
-            };
-            async move { accepted }
+    let next = AtomicU64::new(1);
+    let on_connected = |stream, peer: SocketAddr| {
+        let settings = config.get().bms.clone().unwrap_or_default();
+        let refuse = if !is_allowed(&settings.allow, peer.ip()) {
+            Some("not on bms.allow")
+        } else if active.load(Ordering::SeqCst) >= settings.max_clients as usize {
+            Some("bms.max_clients are connected")
+        } else {
+            None
         };
-        let on_process_error = |err: io::Error| tracing::debug!(%err, "BMS connection ended");
-        if let Err(err) = server.serve(&on_connected, on_process_error).await {
-            tracing::error!(%err, "the BMS Modbus server stopped accepting connections");
-        }
-    });
-    tracing::info!(%local_addr, "BMS Modbus server listening");
-    Ok(ModbusServer { local_addr, task })
+        let accepted = if let Some(reason) = refuse {
+            bms.do_send(ClientRefused { addr: peer, reason });
+            Ok(None)
+        } else {
+            let client = next.fetch_add(1, Ordering::Relaxed);
+            let stats = Arc::new(ClientStats::default());
+            active.fetch_add(1, Ordering::SeqCst);
+            bms.do_send(ClientConnected {
+                client,
+                addr: peer,
+                stats: stats.clone(),
+            });
+            let service = BmsService {
+                client,
+                peer,
+                config: config.clone(),
+                bms: bms.clone(),
+                image: image.clone(),
+                stats,
+                _guard: Connection {
+                    client,
+                    active: active.clone(),
+                    bms: bms.clone(),
+                },
+            };
+            Ok(Some((service, stream)))
+        };
+        async move { accepted }
+    };
+    let on_process_error = |err: io::Error| tracing::debug!(%err, "BMS connection ended");
+    if let Err(err) = server.serve(&on_connected, on_process_error).await {
+        tracing::error!(%err, "the BMS Modbus server stopped accepting connections");
+    }
 }
 
 /// Ends with the connection: the client's caps end with it.

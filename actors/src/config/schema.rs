@@ -86,6 +86,9 @@ pub struct Server {
     pub call_timeout_s: u32,
     /// Largest WebSocket frame accepted from a station.
     pub max_frame_bytes: usize,
+    /// A connector that reports Available while its transaction is still open gets the
+    /// transaction closed after this long without a StopTransaction.
+    pub orphan_transaction_grace_s: u32,
 }
 
 impl Default for Server {
@@ -98,6 +101,7 @@ impl Default for Server {
             heartbeat_interval_s: 300,
             call_timeout_s: 30,
             max_frame_bytes: 1024 * 1024,
+            orphan_transaction_grace_s: 120,
         }
     }
 }

@@ -217,6 +217,12 @@ fn server(ck: &mut Checker, c: &Config) {
     );
     ck.range("server.call_timeout_s", s.call_timeout_s, 1, 300);
     ck.range(
+        "server.orphan_transaction_grace_s",
+        s.orphan_transaction_grace_s,
+        1,
+        86_400,
+    );
+    ck.range(
         "server.max_frame_bytes",
         s.max_frame_bytes,
         4096,
