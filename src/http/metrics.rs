@@ -73,6 +73,43 @@ pub async fn metrics(ctl: Ctl) -> ApiResult<HttpResponse> {
         .filter(|v| v.live.as_ref().is_some_and(|l| l.connected))
         .count();
     m.sample("ampwarden_stations_connected", &[], connected as f64);
+    m.counter(
+        "ampwarden_security_events_total",
+        "SecurityEventNotifications from stations since start, critical by the OCPP 1.6 security extension's list or not.",
+    );
+    let (events, critical) = views
+        .iter()
+        .filter_map(|v| v.live.as_ref())
+        .fold((0, 0), |(e, c), l| {
+            (e + l.security.events, c + l.security.critical)
+        });
+    m.sample(
+        "ampwarden_security_events_total",
+        &[("critical", "true")],
+        critical as f64,
+    );
+    m.sample(
+        "ampwarden_security_events_total",
+        &[("critical", "false")],
+        (events - critical) as f64,
+    );
+    m.family(
+        "ampwarden_station_critical_security_event",
+        "Per station with a critical security event since start: when the latest was reported (Unix time).",
+    );
+    for v in &views {
+        if let Some((_, at, _)) = v
+            .live
+            .as_ref()
+            .and_then(|l| l.security.last_critical.as_ref())
+        {
+            m.sample(
+                "ampwarden_station_critical_security_event",
+                &[("station", v.id.as_str())],
+                at.timestamp() as f64,
+            );
+        }
+    }
 
     m.family(
         "ampwarden_event_sockets",

@@ -25,6 +25,10 @@ use ampwarden_actors::ocpp::remote::{
     RemoteStartTransactionResponse, RemoteStopTransactionResponse, ResetResponse, ResetStatus,
     ResetType, TriggerMessageResponse, TriggerMessageStatus, UnlockConnectorResponse, UnlockStatus,
 };
+use ampwarden_actors::ocpp::security::{
+    ExtendedMessageTrigger, ExtendedTriggerMessageResponse, GetLogResponse, LogStatus,
+    SignedUpdateFirmwareResponse, TriggerMessageStatusExtended, UpdateFirmwareStatus,
+};
 use ampwarden_actors::ocpp::smart_charging::{
     ChargingProfileStatus, ChargingRateUnit, ChargingSchedule, ChargingSchedulePeriod,
     GetCompositeScheduleResponse, GetCompositeScheduleStatus, SetChargingProfileRequest,
@@ -754,6 +758,35 @@ impl Station {
                 &DataTransferResponse {
                     status: DataTransferStatus::UnknownVendorId,
                     data: None,
+                },
+            ),
+            // The security extension: triggers as TriggerMessage; no logs, no signed
+            // firmware in a simulator.
+            CentralCall::ExtendedTriggerMessage(r) => {
+                let status = match r.requested_message {
+                    ExtendedMessageTrigger::Heartbeat => {
+                        self.outbox.push_back(Outgoing::Heartbeat);
+                        TriggerMessageStatusExtended::Accepted
+                    }
+                    ExtendedMessageTrigger::StatusNotification => {
+                        self.outbox.push_back(Outgoing::StationStatus);
+                        TriggerMessageStatusExtended::Accepted
+                    }
+                    _ => TriggerMessageStatusExtended::NotImplemented,
+                };
+                encode_call_result(uid, &ExtendedTriggerMessageResponse { status })
+            }
+            CentralCall::GetLog(_) => encode_call_result(
+                uid,
+                &GetLogResponse {
+                    status: LogStatus::Rejected,
+                    filename: None,
+                },
+            ),
+            CentralCall::SignedUpdateFirmware(_) => encode_call_result(
+                uid,
+                &SignedUpdateFirmwareResponse {
+                    status: UpdateFirmwareStatus::Rejected,
                 },
             ),
         }

@@ -20,6 +20,7 @@ mod control_loop;
 mod control_plant;
 mod federation;
 mod federation_processes;
+mod interop;
 mod load_short;
 mod ocpp_central_system;
 mod restart;

@@ -11,6 +11,7 @@ use super::firmware::*;
 use super::local_auth::*;
 use super::meter_values::*;
 use super::remote::*;
+use super::security::*;
 use super::smart_charging::*;
 use super::strict::ObjectOnly;
 
@@ -100,6 +101,22 @@ pub const OCPP16_ACTIONS: [&str; 28] = [
     "UpdateFirmware",
 ];
 
+/// The actions of the OCPP 1.6 security extension ("Improved security for OCPP 1.6-J"),
+/// known even where unsupported (the certificate management ones).
+pub const SECURITY_ACTIONS: [&str; 11] = [
+    "CertificateSigned",
+    "DeleteCertificate",
+    "ExtendedTriggerMessage",
+    "GetInstalledCertificateIds",
+    "GetLog",
+    "InstallCertificate",
+    "LogStatusNotification",
+    "SecurityEventNotification",
+    "SignCertificate",
+    "SignedFirmwareStatusNotification",
+    "SignedUpdateFirmware",
+];
+
 /// The requests one side of the link receives, as an enum: [`StationRequest`] on the
 /// central system, [`CentralCall`] on a station.
 pub trait RequestSet: Sized {
@@ -117,7 +134,7 @@ pub trait RequestSet: Sized {
 
 /// A known action sent to the wrong side is NotSupported; an unknown one NotImplemented.
 fn refuse(action: &str, receiver: &str) -> CallError {
-    if OCPP16_ACTIONS.contains(&action) {
+    if OCPP16_ACTIONS.contains(&action) || SECURITY_ACTIONS.contains(&action) {
         CallError::unsupported_action(action, receiver)
     } else {
         CallError::unknown_action(action)
@@ -164,6 +181,12 @@ requests! {
     TriggerMessage: TriggerMessageRequest => TriggerMessageResponse;
     UnlockConnector: UnlockConnectorRequest => UnlockConnectorResponse;
     UpdateFirmware: UpdateFirmwareRequest => UpdateFirmwareResponse;
+    SecurityEventNotification: SecurityEventNotificationRequest => SecurityEventNotificationResponse;
+    SignedFirmwareStatusNotification: SignedFirmwareStatusNotificationRequest => SignedFirmwareStatusNotificationResponse;
+    LogStatusNotification: LogStatusNotificationRequest => LogStatusNotificationResponse;
+    ExtendedTriggerMessage: ExtendedTriggerMessageRequest => ExtendedTriggerMessageResponse;
+    GetLog: GetLogRequest => GetLogResponse;
+    SignedUpdateFirmware: SignedUpdateFirmwareRequest => SignedUpdateFirmwareResponse;
 }
 
 /// Declares the enum of the requests one side receives and the enum of their answers,
@@ -265,6 +288,9 @@ direction! {
     DataTransfer(DataTransferRequest),
     DiagnosticsStatusNotification(DiagnosticsStatusNotificationRequest),
     FirmwareStatusNotification(FirmwareStatusNotificationRequest),
+    SecurityEventNotification(SecurityEventNotificationRequest),
+    SignedFirmwareStatusNotification(SignedFirmwareStatusNotificationRequest),
+    LogStatusNotification(LogStatusNotificationRequest),
 }
 
 direction! {
@@ -293,6 +319,9 @@ direction! {
     GetLocalListVersion(GetLocalListVersionRequest),
     ClearCache(ClearCacheRequest),
     DataTransfer(DataTransferRequest),
+    ExtendedTriggerMessage(ExtendedTriggerMessageRequest),
+    GetLog(GetLogRequest),
+    SignedUpdateFirmware(SignedUpdateFirmwareRequest),
 }
 
 #[cfg(test)]

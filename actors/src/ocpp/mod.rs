@@ -43,13 +43,14 @@ pub mod incoming;
 pub mod local_auth;
 pub mod meter_values;
 pub mod remote;
+pub mod security;
 pub mod smart_charging;
 pub mod types;
 
 pub use self::core::*;
 pub use dispatch::{
     parse_payload, CentralCall, CentralRequest, CentralResponse, ChargePointRequest, Payload,
-    Request, RequestSet, StationRequest, StationResponse, OCPP16_ACTIONS,
+    Request, RequestSet, StationRequest, StationResponse, OCPP16_ACTIONS, SECURITY_ACTIONS,
 };
 pub use error::{CallError, ErrorCode};
 pub use firmware::*;
@@ -61,5 +62,6 @@ pub use incoming::Incoming;
 pub use local_auth::*;
 pub use meter_values::*;
 pub use remote::*;
+pub use security::*;
 pub use smart_charging::*;
 pub use types::*;

@@ -141,6 +141,44 @@ impl StationActor {
                     &DiagnosticsStatusNotificationResponse {},
                 ));
             }
+            StationRequest::SecurityEventNotification(n) => {
+                self.on_security_event(&n);
+                self.send_text(encode_call_result(
+                    uid,
+                    &SecurityEventNotificationResponse {},
+                ));
+            }
+            StationRequest::SignedFirmwareStatusNotification(n) => {
+                let request = n
+                    .request_id
+                    .map(|r| format!(" (request {r})"))
+                    .unwrap_or_default();
+                let level = match n.status {
+                    SignedFirmwareStatus::InvalidSignature
+                    | SignedFirmwareStatus::InstallVerificationFailed
+                    | SignedFirmwareStatus::DownloadFailed
+                    | SignedFirmwareStatus::InstallationFailed => LogLevel::Warn,
+                    _ => LogLevel::Info,
+                };
+                self.log(
+                    level,
+                    format!("signed firmware update: {}{request}", n.status),
+                );
+                self.security.signed_firmware = Some((n.status.to_string(), n.request_id));
+                self.send_text(encode_call_result(
+                    uid,
+                    &SignedFirmwareStatusNotificationResponse {},
+                ));
+            }
+            StationRequest::LogStatusNotification(n) => {
+                let request = n
+                    .request_id
+                    .map(|r| format!(" (request {r})"))
+                    .unwrap_or_default();
+                self.log(LogLevel::Info, format!("log upload: {}{request}", n.status));
+                self.security.log_upload = Some((n.status.to_string(), n.request_id));
+                self.send_text(encode_call_result(uid, &LogStatusNotificationResponse {}));
+            }
             StationRequest::FirmwareStatusNotification(n) => {
                 self.log(LogLevel::Info, format!("firmware update: {}", n.status));
                 self.send_text(encode_call_result(
@@ -148,6 +186,40 @@ impl StationActor {
                     &FirmwareStatusNotificationResponse {},
                 ));
             }
+        }
+    }
+
+    /// A security event: in the operator log (critical ones as warnings) and counted.
+    fn on_security_event(&mut self, n: &SecurityEventNotificationRequest) {
+        let kind = n.kind.as_str();
+        let critical = is_critical_security_event(kind);
+        let info = n
+            .tech_info
+            .as_ref()
+            .map(|t| format!(": {}", t.as_str()))
+            .unwrap_or_default();
+        let level = if critical {
+            LogLevel::Warn
+        } else {
+            LogLevel::Info
+        };
+        self.log(
+            level,
+            format!(
+                "security event{} {kind} at {}{info}",
+                if critical { " (critical)" } else { "" },
+                n.timestamp.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+        );
+        self.security.events += 1;
+        if critical {
+            self.security.critical += 1;
+            self.security.last_critical = Some((
+                kind.to_owned(),
+                n.timestamp,
+                n.tech_info.as_ref().map(|t| t.as_str().to_owned()),
+            ));
+            self.report(ReportReason::Status);
         }
     }
 

@@ -103,6 +103,24 @@ pub struct StationSnapshot {
     /// default profile is not known to be 0 A: rejected, unanswered, lost in a reboot):
     /// connector and the most it could draw.
     pub idle_reserved: Vec<(u32, Amps)>,
+    /// What the station reported of the OCPP security extension since the controller
+    /// started (every event is also in the operator log).
+    pub security: SecuritySummary,
+}
+
+/// A station's security-extension reports, as the UI and /metrics show them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SecuritySummary {
+    /// SecurityEventNotifications received.
+    pub events: u64,
+    /// Of them critical by the extension's list.
+    pub critical: u64,
+    /// The latest critical one: its type, the station's time and its techInfo.
+    pub last_critical: Option<(String, DateTime<Utc>, Option<String>)>,
+    /// The latest SignedFirmwareStatusNotification status (and requestId).
+    pub signed_firmware: Option<(String, Option<i32>)>,
+    /// The latest LogStatusNotification status (and requestId).
+    pub log_upload: Option<(String, Option<i32>)>,
 }
 
 /// Sent to the supervisor whenever something it allocates on changes.

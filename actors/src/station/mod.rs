@@ -56,6 +56,11 @@ use crate::ocpp::meter_values::{
     ImportReadings, MeterValue, MeterValuesRequest, MeterValuesResponse, ReadingContext,
 };
 use crate::ocpp::remote::{ChangeConfigurationRequest, GetConfigurationRequest};
+use crate::ocpp::security::{
+    is_critical_security_event, LogStatusNotificationResponse, SecurityEventNotificationRequest,
+    SecurityEventNotificationResponse, SignedFirmwareStatus,
+    SignedFirmwareStatusNotificationResponse,
+};
 use crate::ocpp::smart_charging::{
     ChargingProfileStatus, ClearChargingProfileRequest, SetChargingProfileRequest, SetpointPurpose,
 };
@@ -141,6 +146,7 @@ pub struct StationActor {
     in_flight: Option<InFlight>,
     /// Our own address, for the reports (set when started).
     addr: Option<Addr<StationActor>>,
+    security: SecuritySummary,
 }
 
 impl StationActor {
@@ -187,6 +193,7 @@ impl StationActor {
             outbox: VecDeque::new(),
             in_flight: None,
             addr: None,
+            security: SecuritySummary::default(),
         }
     }
 
@@ -255,6 +262,7 @@ impl StationActor {
             last_seen: self.record.as_ref().map(|r| r.last_seen),
             connectors,
             idle_reserved: self.idle_reserved(),
+            security: self.security.clone(),
         }
     }
 
@@ -311,6 +319,23 @@ impl Actor for StationActor {
         if self.connectors.values().any(|c| c.transaction.is_some()) {
             self.report(ReportReason::Status);
         }
+        ctx.run_interval(transactions::ORPHAN_CHECK, |act, _| {
+            let open = act
+                .connectors
+                .values()
+                .filter(|c| c.transaction.is_some())
+                .count();
+            act.close_orphans();
+            if act
+                .connectors
+                .values()
+                .filter(|c| c.transaction.is_some())
+                .count()
+                != open
+            {
+                act.report(ReportReason::TransactionStopped);
+            }
+        });
     }
 
     /// A station removed from the configuration (or the controller stopping) keeps the

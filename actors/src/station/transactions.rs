@@ -13,6 +13,9 @@ pub const SAMPLE_SPACING: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 /// the register), only the price split of at most this much of it.
 pub(super) const LEDGER_WRITE_EVERY: Duration = Duration::from_secs(60);
 
+/// How often the connectors are checked for a transaction left open on an Available one.
+pub(super) const ORPHAN_CHECK: Duration = Duration::from_secs(2);
+
 /// Whether the samples of one MeterValues for `transaction` are kept, given the last
 /// kept `(transaction, timestamp)` on the connector: the first of a transaction, the
 /// readings that open or close it (context Transaction.Begin/End) or follow a clock
@@ -84,6 +87,41 @@ impl StationActor {
         let tag = IdTag::new(start.id_tag.as_str());
         let verdict = self.authorize(&tag);
         let connector = start.connector_id.get();
+        if let Some(id) = self.repeated_start(connector, &tag, start) {
+            // A station that thinks its StartTransaction went unanswered sends it again:
+            // the same transaction, not a second one.
+            self.note_transaction(
+                id,
+                format!(
+                    "{}: StartTransaction repeated by the station; answered with this transaction again",
+                    Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+                ),
+            );
+            self.log(
+                LogLevel::Warn,
+                format!("StartTransaction repeated on connector {connector} (same idTag, meterStart and timestamp): answered with transaction {id} again"),
+            );
+            return Ok(StartTransactionResponse {
+                id_tag_info: id_tag_info(&verdict),
+                transaction_id: id,
+            });
+        }
+        let still_open = self
+            .connectors
+            .get(&connector)
+            .and_then(|c| c.transaction.as_ref())
+            .map(|t| t.id);
+        if let Some(open) = still_open {
+            // A connector holds one transaction: the one it never stopped is over.
+            self.close_unstopped(
+                open,
+                start.timestamp,
+                format!(
+                    "a new transaction started on connector {connector} at {}",
+                    start.timestamp.format("%Y-%m-%dT%H:%M:%SZ")
+                ),
+            );
+        }
         let record = self
             .deps
             .store
@@ -138,6 +176,23 @@ impl StationActor {
                 }),
             });
         }
+        if let Ok(Some(closed)) = self.deps.store.transaction(id) {
+            if !closed.is_open() && !closed.notes.is_empty() {
+                // Its StopTransaction comes after the controller closed it (a new
+                // transaction on the connector, or Available without a stop).
+                self.log(
+                    LogLevel::Warn,
+                    format!(
+                        "StopTransaction for transaction {id}, which the controller had already closed: acknowledged; the station's meter stop {} Wh at {} is not applied",
+                        stop.meter_stop,
+                        stop.timestamp.format("%Y-%m-%dT%H:%M:%SZ")
+                    ),
+                );
+                return Ok(StopTransactionResponse {
+                    id_tag_info: tag.map(|t| id_tag_info(&self.authorize(&t))),
+                });
+            }
+        }
         if !stop.transaction_data.is_empty() {
             self.store_samples(id, &stop.transaction_data);
         }
@@ -179,18 +234,7 @@ impl StationActor {
                 ));
             }
         }
-        for (&n, c) in self.connectors.iter_mut() {
-            if c.transaction.as_ref().is_some_and(|t| t.id == id) {
-                self.limits.transaction_ended(n, id);
-                c.transaction = None;
-                c.draw = PerPhase::splat(None);
-                c.draw_at = None;
-                c.lowest_limit_since_draw = None;
-                c.changed_at = None;
-                c.phases = PhaseDetector::default();
-                c.power_w = None;
-            }
-        }
+        self.end_on_connectors(id);
         Ok(StopTransactionResponse {
             id_tag_info: tag.map(|t| id_tag_info(&self.authorize(&t))),
         })
@@ -281,6 +325,155 @@ impl StationActor {
                 }
                 c.ledger = Some(ledger);
             }
+        }
+    }
+
+    /// The connectors that held transaction `id` hold none any more.
+    fn end_on_connectors(&mut self, id: i32) {
+        for (&n, c) in self.connectors.iter_mut() {
+            if c.transaction.as_ref().is_some_and(|t| t.id == id) {
+                self.limits.transaction_ended(n, id);
+                c.transaction = None;
+                c.draw = PerPhase::splat(None);
+                c.draw_at = None;
+                c.lowest_limit_since_draw = None;
+                c.changed_at = None;
+                c.phases = PhaseDetector::default();
+                c.power_w = None;
+            }
+        }
+    }
+
+    /// The transaction open on `connector` if `start` repeats it exactly: the same idTag,
+    /// meterStart and timestamp.
+    fn repeated_start(
+        &self,
+        connector: u32,
+        tag: &IdTag,
+        start: &StartTransactionRequest,
+    ) -> Option<i32> {
+        let c = self.connectors.get(&connector)?;
+        let open = c.transaction.as_ref()?;
+        if open.id_tag != *tag || open.started_at != start.timestamp {
+            return None;
+        }
+        let meter_start = match c.ledger.as_ref().filter(|l| l.record.id == open.id) {
+            Some(l) => l.record.meter_start_wh,
+            None => {
+                self.deps
+                    .store
+                    .transaction(open.id)
+                    .ok()
+                    .flatten()?
+                    .meter_start_wh
+            }
+        };
+        (meter_start == start.meter_start).then_some(open.id)
+    }
+
+    /// Adds a note to an open transaction's record (through its ledger, if it has one,
+    /// so that the ledger's next write keeps it).
+    fn note_transaction(&mut self, id: i32, note: String) {
+        let ledger = self
+            .connectors
+            .values_mut()
+            .find_map(|c| c.ledger.as_mut().filter(|l| l.record.id == id));
+        if let Some(ledger) = ledger {
+            ledger.record.notes.push(note);
+            ledger.dirty = true;
+            ledger.write(&self.deps.store, &self.id);
+            return;
+        }
+        match self.deps.store.transaction(id) {
+            Ok(Some(mut record)) => {
+                record.notes.push(note);
+                if let Err(e) = self.deps.store.update_transaction(&record) {
+                    tracing::error!(station = %self.id, error = %e, "cannot note a transaction");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(station = %self.id, error = %e, "cannot read a transaction"),
+        }
+    }
+
+    /// Closes a transaction the station never stopped, at `at`, with the energy its
+    /// meter values brought; noted in its record (`why`) and logged.
+    pub(super) fn close_unstopped(&mut self, id: i32, at: DateTime<Utc>, why: String) {
+        self.note_transaction(
+            id,
+            format!("closed by the controller without a StopTransaction: {why}"),
+        );
+        let pending = self
+            .connectors
+            .values_mut()
+            .find_map(|c| c.ledger.take_if(|l| l.record.id == id));
+        if let Some(mut ledger) = pending {
+            ledger.write(&self.deps.store, &self.id);
+        }
+        let record = match self.deps.store.transaction(id) {
+            Ok(Some(r)) if r.is_open() => r,
+            Ok(_) => {
+                self.end_on_connectors(id);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(station = %self.id, error = %e, "cannot read a transaction");
+                return;
+            }
+        };
+        #[allow(clippy::cast_possible_truncation)]
+        let meter_stop = record
+            .last_meter_wh
+            .map_or(record.meter_start_wh, |wh| wh.floor() as i64);
+        let stop = TransactionStop {
+            at: at.max(record.started_at),
+            meter_stop_wh: meter_stop,
+            reason: Some("Other".into()),
+            id_tag: None,
+        };
+        match self.deps.store.stop_transaction(id, stop, self.deps.price.get()) {
+            Ok(r) => self.log(
+                LogLevel::Warn,
+                format!(
+                    "transaction {id} on connector {} closed without a StopTransaction ({why}); {:.0} Wh from its meter values",
+                    r.connector,
+                    r.energy_wh()
+                ),
+            ),
+            Err(e) => {
+                tracing::error!(station = %self.id, error = %e, "cannot close a transaction");
+            }
+        }
+        self.end_on_connectors(id);
+    }
+
+    /// A connector that reports Available while its transaction is still open, for
+    /// longer than `server.orphan_transaction_grace_s`: the transaction is closed at the
+    /// moment it became Available.
+    pub(super) fn close_orphans(&mut self) {
+        let grace_s = self.deps.config.get().server.orphan_transaction_grace_s;
+        let grace = chrono::TimeDelta::seconds(i64::from(grace_s));
+        let now = Utc::now();
+        let due: Vec<(u32, i32, DateTime<Utc>)> = self
+            .connectors
+            .iter()
+            .filter_map(|(&n, c)| {
+                let t = c.transaction.as_ref()?;
+                (c.status == "Available"
+                    && c.status_since >= t.started_at
+                    && now - c.status_since >= grace)
+                    .then_some((n, t.id, c.status_since))
+            })
+            .collect();
+        for (n, id, since) in due {
+            self.close_unstopped(
+                id,
+                since,
+                format!(
+                    "connector {n} reported Available at {} and no StopTransaction came within {grace_s} s",
+                    since.format("%Y-%m-%dT%H:%M:%SZ")
+                ),
+            );
         }
     }
 

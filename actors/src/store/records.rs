@@ -62,6 +62,10 @@ pub struct TransactionRecord {
     /// Cost so far at the tariff prices in force, in the site's currency.
     pub cost: f64,
     pub stop: Option<TransactionStop>,
+    /// What the controller did about it beyond the station's own messages (a repeated
+    /// StartTransaction answered with this transaction, a close without StopTransaction).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl TransactionRecord {

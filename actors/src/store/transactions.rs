@@ -53,6 +53,7 @@ impl Store {
             last_meter_wh: None,
             cost: 0.0,
             stop: None,
+            notes: Vec::new(),
         };
         // The index first: an entry whose record a crash lost is dropped when read.
         self.open.insert(open_key(&record.station, id), &[])?;

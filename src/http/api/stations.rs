@@ -9,6 +9,10 @@ use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
 use ampwarden_actors::config::{Config, Phases, StationConfig};
 use ampwarden_actors::ocpp::dispatch::Request;
+use ampwarden_actors::ocpp::security::{
+    CiString512, CiString5500, CiString800, ExtendedMessageTrigger, ExtendedTriggerMessageRequest,
+    GetLogRequest, LogParameters, LogType, SignedFirmware, SignedUpdateFirmwareRequest,
+};
 use ampwarden_actors::ocpp::{
     AnyUri, AvailabilityType, ChangeAvailabilityRequest, ChangeConfigurationRequest, CiString50,
     GetConfigurationRequest, GetDiagnosticsRequest, IdToken, RemoteStartTransactionRequest,
@@ -310,6 +314,49 @@ fn soft() -> ResetType {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct TriggerBody {
+    /// An ExtendedTriggerMessage `requestedMessage`, e.g. `StatusNotification`.
+    message: ExtendedMessageTrigger,
+    connector: Option<i32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetLogBody {
+    #[serde(default = "security_log")]
+    log_type: LogType,
+    /// Where the station uploads it.
+    location: String,
+    oldest: Option<chrono::DateTime<chrono::Utc>>,
+    latest: Option<chrono::DateTime<chrono::Utc>>,
+    request_id: Option<i32>,
+}
+
+fn security_log() -> LogType {
+    LogType::SecurityLog
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignedFirmwareBody {
+    location: String,
+    retrieve_at: Option<chrono::DateTime<chrono::Utc>>,
+    install_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// PEM of the certificate that signed the firmware.
+    signing_certificate: String,
+    /// Base64 signature of the firmware.
+    signature: String,
+    request_id: Option<i32>,
+}
+
+/// A request id for GetLog and SignedUpdateFirmware: the seconds of the day's clock,
+/// unique enough to tell a station's notifications apart.
+fn request_id() -> i32 {
+    i32::try_from(chrono::Utc::now().timestamp() % i64::from(i32::MAX)).unwrap_or(1)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct UnlockBody {
     connector: NonZeroU32,
 }
@@ -355,9 +402,19 @@ pub async fn run_action(
             bytes
         }
     }
-    if !["start", "stop", "reset", "unlock", "availability"].contains(&action) {
+    const ACTIONS: [&str; 8] = [
+        "start",
+        "stop",
+        "reset",
+        "unlock",
+        "availability",
+        "trigger",
+        "get_log",
+        "signed_update_firmware",
+    ];
+    if !ACTIONS.contains(&action) {
         return Err(ApiError::not_found(format!(
-            "no action {action:?}: use start, stop, reset, unlock or availability"
+            "no action {action:?}: use start, stop, reset, unlock, availability, trigger, get_log or signed_update_firmware"
         ))
         .with_field("action"));
     }
@@ -407,6 +464,81 @@ pub async fn run_action(
             (
                 answer.status.to_string(),
                 format!("unlock of connector {}", b.connector),
+            )
+        }
+        "trigger" => {
+            let b: TriggerBody = parse_json(body(bytes))?;
+            let answer = call(
+                &addr,
+                ExtendedTriggerMessageRequest {
+                    requested_message: b.message,
+                    connector_id: b.connector,
+                },
+            )
+            .await?;
+            (
+                answer.status.to_string(),
+                format!("ExtendedTriggerMessage {}", b.message),
+            )
+        }
+        "get_log" => {
+            let b: GetLogBody = parse_json(body(bytes))?;
+            let remote_location = CiString512::new(b.location.clone())
+                .map_err(|e| ApiError::bad("location", e.to_string()))?;
+            let request_id = b.request_id.unwrap_or_else(request_id);
+            let answer = call(
+                &addr,
+                GetLogRequest {
+                    log: LogParameters {
+                        remote_location,
+                        oldest_timestamp: b.oldest,
+                        latest_timestamp: b.latest,
+                    },
+                    log_type: b.log_type,
+                    request_id,
+                    retries: None,
+                    retry_interval: None,
+                },
+            )
+            .await?;
+            (
+                answer.status.to_string(),
+                format!(
+                    "GetLog {} (request {request_id}) to {}",
+                    b.log_type, b.location
+                ),
+            )
+        }
+        "signed_update_firmware" => {
+            let b: SignedFirmwareBody = parse_json(body(bytes))?;
+            let field = |name: &'static str| {
+                move |e: ampwarden_actors::ocpp::TooLong| ApiError::bad(name, e.to_string())
+            };
+            let request_id = b.request_id.unwrap_or_else(request_id);
+            let answer = call(
+                &addr,
+                SignedUpdateFirmwareRequest {
+                    retries: None,
+                    retry_interval: None,
+                    request_id,
+                    firmware: SignedFirmware {
+                        location: CiString512::new(b.location.clone())
+                            .map_err(field("location"))?,
+                        retrieve_date_time: b.retrieve_at.unwrap_or_else(chrono::Utc::now),
+                        install_date_time: b.install_at,
+                        signing_certificate: CiString5500::new(b.signing_certificate)
+                            .map_err(field("signing_certificate"))?,
+                        signature: CiString800::new(b.signature).map_err(field("signature"))?,
+                    },
+                },
+            )
+            .await?;
+            (
+                answer.status.to_string(),
+                format!(
+                    "SignedUpdateFirmware (request {request_id}) from {}",
+                    b.location
+                ),
             )
         }
         _ => {

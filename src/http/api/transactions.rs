@@ -142,7 +142,7 @@ pub async fn list(ctl: Ctl, query: web::Query<TxQuery>) -> ApiResult<HttpRespons
 }
 
 /// The CSV columns, in order.
-pub const CSV_HEADER: [&str; 12] = [
+pub const CSV_HEADER: [&str; 13] = [
     "id",
     "station",
     "connector",
@@ -155,6 +155,7 @@ pub const CSV_HEADER: [&str; 12] = [
     "energy_kwh",
     "cost",
     "stop_reason",
+    "notes",
 ];
 
 pub fn to_csv(records: &[TransactionRecord]) -> Result<Vec<u8>, csv::Error> {
@@ -176,6 +177,7 @@ pub fn to_csv(records: &[TransactionRecord]) -> Result<Vec<u8>, csv::Error> {
             format!("{:.3}", t.energy_wh() / 1000.0),
             format!("{:.2}", t.cost),
             stop.and_then(|s| s.reason.clone()).unwrap_or_default(),
+            t.notes.join("; "),
         ])?;
     }
     w.into_inner().map_err(|e| e.into_error().into())
