@@ -38,6 +38,9 @@ pub struct Config {
     pub federation: Option<FederationConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bms: Option<BmsConfig>,
+    /// The certificate of the TLS listeners (`server.ocpp_listen_tls`, `http_listen_tls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +92,12 @@ pub struct Server {
     /// A connector that reports Available while its transaction is still open gets the
     /// transaction closed after this long without a StopTransaction.
     pub orphan_transaction_grace_s: u32,
+    /// Where stations connect over TLS (`wss://`); none when unset. Needs `[tls]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ocpp_listen_tls: Option<SocketAddr>,
+    /// Where the UI and API are served over TLS (`https://`); none when unset. Needs `[tls]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_listen_tls: Option<SocketAddr>,
 }
 
 impl Default for Server {
@@ -102,6 +111,8 @@ impl Default for Server {
             call_timeout_s: 30,
             max_frame_bytes: 1024 * 1024,
             orphan_transaction_grace_s: 120,
+            ocpp_listen_tls: None,
+            http_listen_tls: None,
         }
     }
 }
@@ -407,6 +418,11 @@ pub struct StationConfig {
     /// OCPP basic auth (security profile 1); empty = none.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub password: String,
+    /// OCPP security profile: 0 none (basic auth all the same when `password` is set),
+    /// 1 basic auth, 2 TLS and basic auth, 3 TLS with a client certificate whose subject
+    /// CN is the station's id.
+    #[serde(default, skip_serializing_if = "SecurityProfile::is_none")]
+    pub security_profile: SecurityProfile,
     #[serde(default = "one_connector")]
     pub connectors: u32,
     /// How a 3-phase station's L1, L2, L3 are wired to the site's phases, e.g. `"L2L3L1"`:
@@ -414,6 +430,72 @@ pub struct StationConfig {
     /// that 1-phase vehicles do not all load the same site phase.
     #[serde(default, skip_serializing_if = "PhaseRotation::is_identity")]
     pub phase_rotation: PhaseRotation,
+}
+
+/// An OCPP 1.6 security profile (OCPP 1.6 Security Whitepaper, edition 3): what a
+/// station must show at the handshake.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(try_from = "u8", into = "u8")]
+pub enum SecurityProfile {
+    /// Plain `ws://` or `wss://`; basic auth only if the station has a password.
+    #[default]
+    None,
+    /// HTTP basic auth (the station's `password`), over `ws://` or `wss://`.
+    BasicAuth,
+    /// TLS (`wss://`, the server's certificate) and basic auth.
+    TlsBasicAuth,
+    /// TLS with a client certificate that chains to `tls.client_ca_file` and whose
+    /// subject CN is the station's id.
+    TlsClientCertificate,
+}
+
+impl SecurityProfile {
+    pub fn number(self) -> u8 {
+        match self {
+            SecurityProfile::None => 0,
+            SecurityProfile::BasicAuth => 1,
+            SecurityProfile::TlsBasicAuth => 2,
+            SecurityProfile::TlsClientCertificate => 3,
+        }
+    }
+
+    pub fn is_none(&self) -> bool {
+        *self == SecurityProfile::None
+    }
+
+    /// Whether the station must connect over TLS (profiles 2 and 3).
+    pub fn needs_tls(self) -> bool {
+        self >= SecurityProfile::TlsBasicAuth
+    }
+}
+
+impl std::fmt::Display for SecurityProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.number())
+    }
+}
+
+impl TryFrom<u8> for SecurityProfile {
+    type Error = String;
+    fn try_from(n: u8) -> Result<Self, String> {
+        match n {
+            0 => Ok(SecurityProfile::None),
+            1 => Ok(SecurityProfile::BasicAuth),
+            2 => Ok(SecurityProfile::TlsBasicAuth),
+            3 => Ok(SecurityProfile::TlsClientCertificate),
+            other => Err(format!(
+                "security_profile must be 0, 1, 2 or 3, not {other}"
+            )),
+        }
+    }
+}
+
+impl From<SecurityProfile> for u8 {
+    fn from(p: SecurityProfile) -> u8 {
+        p.number()
+    }
 }
 
 /// The site phase each of a station's phases is wired to (a permutation).
@@ -747,4 +829,19 @@ impl Default for BmsConfig {
             zone_failsafe_a: BTreeMap::new(),
         }
     }
+}
+
+/// `[tls]`: the certificate of the TLS listeners, as PEM files (re-read on SIGHUP).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain (leaf first), PEM.
+    pub cert_file: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1), PEM.
+    pub key_file: PathBuf,
+    /// The CA (PEM, one or more certificates) that signs the stations' client
+    /// certificates; required for security profile 3. Without it no client certificate
+    /// is asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
 }

@@ -566,3 +566,131 @@ fn bms_writes_need_a_failsafe_and_sane_limits() {
     let lines = problems_with("[bms]\nunknown = 1\n");
     assert!(lines.iter().any(|l| l.contains("unknown")), "{lines:?}");
 }
+
+const TLS: &str =
+    "[tls]\ncert_file = \"/etc/ampwarden/server.pem\"\nkey_file = \"/etc/ampwarden/server.key\"\n";
+
+fn station_with(profile: u8, password: &str) -> String {
+    let password = if password.is_empty() {
+        String::new()
+    } else {
+        format!("password = {password:?}\n")
+    };
+    format!(
+        "[[stations]]\nid = \"CP002\"\nzone = \"main\"\nmax_current_a = 16.0\n\
+         security_profile = {profile}\n{password}"
+    )
+}
+
+#[test]
+fn tls_listeners_need_a_certificate_and_their_own_address() {
+    let lines = problems_with("[server]\nocpp_listen_tls = \"0.0.0.0:8443\"\n");
+    assert_eq!(
+        lines,
+        vec!["server.ocpp_listen_tls: needs a certificate: [tls] cert_file and key_file (`ampwarden tls init` makes them)"]
+    );
+    let lines = problems_with(&format!(
+        "[server]\nhttp_listen = \"127.0.0.1:9000\"\nhttp_listen_tls = \"127.0.0.1:9000\"\n\
+         ocpp_listen_tls = \"0.0.0.0:8443\"\n{TLS}"
+    ));
+    assert_eq!(
+        lines,
+        vec!["server.http_listen_tls: 127.0.0.1:9000 is already server.http_listen"]
+    );
+    let lines = problems_with(&format!(
+        "[server]\nhttp_listen_tls = \"0.0.0.0:8443\"\nocpp_listen_tls = \"0.0.0.0:8443\"\n{TLS}"
+    ));
+    assert_reports(
+        &lines,
+        "server.http_listen_tls: 0.0.0.0:8443 is already server.ocpp_listen_tls",
+    );
+    let lines = problems_with("[tls]\ncert_file = \"\"\nkey_file = \"k.pem\"\n");
+    assert_reports(&lines, "tls.cert_file: must name a PEM file");
+    let lines = problems_with("[tls]\ncert_file = \"c.pem\"\n");
+    assert!(
+        lines[0].starts_with("tls: missing field `key_file`"),
+        "{lines:?}"
+    );
+    let lines = problems_with(&format!("{TLS}client_ca = \"ca.pem\"\n"));
+    assert!(
+        lines[0].starts_with("tls.client_ca: unknown field `client_ca`"),
+        "{lines:?}"
+    );
+    let ok = Config::from_toml_str(&format!(
+        "{BASE}\n[server]\nocpp_listen_tls = \"0.0.0.0:8443\"\nhttp_listen_tls = \"0.0.0.0:8444\"\n{TLS}"
+    ))
+    .expect("TLS listeners with a certificate are valid");
+    assert_eq!(
+        ok.server.ocpp_listen_tls.map(|a| a.to_string()).as_deref(),
+        Some("0.0.0.0:8443")
+    );
+}
+
+#[test]
+fn security_profiles_need_what_they_check() {
+    let lines = problems_with(&station_with(1, ""));
+    assert_eq!(
+        lines,
+        vec!["stations[1].password: security_profile = 1 needs a password (HTTP basic auth)"]
+    );
+    let lines = problems_with(&station_with(2, ""));
+    assert_reports(
+        &lines,
+        "stations[1].password: security_profile = 2 needs a password (HTTP basic auth)",
+    );
+    assert_reports(
+        &lines,
+        "stations[1].security_profile: 2 needs TLS: set server.ocpp_listen_tls and [tls]",
+    );
+    let lines = problems_with(&format!(
+        "[server]\nocpp_listen_tls = \"0.0.0.0:8443\"\n{TLS}\n{}",
+        station_with(3, "")
+    ));
+    assert_eq!(
+        lines,
+        vec!["stations[1].security_profile: 3 needs tls.client_ca_file (the CA that signs the stations' certificates)"]
+    );
+    let lines = problems_with(&station_with(4, ""));
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].starts_with(
+            "stations[1].security_profile: security_profile must be 0, 1, 2 or 3, not 4"
+        ),
+        "{lines:?}"
+    );
+    // Profile 0 with a password is basic auth, as before profiles existed.
+    assert!(problems_with(&station_with(0, "a-password-01")).is_empty());
+    assert!(problems_with(&station_with(1, "a-password-01")).is_empty());
+    let text = format!(
+        "{BASE}\n[server]\nocpp_listen_tls = \"0.0.0.0:8443\"\n{TLS}client_ca_file = \"/etc/ampwarden/ca.pem\"\n\n{}\n{}",
+        station_with(2, "a-password-01"),
+        station_with(3, "").replace("CP002", "CP003"),
+    );
+    let c = Config::from_toml_str(&text).expect("profiles 2 and 3 with TLS and a CA are valid");
+    assert_eq!(
+        c.stations[1].security_profile,
+        SecurityProfile::TlsBasicAuth
+    );
+    assert_eq!(
+        c.stations[2].security_profile,
+        SecurityProfile::TlsClientCertificate
+    );
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    let again = Config::from_toml_str(&c.to_toml_string()).expect("round trip");
+    assert_eq!(c, again);
+}
+
+#[test]
+fn tls_warnings_name_their_key() {
+    let c = Config::from_toml_str(&format!("{BASE}\n{TLS}client_ca_file = \"ca.pem\"\n"))
+        .expect("valid");
+    let lines: Vec<String> = c.warnings().iter().map(ToString::to_string).collect();
+    assert_reports(
+        &lines,
+        "tls: no TLS listener uses it (set server.ocpp_listen_tls or server.http_listen_tls)",
+    );
+    assert_reports(
+        &lines,
+        "tls.client_ca_file: no station has security_profile = 3: client certificates are checked but never required",
+    );
+}

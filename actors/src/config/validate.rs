@@ -125,6 +125,7 @@ pub(super) fn problems(c: &Config) -> Vec<ConfigProblem> {
     if let Some(b) = &c.bms {
         bms(&mut ck, c, b);
     }
+    tls(&mut ck, c);
     ck.problems
 }
 
@@ -142,6 +143,33 @@ pub(super) fn warnings(c: &Config) -> Vec<ConfigProblem> {
                     ),
                 ));
             }
+        }
+    }
+    if let Some(tls) = &c.tls {
+        if c.server.ocpp_listen_tls.is_none() && c.server.http_listen_tls.is_none() {
+            out.push(ConfigProblem::new(
+                "tls",
+                "no TLS listener uses it (set server.ocpp_listen_tls or server.http_listen_tls)",
+            ));
+        }
+        if tls.client_ca_file.is_some()
+            && !c
+                .stations
+                .iter()
+                .any(|s| s.security_profile == SecurityProfile::TlsClientCertificate)
+        {
+            out.push(ConfigProblem::new(
+                "tls.client_ca_file",
+                "no station has security_profile = 3: client certificates are checked but never required",
+            ));
+        }
+    }
+    for (i, s) in c.stations.iter().enumerate() {
+        if s.security_profile == SecurityProfile::TlsClientCertificate && !s.password.is_empty() {
+            out.push(ConfigProblem::new(
+                format!("stations[{i}].password"),
+                "is checked too with security_profile = 3 (most stations send no basic auth on that profile)",
+            ));
         }
     }
     if c.bms.is_some() {
@@ -542,6 +570,82 @@ fn stations(ck: &mut Checker, c: &Config) {
                 format!("{at}.password"),
                 "at most 40 characters (OCPP AuthorizationKey)",
             );
+        }
+        station_security(ck, c, &at, s);
+    }
+}
+
+/// What a station's security profile needs: a password (1, 2), the TLS listener (2, 3),
+/// the CA of the client certificates (3).
+fn station_security(ck: &mut Checker, c: &Config, at: &str, s: &StationConfig) {
+    let profile = s.security_profile;
+    if matches!(
+        profile,
+        SecurityProfile::BasicAuth | SecurityProfile::TlsBasicAuth
+    ) && s.password.is_empty()
+    {
+        ck.push(
+            format!("{at}.password"),
+            format!("security_profile = {profile} needs a password (HTTP basic auth)"),
+        );
+    }
+    if profile.needs_tls() && c.server.ocpp_listen_tls.is_none() {
+        ck.push(
+            format!("{at}.security_profile"),
+            format!("{profile} needs TLS: set server.ocpp_listen_tls and [tls]"),
+        );
+    }
+    let has_ca = c.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
+    if profile == SecurityProfile::TlsClientCertificate && !has_ca {
+        ck.push(
+            format!("{at}.security_profile"),
+            "3 needs tls.client_ca_file (the CA that signs the stations' certificates)",
+        );
+    }
+}
+
+/// The TLS listeners need `[tls]`, and every listener its own address.
+fn tls(ck: &mut Checker, c: &Config) {
+    let s = &c.server;
+    for (key, addr) in [
+        ("server.ocpp_listen_tls", s.ocpp_listen_tls),
+        ("server.http_listen_tls", s.http_listen_tls),
+    ] {
+        let Some(addr) = addr else { continue };
+        if c.tls.is_none() {
+            ck.push(
+                key,
+                "needs a certificate: [tls] cert_file and key_file (`ampwarden tls init` makes them)",
+            );
+        }
+        if addr.port() == 0 {
+            continue;
+        }
+        let taken = [
+            ("server.http_listen", Some(s.http_listen)),
+            ("server.ocpp_listen", Some(s.ocpp_listen)),
+            ("server.ocpp_listen_tls", s.ocpp_listen_tls),
+            (
+                "bms.modbus_listen",
+                c.bms.as_ref().and_then(|b| b.modbus_listen),
+            ),
+        ];
+        if let Some((other, _)) = taken
+            .iter()
+            .find(|(other, a)| *other != key && *a == Some(addr))
+        {
+            ck.push(key, format!("{addr} is already {other}"));
+        }
+    }
+    if let Some(t) = &c.tls {
+        for (key, path) in [
+            ("tls.cert_file", Some(&t.cert_file)),
+            ("tls.key_file", Some(&t.key_file)),
+            ("tls.client_ca_file", t.client_ca_file.as_ref()),
+        ] {
+            if path.is_some_and(|p| p.as_os_str().is_empty()) {
+                ck.push(key, "must name a PEM file");
+            }
         }
     }
 }
