@@ -7,7 +7,9 @@ use std::sync::{Arc, RwLock};
 
 use actix::{Actor, Addr, Recipient};
 use ampwarden_actors::calendar::LivePrice;
-use ampwarden_actors::config::{Config, ConfigProblems, LiveConfig, Phases, StationConfig};
+use ampwarden_actors::config::{
+    Config, ConfigProblems, LiveConfig, Phases, SecurityProfile, StationConfig,
+};
 use ampwarden_actors::meter::{GetMeterStatus, MeterStatus};
 use ampwarden_actors::station::{
     CloseSession, SessionEvent, StationActor, StationDeps, UpdateStationConfig,
@@ -25,6 +27,12 @@ pub enum Admission {
     Accepted(Recipient<SessionEvent>),
     Unknown,
     BadPassword,
+    /// Its security profile (2 or 3) needs TLS, and it connected over plain `ws://`.
+    NeedsTls(SecurityProfile),
+    /// Security profile 3, and no client certificate was presented.
+    NoCertificate,
+    /// Security profile 3, and the certificate's subject CN (if any) is not its id.
+    WrongCertificate(Option<String>),
     /// Not a chargeBoxIdentity (`config::station_id_problem` says why).
     InvalidId(String),
 }
@@ -436,8 +444,16 @@ impl Controller {
     }
 
     /// Decides whether `id` may connect, registering it in the default zone when the
-    /// commissioning scan is on, and returns its station actor.
-    pub fn admit(&self, id: &ChargePointId, password: Option<&str>) -> Admission {
+    /// commissioning scan is on, and returns its station actor. `tls` is what the TLS
+    /// connection proved (`None` over plain `ws://`): its security profile decides
+    /// whether TLS and a client certificate naming it are needed; a password, when the
+    /// station has one, is needed whatever the profile.
+    pub fn admit(
+        &self,
+        id: &ChargePointId,
+        password: Option<&str>,
+        tls: Option<&crate::tls::TlsPeer>,
+    ) -> Admission {
         if let Some(problem) = ampwarden_actors::config::station_id_problem(id.as_str()) {
             if LoggedOnce::first(&self.inner.logged_once.invalid_id) {
                 tracing::warn!("refused a station whose id is not valid ({problem}); further ones are logged at debug level");
@@ -460,6 +476,20 @@ impl Controller {
                 return Admission::Unknown;
             }
         };
+        let profile = station.security_profile;
+        if profile.needs_tls() && tls.is_none() {
+            return Admission::NeedsTls(profile);
+        }
+        if profile == SecurityProfile::TlsClientCertificate {
+            // The TLS layer checked that it chains to tls.client_ca_file.
+            match tls.and_then(|t| t.certificate.as_ref()) {
+                None => return Admission::NoCertificate,
+                Some(c) if c.common_name.as_deref() != Some(id.as_str()) => {
+                    return Admission::WrongCertificate(c.common_name.clone());
+                }
+                Some(_) => {}
+            }
+        }
         if !station.password.is_empty() && password != Some(station.password.as_str()) {
             return Admission::BadPassword;
         }
@@ -653,6 +683,7 @@ fn scanned_station(id: ChargePointId, zone: ZoneId) -> StationConfig {
         phase: Phase::L1,
         vip: false,
         password: String::new(),
+        security_profile: Default::default(),
         connectors: 1,
         phase_rotation: Default::default(),
     }

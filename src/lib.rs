@@ -9,6 +9,7 @@ pub mod memory;
 pub mod ocpp_ws;
 pub mod simulate;
 pub mod snapshot;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -41,6 +42,9 @@ pub enum StartError {
     },
     #[error("the controller thread failed to start: {0}")]
     Runtime(String),
+    /// A `[tls]` file is missing, unreadable or wrong.
+    #[error("{0}")]
+    Tls(#[from] tls::FileError),
 }
 
 /// The controller's entry point.
@@ -55,6 +59,13 @@ pub struct AppHandle {
     pub ocpp_addr: SocketAddr,
     /// Where the BMS Modbus server listens, if `bms.modbus_listen` is set.
     pub bms_addr: Option<SocketAddr>,
+    /// The UI and the API over TLS (`https://{http_tls_addr}/`), if
+    /// `server.http_listen_tls` is set.
+    pub http_tls_addr: Option<SocketAddr>,
+    /// Stations over TLS (`wss://{ocpp_tls_addr}/ocpp/{id}`), if `server.ocpp_listen_tls`
+    /// is set.
+    pub ocpp_tls_addr: Option<SocketAddr>,
+    tls: Option<tls::ServerTls>,
     controller: Controller,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -71,6 +82,11 @@ impl App {
         for w in config.warnings() {
             tracing::warn!("configuration: {w}");
         }
+        let tls = config.tls.as_ref().map(tls::ServerTls::load).transpose()?;
+        if let Some(t) = &tls {
+            tls::log_certificate("TLS certificate", &t.certificate());
+        }
+        let server_tls = tls.clone();
         let store = Store::open(&config.storage.path).map_err(|source| StartError::Storage {
             path: config.storage.path.display().to_string(),
             source,
@@ -82,13 +98,13 @@ impl App {
             .spawn(move || {
                 let system = actix::System::new();
                 system.block_on(async move {
-                    match serve(config, store).await {
-                        Ok((servers, controller, (http, ocpp), modbus)) => {
-                            let bms = modbus
+                    match serve(config, store, server_tls).await {
+                        Ok((servers, controller, mut listening, modbus)) => {
+                            listening.bms = modbus
                                 .as_ref()
                                 .map(ampwarden_actors::bms::server::ModbusServer::local_addr);
                             // The receiver only goes away if start() itself was abandoned.
-                            let _ = ready_tx.send(Ok((http, ocpp, bms, controller.clone())));
+                            let _ = ready_tx.send(Ok((listening, controller.clone())));
                             let _ = stop_rx.await;
                             drop(modbus);
                             shut_down(servers, controller).await;
@@ -101,12 +117,22 @@ impl App {
             })
             .map_err(|e| StartError::Runtime(e.to_string()))?;
         match ready_rx.recv() {
-            Ok(Ok((http_addr, ocpp_addr, bms_addr, controller))) => {
+            Ok(Ok((l, controller))) => {
+                let (http_addr, ocpp_addr) = (l.http, l.ocpp);
                 tracing::info!(%http_addr, %ocpp_addr, "ampwarden is running: UI on http://{http_addr}/, stations connect to ws://{ocpp_addr}/ocpp/{{id}}");
+                if let Some(a) = l.http_tls {
+                    tracing::info!(https_addr = %a, "UI and API over TLS on https://{a}/");
+                }
+                if let Some(a) = l.ocpp_tls {
+                    tracing::info!(wss_addr = %a, "stations connect over TLS to wss://{a}/ocpp/{{id}}");
+                }
                 Ok(AppHandle {
                     http_addr,
                     ocpp_addr,
-                    bms_addr,
+                    bms_addr: l.bms,
+                    http_tls_addr: l.http_tls,
+                    ocpp_tls_addr: l.ocpp_tls,
+                    tls,
                     controller,
                     stop: Some(stop_tx),
                     thread: Some(thread),
@@ -130,6 +156,30 @@ impl AppHandle {
     /// The controller's shared handles (store, configuration, station actors).
     pub fn controller(&self) -> &Controller {
         &self.controller
+    }
+
+    /// Re-reads the TLS certificate and key (`tls.cert_file`, `tls.key_file`), as on
+    /// SIGHUP: new connections get the new certificate, open ones keep theirs. A bad file
+    /// keeps the certificate in use; either way the outcome is logged. `Ok(None)` without
+    /// `[tls]`.
+    pub fn reload_tls(&self) -> Result<Option<tls::CertSummary>, tls::FileError> {
+        let Some(t) = &self.tls else {
+            tracing::info!("reload: no [tls] in the configuration, nothing to reload");
+            return Ok(None);
+        };
+        match t.reload() {
+            Ok(summary) => {
+                tls::log_certificate("TLS certificate reloaded", &summary);
+                Ok(Some(summary))
+            }
+            Err(e) => {
+                tracing::error!(
+                    "TLS certificate not reloaded, keeping {} in use: {e}",
+                    t.certificate()
+                );
+                Err(e)
+            }
+        }
     }
 
     /// Stops accepting, closes every station socket, flushes storage and waits for the
@@ -165,18 +215,44 @@ impl Drop for AppHandle {
     }
 }
 
-type Addrs = (SocketAddr, SocketAddr);
+/// Where the listeners are bound (the real ports when the configuration asked for 0).
+struct Listening {
+    http: SocketAddr,
+    http_tls: Option<SocketAddr>,
+    ocpp: SocketAddr,
+    ocpp_tls: Option<SocketAddr>,
+    bms: Option<SocketAddr>,
+}
+
 type Serving = (
     Vec<ServerHandle>,
     Controller,
-    Addrs,
+    Listening,
     Option<ampwarden_actors::bms::server::ModbusServer>,
 );
 
-async fn serve(config: Config, store: Store) -> Result<Serving, StartError> {
+/// A server's plain and TLS addresses, from what it bound.
+pub(crate) fn bound(
+    server_addrs: &[(SocketAddr, &str)],
+    plain: SocketAddr,
+) -> (SocketAddr, Option<SocketAddr>) {
+    let of = |scheme: &str| {
+        server_addrs
+            .iter()
+            .find(|(_, s)| *s == scheme)
+            .map(|(a, _)| *a)
+    };
+    (of("http").unwrap_or(plain), of("https"))
+}
+
+async fn serve(
+    config: Config,
+    store: Store,
+    tls: Option<tls::ServerTls>,
+) -> Result<Serving, StartError> {
     let controller = Controller::start(config, store);
-    let (ocpp_server, ocpp_addr) = bind_ocpp(&controller)?;
-    let (http_server, http_addr) = match http::bind(&controller) {
+    let (ocpp_server, (ocpp_addr, ocpp_tls_addr)) = bind_ocpp(&controller, tls.as_ref())?;
+    let (http_server, (http_addr, http_tls_addr)) = match http::bind(&controller, tls.as_ref()) {
         Ok(bound) => bound,
         Err(e) => {
             ocpp_server.handle().stop(false).await;
@@ -216,17 +292,30 @@ async fn serve(config: Config, store: Store) -> Result<Serving, StartError> {
     let handles = vec![ocpp_server.handle(), http_server.handle()];
     actix::spawn(ocpp_server);
     actix::spawn(http_server);
-    Ok((handles, controller, (http_addr, ocpp_addr), modbus))
+    let listening = Listening {
+        http: http_addr,
+        http_tls: http_tls_addr,
+        ocpp: ocpp_addr,
+        ocpp_tls: ocpp_tls_addr,
+        bms: None,
+    };
+    Ok((handles, controller, listening, modbus))
 }
 
-fn bind_ocpp(controller: &Controller) -> Result<(actix_web::dev::Server, SocketAddr), StartError> {
+type Bound = (actix_web::dev::Server, (SocketAddr, Option<SocketAddr>));
+
+/// The stations' listener: `ws://` on `server.ocpp_listen`, and `wss://` on
+/// `server.ocpp_listen_tls` when set (one server, the same route).
+fn bind_ocpp(controller: &Controller, tls: Option<&tls::ServerTls>) -> Result<Bound, StartError> {
     let addr = controller.config().server.ocpp_listen;
+    let tls_addr = controller.config().server.ocpp_listen_tls;
     let data = actix_web::web::Data::new(controller.clone());
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
             .route("/ocpp/{id}", actix_web::web::get().to(ocpp_ws::handshake))
     })
+    .on_connect(tls::on_connect)
     .workers(2)
     .disable_signals()
     .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
@@ -236,8 +325,20 @@ fn bind_ocpp(controller: &Controller) -> Result<(actix_web::dev::Server, SocketA
         addr,
         source,
     })?;
-    let bound = server.addrs().first().copied().unwrap_or(addr);
-    Ok((server.run(), bound))
+    let server = match (tls_addr, tls) {
+        (Some(addr), Some(tls)) => {
+            server
+                .bind_rustls_0_23(addr, tls.server_config())
+                .map_err(|source| StartError::Bind {
+                    what: "OCPP over TLS",
+                    addr,
+                    source,
+                })?
+        }
+        _ => server,
+    };
+    let addrs = bound(&server.addrs_with_scheme(), addr);
+    Ok((server.run(), addrs))
 }
 
 async fn shut_down(servers: Vec<ServerHandle>, controller: Controller) {

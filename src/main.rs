@@ -50,6 +50,38 @@ enum Command {
     /// A new token for a federation secondary: prints the token (for the secondary's
     /// `federation.token`) and its hash (for the primary's `token_hash`).
     FederationToken,
+    /// Certificates for the TLS listeners and the stations (security profiles 2 and 3).
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TlsCommand {
+    /// A site CA (ca.pem, ca.key) and a server certificate signed by it (server.pem,
+    /// server.key) in DIR; prints the configuration lines that use them.
+    Init {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// A name or address the controller is reached at (repeatable). Default:
+        /// localhost, 127.0.0.1 and this machine's host name.
+        #[arg(long = "host", value_name = "NAME")]
+        hosts: Vec<String>,
+        /// Replace files that exist.
+        #[arg(long)]
+        force: bool,
+    },
+    /// A client certificate for station ID (subject CN = ID), signed by the CA in DIR:
+    /// station-ID.pem and station-ID.key, for security profile 3.
+    Station {
+        id: String,
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Replace files that exist.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -74,6 +106,56 @@ fn main() -> ExitCode {
         Command::Restore { from } => restore(cli.config, &from),
         Command::Simulate(args) => ampwarden::simulate::cli::run(&args),
         Command::FederationToken => federation_token(),
+        Command::Tls { command } => tls(command),
+    }
+}
+
+fn tls(command: TlsCommand) -> ExitCode {
+    match command {
+        TlsCommand::Init { dir, hosts, force } => {
+            let hosts = if hosts.is_empty() {
+                ampwarden::tls::default_hosts()
+            } else {
+                hosts
+            };
+            match ampwarden::tls::init(&dir, &hosts, force) {
+                Ok(made) => {
+                    println!(
+                        "wrote {}, {} (the site CA) and {}, {} (the server, for {})",
+                        made.ca_cert.display(),
+                        made.ca_key.display(),
+                        made.server_cert.display(),
+                        made.server_key.display(),
+                        made.hosts.join(", ")
+                    );
+                    println!("keep ca.key private (ideally off this machine once the station certificates are issued)");
+                    println!("add to the configuration:\n");
+                    print!("{}", ampwarden::tls::config_lines(&made));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tls init failed: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        TlsCommand::Station { id, dir, force } => {
+            match ampwarden::tls::issue_station(&dir, &id, force) {
+                Ok(made) => {
+                    println!(
+                        "wrote {} and {}: the client certificate of station {id} (CN={id}); load both into the station, with {} as the server's CA, and set its security_profile = 3",
+                        made.cert.display(),
+                        made.key.display(),
+                        dir.join(ampwarden::tls::CA_CERT).display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tls station failed: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
     }
 }
 
@@ -178,6 +260,16 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
 fn check_config(path: Option<PathBuf>) -> ExitCode {
     match load_config(path.as_ref()) {
         Ok(config) => {
+            // The configuration's own checks are pure; its [tls] files are read here.
+            if let Some(tls) = &config.tls {
+                match ampwarden::tls::ServerTls::load(tls) {
+                    Ok(t) => println!("TLS certificate: {}", t.certificate()),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::from(1);
+                    }
+                }
+            }
             print!("{}", config.zone_tree_text());
             print!("{}", federation_text(&config));
             for w in config.warnings() {
@@ -252,7 +344,7 @@ fn run(path: Option<PathBuf>) -> ExitCode {
     };
     let app = match App::start(config) {
         Ok(app) => app,
-        Err(e @ StartError::Config(_)) => {
+        Err(e @ (StartError::Config(_) | StartError::Tls(_))) => {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
@@ -261,7 +353,7 @@ fn run(path: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Err(e) = wait_for_signal() {
+    if let Err(e) = wait_for_stop(&app) {
         eprintln!("cannot listen for signals: {e}");
     }
     tracing::info!("stopping: closing connections and flushing storage");
@@ -269,22 +361,33 @@ fn run(path: Option<PathBuf>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Blocks until SIGINT or SIGTERM.
-fn wait_for_signal() -> std::io::Result<()> {
+/// Blocks until SIGINT or SIGTERM; on SIGHUP reloads the TLS certificate and goes on.
+fn wait_for_stop(app: &ampwarden::AppHandle) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         #[cfg(unix)]
         {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-            tokio::select! {
-                r = tokio::signal::ctrl_c() => r,
-                _ = term.recv() => Ok(()),
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = signal(SignalKind::terminate())?;
+            let mut hangup = signal(SignalKind::hangup())?;
+            loop {
+                tokio::select! {
+                    r = tokio::signal::ctrl_c() => return r,
+                    _ = term.recv() => return Ok(()),
+                    _ = hangup.recv() => {
+                        tracing::info!("SIGHUP: reloading the TLS certificate");
+                        // Logged either way; a bad file keeps the certificate in use.
+                        let _ = app.reload_tls();
+                    }
+                }
             }
         }
         #[cfg(not(unix))]
-        tokio::signal::ctrl_c().await
+        {
+            let _ = app;
+            tokio::signal::ctrl_c().await
+        }
     })
 }

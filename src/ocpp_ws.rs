@@ -1,5 +1,5 @@
-//! The OCPP 1.6J WebSocket endpoint: the handshake checks (subprotocol, basic auth, known
-//! station) and one thin session actor per socket that moves text frames between the
+//! The OCPP 1.6J WebSocket endpoint: the handshake checks (subprotocol, known station,
+//! its security profile: TLS, client certificate, basic auth) and one thin session actor per socket that moves text frames between the
 //! socket and the station's [`StationActor`]. Nothing here understands OCPP messages.
 //!
 //! actix-web-actors is deprecated upstream in favour of actix-ws; it is confined to this
@@ -36,7 +36,8 @@ pub async fn handshake(
         );
     }
     let password = basic_auth_password(&req, &id);
-    let station = match core.admit(&id, password.as_deref()) {
+    let tls = req.conn_data::<crate::tls::TlsPeer>();
+    let station = match core.admit(&id, password.as_deref(), tls) {
         Admission::Accepted(station) => station,
         // Logged by the controller, once per station.
         Admission::Unknown => {
@@ -52,6 +53,23 @@ pub async fn handshake(
             return Ok(HttpResponse::Unauthorized()
                 .insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"ampwarden\""))
                 .body("basic authentication required\n"));
+        }
+        Admission::NeedsTls(profile) => {
+            tracing::warn!(station = %id, "refused: security profile {profile} needs TLS, and it connected over plain ws:// (point it at wss:// and server.ocpp_listen_tls)");
+            return Ok(HttpResponse::Forbidden().body(format!(
+                "security profile {profile}: connect over TLS (wss://)\n"
+            )));
+        }
+        Admission::NoCertificate => {
+            tracing::warn!(station = %id, "refused: security profile 3 needs a client certificate, and it presented none");
+            return Ok(HttpResponse::Forbidden()
+                .body("security profile 3: a client certificate is required\n"));
+        }
+        Admission::WrongCertificate(common_name) => {
+            let cn = common_name.as_deref().unwrap_or("(no CN)");
+            tracing::warn!(station = %id, certificate_cn = %cn, "refused: its client certificate is for {cn:?} (subject CN), not for this station");
+            return Ok(HttpResponse::Forbidden()
+                .body("security profile 3: the client certificate is not this station's\n"));
         }
     };
     let session = WsSession {

@@ -4,8 +4,8 @@
 //! A snapshot remembers the file it was made on top of (`base`). At start the snapshot
 //! wins while the file is unchanged; once an installer edits the file, the file wins
 //! (and a warning says so) — whoever changed something last is obeyed. The listeners,
-//! the storage path and the federation link always come from the file: they cannot be
-//! changed on a running controller.
+//! the storage path, the TLS files and the federation link always come from the file:
+//! they cannot be changed on a running controller.
 
 use ampwarden_actors::config::{Config, ConfigProblems};
 use ampwarden_actors::store::{Store, StoreError};
@@ -25,6 +25,7 @@ pub fn with_file_sections(mut edited: Config, running: &Config) -> Config {
     edited.server = running.server.clone();
     edited.storage = running.storage.clone();
     edited.federation = running.federation.clone();
+    edited.tls = running.tls.clone();
     edited
 }
 

@@ -22,12 +22,19 @@ use error::ApiError;
 /// The largest request body accepted (a backup with many badges and users).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
-/// Binds the UI/API listener; the server is started by the caller.
-pub fn bind(controller: &Controller) -> Result<(actix_web::dev::Server, SocketAddr), StartError> {
+/// Binds the UI/API listener (`server.http_listen`, and `server.http_listen_tls` over
+/// TLS when set: the same routes); the server is started by the caller. Returns the
+/// plain and the TLS address.
+pub fn bind(
+    controller: &Controller,
+    tls: Option<&crate::tls::ServerTls>,
+) -> Result<(actix_web::dev::Server, (SocketAddr, Option<SocketAddr>)), StartError> {
     let addr = controller.config().server.http_listen;
+    let tls_addr = controller.config().server.http_listen_tls;
     let data = web::Data::new(controller.clone());
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
+            .wrap(actix_web::middleware::from_fn(auth::secure_over_tls))
             .app_data(data.clone())
             .app_data(web::QueryConfig::default().error_handler(error::query_error))
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
@@ -42,6 +49,7 @@ pub fn bind(controller: &Controller) -> Result<(actix_web::dev::Server, SocketAd
             )
             .default_service(web::to(fallback))
     })
+    .on_connect(crate::tls::on_connect)
     .workers(1)
     .disable_signals()
     .shutdown_timeout(crate::SHUTDOWN_GRACE.as_secs())
@@ -51,8 +59,20 @@ pub fn bind(controller: &Controller) -> Result<(actix_web::dev::Server, SocketAd
         addr,
         source,
     })?;
-    let bound = server.addrs().first().copied().unwrap_or(addr);
-    Ok((server.run(), bound))
+    let server = match (tls_addr, tls) {
+        (Some(addr), Some(tls)) => {
+            server
+                .bind_rustls_0_23(addr, tls.server_config())
+                .map_err(|source| StartError::Bind {
+                    what: "HTTPS",
+                    addr,
+                    source,
+                })?
+        }
+        _ => server,
+    };
+    let addrs = crate::bound(&server.addrs_with_scheme(), addr);
+    Ok((server.run(), addrs))
 }
 
 /// Anything not in the route table: a JSON 404 under `/api/`, else the UI's files.

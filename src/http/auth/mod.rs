@@ -333,8 +333,8 @@ fn same_code(expected: &str, given: &str) -> bool {
     a.len() == b.len() && a.iter().zip(&b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The session cookie: HttpOnly, SameSite=Strict, whole site. No `Secure` flag: the
-/// controller serves plain HTTP on the site's network (put a TLS proxy in front to add it).
+/// The session cookie: HttpOnly, SameSite=Strict, whole site. `Secure` is added over TLS
+/// ([`secure_over_tls`]); the plain listener cannot have it (browsers would drop it).
 pub fn session_cookie(id: &str) -> Cookie<'static> {
     Cookie::build(SESSION_COOKIE, id.to_owned())
         .http_only(true)
@@ -437,6 +437,57 @@ pub async fn check_access(
     next.call(req).await
 }
 
+/// HSTS over TLS: a year, this host only (a site names its controller as it likes).
+pub const HSTS: &str = "max-age=31536000";
+
+/// Over a TLS connection: every cookie set gets `Secure`, and the answer carries
+/// `Strict-Transport-Security`, so a browser that came over HTTPS stays on it. The plain
+/// listener's answers are left as they are.
+pub async fn secure_over_tls(
+    req: ServiceRequest,
+    next: Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if req.conn_data::<crate::tls::TlsPeer>().is_none() {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
+    }
+    let request = req.request().clone();
+    let mut res = match next.call(req).await {
+        Ok(res) => res.map_into_boxed_body(),
+        Err(e) => ServiceResponse::from_err(e, request),
+    };
+    let headers = res.headers_mut();
+    headers.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        header::HeaderValue::from_static(HSTS),
+    );
+    let cookies: Vec<header::HeaderValue> = headers.get_all(header::SET_COOKIE).cloned().collect();
+    if !cookies.is_empty() {
+        headers.remove(header::SET_COOKIE);
+        for cookie in cookies {
+            headers.append(header::SET_COOKIE, with_secure(cookie));
+        }
+    }
+    Ok(res)
+}
+
+/// A `Set-Cookie` value with the `Secure` attribute.
+fn with_secure(cookie: header::HeaderValue) -> header::HeaderValue {
+    let Ok(text) = cookie.to_str() else {
+        return cookie;
+    };
+    let has = text
+        .split(';')
+        .skip(1)
+        .any(|attr| attr.trim().eq_ignore_ascii_case("secure"));
+    if has {
+        return cookie;
+    }
+    header::HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or(cookie)
+}
+
 /// The caller's address, for the login limiter. Behind a reverse proxy every client
 /// shares the proxy's address (and its limit).
 pub fn client_ip(req: &HttpRequest) -> IpAddr {
@@ -473,6 +524,21 @@ mod tests {
         assert!(same_code(&code, &code.to_lowercase().replace('-', " ")));
         assert!(!same_code(&code, &code[..13]));
         assert!(!same_code("ABCD-EFGH-JKLM", "ABCD-EFGH-JKLN"));
+    }
+
+    #[test]
+    fn cookies_get_secure_once() {
+        let secure = |v: &'static str| {
+            with_secure(header::HeaderValue::from_static(v))
+                .to_str()
+                .expect("text")
+                .to_owned()
+        };
+        let cookie = session_cookie("abc").to_string();
+        let set = with_secure(header::HeaderValue::from_str(&cookie).expect("header"));
+        assert_eq!(set.to_str().expect("text"), format!("{cookie}; Secure"));
+        assert_eq!(secure("a=1; Secure; Path=/"), "a=1; Secure; Path=/");
+        assert_eq!(secure("secure=1"), "secure=1; Secure");
     }
 
     #[test]
