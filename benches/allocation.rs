@@ -105,6 +105,7 @@ fn site(n: usize) -> Site {
         rotation: TimeDelta::minutes(15),
         increase_hold: TimeDelta::seconds(10),
         min_active: TimeDelta::seconds(300),
+        max_unbalance: None,
     };
     let readings = vec![ZoneReading::default(); tree.len()];
     Site {

@@ -387,6 +387,7 @@ fn main() -> ExitCode {
         rotation: TimeDelta::minutes(15),
         increase_hold: TimeDelta::seconds(10),
         min_active: TimeDelta::seconds(300),
+        max_unbalance: None,
     };
     let stations = stations();
     let mut vehicles = vehicles(&mut rng);

@@ -148,6 +148,7 @@ async fn every_documented_register_reads_what_the_api_shows() {
             vehicles(16.0, false, 0.3),
         ),
         "",
+        "",
         &bms_table(true, FAILSAFE_A, ""),
     )
     .await;
@@ -369,6 +370,7 @@ async fn a_cap_is_followed_within_a_round_and_expires_into_the_failsafe() {
             building(20.0, Vec::new()),
             vehicles(32.0, false, 0.3),
         ),
+        "",
         "",
         &bms_table(true, FAILSAFE_A, ""),
     )

@@ -250,6 +250,42 @@ async fn one_phase_cars_on_three_phase_stations_are_budgeted_on_their_phase() {
 }
 
 #[tokio::test]
+async fn an_unbalance_cap_holds_the_one_phase_cars_on_the_busiest_phase_only() {
+    // The same four 1-phase cars (two on L1, one each on L2 and L3) with 20 A of other
+    // loads: each could take its 32 A, which leaves L1 64 A against 32 A on the others.
+    // With `max_unbalance_a = 10`, L1's cars share 42 A and the others keep 32 A.
+    let mut s = scenario(4, 15, building(20.0, Vec::new()), vehicles(32.0, true, 0.3));
+    s.id_prefix = "UNBAL".into();
+    s.rotate_phases = true;
+    let plant = Plant::start_with(s, "", "max_unbalance_a = 10.0", "").await;
+    let (trace, _) = plant.run(75).await;
+    assert_never_over(&trace, BOOTED_S, 75.0);
+    // Once the phases are known (first reports at 15 s, then a round and the cars' 2 s).
+    let w = window(&trace, 40.0, 75.0);
+    assert!(w.len() >= 30, "samples missing");
+    for s in &w {
+        let ev = s.ev.0.map(|a| a.0);
+        let spread = ev.iter().copied().fold(f64::MIN, f64::max)
+            - ev.iter().copied().fold(f64::MAX, f64::min);
+        assert!(
+            spread <= 10.5,
+            "{:.0} s: EV per phase {ev:?}, {spread:.1} A apart",
+            s.at.as_secs_f64()
+        );
+        assert!(
+            ev[1] >= 30.0 && ev[2] >= 30.0,
+            "{:.0} s: the lone cars keep their 32 A: {ev:?}",
+            s.at.as_secs_f64()
+        );
+        assert!(
+            ev[0] >= 40.0,
+            "{:.0} s: L1's cars share what the cap leaves: {ev:?}",
+            s.at.as_secs_f64()
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_nearly_full_vehicle_leaves_its_share_to_the_others() {
     // A third of the vehicles at 97 %: they take a fraction of what they are offered;
     // the others get what they leave.

@@ -57,6 +57,8 @@ pub struct Params {
     pub increase_hold: TimeDelta,
     /// How long a resumed vehicle stays active, unless safety requires otherwise.
     pub min_active: TimeDelta,
+    /// The most EV current allowed between the most and least loaded phase of a root.
+    pub max_unbalance: Option<Amps>,
 }
 
 impl Params {
@@ -73,6 +75,7 @@ impl Params {
             rotation: TimeDelta::minutes(i64::from(c.rotation_minutes)),
             increase_hold: TimeDelta::seconds(i64::from(c.increase_hold_s)),
             min_active: TimeDelta::seconds(i64::from(c.min_active_s)),
+            max_unbalance: c.max_unbalance_a,
         }
     }
 }
@@ -248,34 +251,65 @@ pub fn allocate(
         });
     }
     tree.sum_up(&mut fixed, sharing::add3);
-    let capacity: Vec<f64> = (0..nz * 3)
+    let mut capacity: Vec<f64> = (0..nz * 3)
         .map(|c| (budgets[c / 3].budget.0[c % 3].0 - fixed[c / 3][c % 3]).max(0.0))
         .collect();
 
     let keep = KeepOrder::new(params.strategy, rotation_due, params.min_active, now);
     let session_of = |d: usize| demand_session[d] as usize;
-    let shed = shedding::admit(
-        tree,
-        demands,
-        &capacity,
-        floor,
-        |d| {
-            let s = &sessions[session_of(d)];
-            keep.rank(
-                s.vip,
-                memories[session_of(d)].status,
-                s.energy_wh,
-                s.connected_since,
-            )
-        },
-        |a, b| {
-            sessions[session_of(a)]
-                .key
-                .cmp(&sessions[session_of(b)].key)
-        },
-        shed_scratch,
-    );
-    sharing::fill(tree, demands, shed, &capacity, floor, fill_scratch);
+    // With an unbalance cap, the one- and two-phase vehicles that load a root's phase
+    // beyond its least loaded phase plus the cap are lowered, and the round is shared
+    // again: a few passes, as what they leave may go to others.
+    let mut passes = 0;
+    let mut balanced: Option<Vec<Demand>> = None;
+    let mut balance_why: Vec<Option<u32>> = Vec::new();
+    let shed: Vec<Option<u32>> = loop {
+        let ds: &[Demand] = balanced.as_deref().unwrap_or(demands);
+        let shed = shedding::admit(
+            tree,
+            ds,
+            &capacity,
+            floor,
+            |d| {
+                let s = &sessions[session_of(d)];
+                keep.rank(
+                    s.vip,
+                    memories[session_of(d)].status,
+                    s.energy_wh,
+                    s.connected_since,
+                )
+            },
+            |a, b| {
+                sessions[session_of(a)]
+                    .key
+                    .cmp(&sessions[session_of(b)].key)
+            },
+            shed_scratch,
+        );
+        sharing::fill(tree, ds, shed, &capacity, floor, fill_scratch);
+        passes += 1;
+        let Some(cap) = params.max_unbalance.filter(|_| passes < BALANCE_PASSES) else {
+            break shed.to_vec();
+        };
+        let ds = balanced.get_or_insert_with(|| demands.to_vec());
+        if balance_why.is_empty() {
+            balance_why = vec![None; ds.len()];
+        }
+        let lowered = sharing::lower_for_balance(
+            tree,
+            ds,
+            shed,
+            &fill_scratch.value,
+            &fixed,
+            &mut capacity,
+            cap.0,
+            floor,
+            &mut balance_why,
+        );
+        if !lowered {
+            break shed.to_vec();
+        }
+    };
 
     let mut out = Vec::with_capacity(sessions.len());
     let mut plan = Plan::default();
@@ -324,7 +358,9 @@ pub fn allocate(
                         _ => Status::Active { since: now },
                     };
                     let target = Amps(fill_scratch.value[d]).floor_tenth();
-                    let decision = match fill_scratch.bottleneck[d] {
+                    let limited_by = fill_scratch.bottleneck[d]
+                        .or_else(|| balance_why.get(d).copied().flatten());
+                    let decision = match limited_by {
                         Some(c) if target < max => Decision::Shared {
                             bottleneck: bottleneck(c),
                         },
@@ -385,6 +421,9 @@ fn bottleneck(constraint: u32) -> Bottleneck {
         phase: Phase::ALL[(constraint % 3) as usize],
     }
 }
+
+/// At most this many sharing passes to meet an unbalance cap.
+const BALANCE_PASSES: usize = 30;
 
 /// Rounded up to 0.1 A (the floor must be a value that can be sent and is not below
 /// the minimum); 0 for a minimum that is not a positive number.

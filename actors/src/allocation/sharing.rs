@@ -399,6 +399,92 @@ fn leave_level(floor: f64, max: f64) -> f64 {
     }
 }
 
+/// How far over an unbalance cap a root may stay (the values sent are in 0.1 A steps).
+const BALANCE_TOLERANCE_A: f64 = 0.05;
+
+/// Meets an unbalance cap after a sharing pass: with this pass's shares (`value`, the
+/// vehicles not `shed`) and the reservations (`fixed`, summed per subtree), where a
+/// root's most loaded phase carries more than its least loaded one plus `cap`, the
+/// vehicles that load that phase but not all three (one- and two-phase ones: a 3-phase
+/// vehicle adds the same to every phase and changes no difference) get their maximum
+/// lowered, all in the same proportion, by the excess; `why[d]` names the root's phase
+/// as what limits them. Where that cannot remove the excess (the reservations alone
+/// make it, or a vehicle would go under the `floor`), the phase's capacity is lowered
+/// instead, which sheds by the usual order. Whether anything was lowered.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn lower_for_balance(
+    tree: &ZoneTree,
+    demands: &mut [Demand],
+    shed: &[Option<u32>],
+    value: &[f64],
+    fixed: &[[f64; 3]],
+    capacity: &mut [f64],
+    cap: f64,
+    floor: f64,
+    why: &mut [Option<u32>],
+) -> bool {
+    let mut total = vec![[0.0f64; 3]; tree.len()];
+    for (d, demand) in demands.iter().enumerate() {
+        if shed[d].is_none() {
+            add_on_phases(&mut total[usize::from(demand.zone)], demand.mask, value[d]);
+        }
+    }
+    tree.sum_up(&mut total, add3);
+    let mut lowered = false;
+    for (r, zone) in tree.zones().iter().enumerate() {
+        if zone.parent.is_some() {
+            continue;
+        }
+        let load: [f64; 3] = std::array::from_fn(|p| total[r][p] + fixed[r][p]);
+        let allowed = load.iter().copied().fold(f64::INFINITY, f64::min) + cap.max(0.0);
+        let subtree = r..tree.subtree_end(ZoneIdx(r as u16));
+        for p in 0..3 {
+            let excess = load[p] - allowed;
+            if excess <= BALANCE_TOLERANCE_A {
+                continue;
+            }
+            let on_phase = |d: usize, demand: &Demand| {
+                shed[d].is_none()
+                    && demand.mask != 0b111
+                    && demand.mask & (1 << p) != 0
+                    && subtree.contains(&usize::from(demand.zone))
+            };
+            let unbalanced: f64 = demands
+                .iter()
+                .enumerate()
+                .filter(|&(d, demand)| on_phase(d, demand))
+                .map(|(d, _)| value[d])
+                .sum();
+            let scale = if unbalanced > 1e-9 {
+                ((unbalanced - excess) / unbalanced).max(0.0)
+            } else {
+                0.0
+            };
+            let mut short = unbalanced <= excess;
+            for (d, demand) in demands.iter_mut().enumerate() {
+                if !on_phase(d, demand) {
+                    continue;
+                }
+                let mut new = value[d] * scale;
+                if new < floor {
+                    new = floor;
+                    short = true;
+                }
+                if new < demand.max {
+                    demand.max = new;
+                    why[d] = Some((r * 3 + p) as u32);
+                }
+            }
+            if short {
+                let c = &mut capacity[r * 3 + p];
+                *c = c.min((allowed - fixed[r][p]).max(0.0));
+            }
+            lowered = true;
+        }
+    }
+    lowered
+}
+
 pub(crate) fn add_on_phases(acc: &mut [f64; 3], mask: u8, amps: f64) {
     for (p, a) in acc.iter_mut().enumerate() {
         if mask & (1 << p) != 0 {

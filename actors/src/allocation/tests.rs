@@ -29,6 +29,7 @@ fn params() -> Params {
         rotation: TimeDelta::minutes(15),
         increase_hold: TimeDelta::seconds(10),
         min_active: TimeDelta::seconds(300),
+        max_unbalance: None,
     }
 }
 
@@ -733,4 +734,54 @@ fn numbers_that_are_not_numbers_never_loosen_a_limit() {
         Some(Amps(31.0)),
         "a limit in force that is not a number is replaced"
     );
+}
+
+#[test]
+fn an_unbalance_cap_lowers_only_the_phases_above_the_least_loaded_one_plus_the_cap() {
+    let mut site = Site::single(100.0);
+    site.params.max_unbalance = Some(Amps(20.0));
+    let one = |name: &str, p: Phase| Session {
+        phases: SessionPhases::One(p),
+        ..ev(name, 0.0)
+    };
+    // Two 32 A cars on L1, one on L2, none on L3: the least loaded phase carries 0 A.
+    let sessions = vec![
+        one("A", Phase::L1),
+        one("B", Phase::L1),
+        one("C", Phase::L2),
+    ];
+    let a = site.run(&sessions, t(0));
+    let load = a.zones[0].allocated.0.map(|x| x.0);
+    assert!(
+        load[0] - load[2] <= 20.05 && load[1] - load[2] <= 20.05,
+        "{load:?}"
+    );
+    assert_eq!(targets(&a), [10.0, 10.0, 20.0]);
+    // A 3-phase car raises the least loaded phase: the one-phase cars may take more.
+    let mut sessions = sessions;
+    sessions.push(Session {
+        max_current: Amps(16.0),
+        ..ev("D", 0.0)
+    });
+    let a = site.run(&sessions, t(0));
+    let load = a.zones[0].allocated.0.map(|x| x.0);
+    let spread = load.iter().copied().fold(f64::MIN, f64::max)
+        - load.iter().copied().fold(f64::MAX, f64::min);
+    assert!(spread <= 20.1, "{load:?}");
+    // The 3-phase car is not held back (it unbalances nothing): it takes its 16 A, which
+    // lets the one-phase cars up to 16 + 20 on their phases.
+    assert_eq!(targets(&a), [10.0, 10.0, 20.0, 16.0], "{load:?}");
+    assert_eq!(
+        a.sessions[0].decision,
+        Decision::Shared {
+            bottleneck: Bottleneck {
+                zone: ZoneIdx(0),
+                phase: Phase::L1
+            }
+        }
+    );
+    // Without the cap, the same site is as unbalanced as the cars make it.
+    site.params.max_unbalance = None;
+    let a = site.run(&sessions, t(0));
+    assert_eq!(targets(&a)[..3], [32.0, 32.0, 32.0]);
 }

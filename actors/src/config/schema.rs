@@ -170,6 +170,10 @@ pub struct Control {
     pub meter_values_interval_s: u32,
     /// After a raise from 0, a connector that is not Charging within this time gets a recovery.
     pub resume_check_s: u32,
+    /// At most this much EV current between the most and the least loaded phase of each
+    /// root zone (grid codes cap single-phase load, e.g. 20 A / 4.6 kVA); none when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_unbalance_a: Option<Amps>,
 }
 
 impl Default for Control {
@@ -185,6 +189,7 @@ impl Default for Control {
             min_active_s: 300,
             meter_values_interval_s: 10,
             resume_check_s: 60,
+            max_unbalance_a: None,
         }
     }
 }

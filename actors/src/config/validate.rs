@@ -274,6 +274,9 @@ fn storage(ck: &mut Checker, s: &Storage) {
 
 fn control(ck: &mut Checker, c: &Control) {
     ck.range("control.interval_s", c.interval_s, 1, 3600);
+    if let Some(a) = c.max_unbalance_a {
+        ck.current("control.max_unbalance_a".into(), a, 0.0, ABSURD_AMPS);
+    }
     ck.current("control.min_current_a".into(), c.min_current_a, 0.0, 32.0);
     ck.current(
         "control.safety_margin_a".into(),

@@ -58,11 +58,17 @@ pub fn vehicles(max_a: f64, one_phase: bool, soc: f64) -> VehicleMix {
 
 impl Plant {
     pub async fn start(scenario: Scenario, station_extra: &str) -> Plant {
-        Plant::start_with(scenario, station_extra, "").await
+        Plant::start_with(scenario, station_extra, "", "").await
     }
 
-    /// As [`Plant::start`], with `extra` added to the configuration (e.g. a `[bms]` table).
-    pub async fn start_with(scenario: Scenario, station_extra: &str, extra: &str) -> Plant {
+    /// As [`Plant::start`], with `control_extra` in its `[control]` table and `extra`
+    /// added to the configuration (e.g. a `[bms]` table).
+    pub async fn start_with(
+        scenario: Scenario,
+        station_extra: &str,
+        control_extra: &str,
+        extra: &str,
+    ) -> Plant {
         let map = RegisterMap::builtin(MeterProfile::Iem3155).expect("built-in profile");
         let meter = SimulatedMeter::start("127.0.0.1:0".parse().expect("addr"), map)
             .await
@@ -77,7 +83,7 @@ impl Plant {
         }
         let body = format!(
             "[site]\nmode = \"dynamic\"\n[auth]\nmode = \"accept_all\"\n\
-             [control]\nsafety_margin_a = {MARGIN_A:.1}\n\n\
+             [control]\nsafety_margin_a = {MARGIN_A:.1}\n{control_extra}\n\n\
              [[zones]]\nid = \"main\"\nlimit_a = {LIMIT_A:.1}\nstatic_ev_limit_a = 20.0\nmeter = \"grid\"\n\n\
              [[meters]]\nid = \"grid\"\nprotocol = \"modbus-tcp\"\naddress = \"{}\"\nunit_id = 1\n\
              profile = \"iem3155\"\npoll_ms = 1000\nmeasures = \"total\"\n\n{extra}\n\n{stations}",
