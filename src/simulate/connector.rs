@@ -271,6 +271,16 @@ impl Connector {
         self.stop(reason)
     }
 
+    /// The fleet stops: a running session ends and the vehicle is unplugged.
+    pub fn leave(&mut self) -> Vec<Action> {
+        let mut actions = self.stop(StopReason::Local);
+        self.vehicle = None;
+        self.leaving = false;
+        self.draw = Amps::ZERO;
+        actions.extend(self.set_status(self.idle_status()));
+        actions
+    }
+
     /// ChangeAvailability: true if applied now, false if it waits for the session to end.
     pub fn set_available(&mut self, available: bool) -> (bool, Vec<Action>) {
         self.available = available;

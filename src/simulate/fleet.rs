@@ -88,6 +88,11 @@ pub struct SeenTransaction {
     pub meter_start_wh: i64,
     /// Set once the StopTransaction was answered.
     pub meter_stop_wh: Option<i64>,
+    /// The station never sent its StopTransaction (`Churn::forget_stop_share`): the
+    /// controller must close it on its own.
+    pub forgotten: bool,
+    /// Its StartTransaction was sent twice (`Churn::retry_start_share`).
+    pub retried: bool,
 }
 
 /// The site's figures, from the meter's point of view.
@@ -185,8 +190,22 @@ impl FleetShared {
                 station: station.to_owned(),
                 meter_start_wh,
                 meter_stop_wh: None,
+                forgotten: false,
+                retried: false,
             },
         );
+    }
+
+    pub(crate) fn ledger_retried(&self, id: i32) {
+        if let Some(t) = lock(&self.transactions).get_mut(&id) {
+            t.retried = true;
+        }
+    }
+
+    pub(crate) fn ledger_forgotten(&self, id: i32) {
+        if let Some(t) = lock(&self.transactions).get_mut(&id) {
+            t.forgotten = true;
+        }
     }
 
     pub(crate) fn ledger_completed(&self, id: i32, meter_stop_wh: i64) {
@@ -583,6 +602,17 @@ impl FleetReport {
         let mut audit = TransactionAudit::default();
         for (id, seen) in &self.transactions {
             match store.transaction(*id) {
+                Ok(Some(record)) if seen.forgotten => {
+                    if record.meter_start_wh != seen.meter_start_wh
+                        || record.station.as_str() != seen.station
+                    {
+                        audit.mismatched.push(*id);
+                    } else if record.stop.is_some() {
+                        audit.closed_by_controller += 1;
+                    } else {
+                        audit.left_open.push(*id);
+                    }
+                }
                 Ok(Some(record)) => {
                     let stop = record.stop.as_ref().map(|s| s.meter_stop_wh);
                     if record.meter_start_wh != seen.meter_start_wh
@@ -618,6 +648,10 @@ impl FleetReport {
 pub struct TransactionAudit {
     /// Completed by the fleet and closed in the store with the same meter stop.
     pub closed: usize,
+    /// Whose stop the station never sent, closed by the controller on its own.
+    pub closed_by_controller: usize,
+    /// Whose stop the station never sent, still open in the store.
+    pub left_open: Vec<i32>,
     /// Still running at the fleet's end and known to the store.
     pub open: usize,
     /// Started by the fleet (with an id from the controller) and absent from the store.

@@ -100,6 +100,12 @@ pub struct Churn {
     pub meter_dropout_every_s: Option<f64>,
     /// …for this long.
     pub meter_dropout_s: f64,
+    /// This share of StartTransactions is sent twice, the same (the station thinks the
+    /// first answer was lost); the station keeps the second answer's transaction.
+    pub retry_start_share: f64,
+    /// This share of StopTransactions is never sent (lost from the station's queue): the
+    /// station moves on as if it had been (not when the fleet stops: those are all sent).
+    pub forget_stop_share: f64,
 }
 
 /// Which stations are 1-phase.

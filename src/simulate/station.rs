@@ -119,6 +119,8 @@ pub(crate) struct Station {
     pending_limit: Option<(Instant, Option<Amps>)>,
     /// Reset asked: reconnect and boot again once the queue is sent.
     restart: bool,
+    /// Ending its sessions because the fleet stops: every stop is sent then.
+    leaving: bool,
     /// A configuration key changed the timers.
     retime: bool,
     connected: bool,
@@ -150,6 +152,7 @@ impl Station {
             vehicle_limit: None,
             pending_limit: None,
             restart: false,
+            leaving: false,
             retime: false,
             connected: false,
             booted: false,
@@ -255,7 +258,8 @@ impl Station {
                 biased;
                 _ = stop.changed() => {
                     if self.shared.scenario.finish_sessions_at_end {
-                        let actions = self.connector.interrupt(StopReason::Local);
+                        self.leaving = true;
+                        let actions = self.connector.leave();
                         self.queue(actions);
                         let _ = self.flush(&client, &mut calls).await;
                     }
@@ -442,9 +446,16 @@ impl Station {
                     }
                 }
                 let payload = json!({ "connectorId": 1, "idTag": id_tag, "meterStart": meter_start_wh, "timestamp": now });
-                let reply = self
-                    .call(client, calls, "StartTransaction", payload)
+                let mut reply = self
+                    .call(client, calls, "StartTransaction", payload.clone())
                     .await?;
+                let retried = self.rng.unit() < self.shared.scenario.churn.retry_start_share;
+                if retried {
+                    // As if the answer had been lost: the same StartTransaction again.
+                    reply = self
+                        .call(client, calls, "StartTransaction", payload)
+                        .await?;
+                }
                 let transaction = match &reply {
                     Reply::Result(v) => v["transactionId"]
                         .as_i64()
@@ -455,6 +466,9 @@ impl Station {
                     Some(t) => {
                         self.shared
                             .ledger_started(t, &self.plan.id, *meter_start_wh);
+                        if retried {
+                            self.shared.ledger_retried(t);
+                        }
                         self.connector.started(t, accepted(&reply))
                     }
                     None => self.connector.start_refused(),
@@ -473,6 +487,11 @@ impl Station {
                 meter_stop_wh,
                 reason,
             }) => {
+                if !self.leaving && self.rng.unit() < self.shared.scenario.churn.forget_stop_share {
+                    // Lost from the station's queue: it moves on as if it had been sent.
+                    self.shared.ledger_forgotten(*transaction);
+                    return Ok(());
+                }
                 let mut payload = json!({ "transactionId": transaction, "meterStop": meter_stop_wh, "timestamp": now, "reason": reason.as_str() });
                 if let Some(tag) = id_tag {
                     payload["idTag"] = json!(tag);

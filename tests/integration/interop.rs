@@ -386,3 +386,98 @@ async fn operators_ask_for_logs_triggers_and_signed_firmware() {
     let r = action("get_log", json!({"location": "x".repeat(600)})).await;
     assert_eq!(r.error(400).as_deref(), Some("location"));
 }
+
+/// Twenty simulated stations charging vehicles that come and go, as an outside simulator
+/// with an automatic transaction generator would: a fifth of their StartTransactions
+/// sent twice, a fifth of their StopTransactions never sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_that_retries_starts_and_forgets_stops_leaves_the_record_it_knows() {
+    use ampwarden::simulate::fleet::Fleet;
+    use ampwarden::simulate::scenario::{stations_toml, Churn, Scenario};
+    use ampwarden::simulate::vehicle::VehicleMix;
+
+    let scenario = Scenario {
+        stations: 20,
+        id_prefix: "ATG".into(),
+        seed: 17,
+        // One simulated hour per second: visits of a quarter to half an hour.
+        speedup: 3600.0,
+        summary_every_s: 0,
+        vehicles: VehicleMix {
+            mean_absence_minutes: 10.0,
+            stay_hours: (0.25, 0.5),
+            ..VehicleMix::default()
+        },
+        churn: Churn {
+            retry_start_share: 0.2,
+            forget_stop_share: 0.2,
+            ..Churn::default()
+        },
+        ..Scenario::default()
+    };
+    let body = format!(
+        "[control]\nmeter_values_interval_s = 1\n\n[auth]\nmode = \"accept_all\"\n\n\
+         [[zones]]\nid = \"main\"\nlimit_a = 1000.0\n\n{}",
+        stations_toml(&scenario.plan(), |_| "main")
+    );
+    let app = TestApp::start("orphan_transaction_grace_s = 2", &body);
+    let url = format!("ws://{}/ocpp", app.app().ocpp_addr);
+    let fleet = Fleet::start(&url, scenario, None)
+        .await
+        .expect("fleet starts");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while fleet.completed_transactions() < 60 {
+        assert!(
+            Instant::now() < deadline,
+            "not enough transactions: {}",
+            fleet.summary()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The fleet ends its sessions (some of those stops forgotten too); Available
+    // connectors close what is left after the grace.
+    let report = fleet.stop().await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let retried = report.transactions.values().filter(|t| t.retried).count();
+    let forgotten = report.transactions.values().filter(|t| t.forgotten).count();
+    assert!(
+        retried >= 5 && forgotten >= 5,
+        "the quirks were exercised: {retried} retried, {forgotten} forgotten"
+    );
+    let audit = report.audit(app.app().controller().store());
+    assert!(audit.lost.is_empty(), "lost: {:?}", audit.lost);
+    assert!(
+        audit.mismatched.is_empty(),
+        "mismatched: {:?}",
+        audit.mismatched
+    );
+    assert!(
+        audit.unknown.is_empty(),
+        "a second transaction for a retried start: {:?}",
+        audit.unknown
+    );
+    assert!(
+        audit.left_open.is_empty(),
+        "forgotten stops left open: {:?}",
+        audit.left_open
+    );
+    assert_eq!(audit.open, 0, "{audit:?}");
+    assert_eq!(
+        audit.closed + audit.closed_by_controller,
+        report.transactions.len(),
+        "{audit:?}"
+    );
+    assert_eq!(audit.closed_by_controller, forgotten, "{audit:?}");
+    // The CSV says the same: one row per transaction the stations know, all stopped.
+    let admin = Api::setup(&app).await;
+    let csv = admin.get("/api/v1/transactions.csv").await.expect(200).body;
+    let rows = csv_rows(&csv);
+    assert_eq!(rows.len(), report.transactions.len());
+    let ids: std::collections::BTreeSet<i64> =
+        rows.iter().map(|r| r[0].parse().expect("id")).collect();
+    let known: std::collections::BTreeSet<i64> =
+        report.transactions.keys().map(|&k| i64::from(k)).collect();
+    assert_eq!(ids, known);
+    assert!(rows.iter().all(|r| !r[6].is_empty()), "every row stopped");
+}
