@@ -86,13 +86,39 @@ export async function stations(main) {
         s.config.vip ? badge("VIP", "info") : "",
         l && l.vendor ? `${l.vendor} ${l.model || ""}` : "–",
         l && l.last_seen ? when(l.last_seen) : "–",
+        securityBadge(l),
       ];
     });
-    mount(list, table("Stations", ["Station", "Zone", "Connection", "Sessions", "Max", "Phases", "", "Model", "Last seen"], rows, "No stations configured."));
+    mount(list, table("Stations", ["Station", "Zone", "Connection", "Sessions", "Max", "Phases", "", "Model", "Last seen", "Security"], rows, "No stations configured."));
   });
 }
 
 // --- one station --------------------------------------------------------------------------
+
+/** A badge for a station that reported a critical security event (OCPP security extension). */
+function securityBadge(l) {
+  const sec = l && l.security;
+  if (!sec || !sec.critical) return "";
+  const [kind, at] = sec.last_critical || ["", null];
+  const b = badge(`${sec.critical} critical`, "bad");
+  b.title = `Last: ${kind}${at ? ` at ${when(at)}` : ""}`;
+  return b;
+}
+
+/** What the station reported of the security extension: events, signed firmware, logs. */
+function securityCard(station) {
+  const sec = station.live && station.live.security;
+  if (!sec || (!sec.events && !sec.signed_firmware && !sec.log_upload)) return null;
+  const lines = [];
+  if (sec.last_critical) {
+    const [kind, at, info] = sec.last_critical;
+    lines.push(h("p", { class: "callout warn", role: "status" }, `Critical security event: ${kind} at ${when(at)}${info ? ` (${info})` : ""}.`));
+  }
+  lines.push(h("p", {}, `${sec.events} security event(s) since the controller started, ${sec.critical} critical; every one is in the log.`));
+  if (sec.signed_firmware) lines.push(h("p", {}, `Signed firmware update: ${sec.signed_firmware[0]}${sec.signed_firmware[1] !== null ? ` (request ${sec.signed_firmware[1]})` : ""}.`));
+  if (sec.log_upload) lines.push(h("p", {}, `Log upload: ${sec.log_upload[0]}${sec.log_upload[1] !== null ? ` (request ${sec.log_upload[1]})` : ""}.`));
+  return section("Security", ...lines);
+}
 
 function actionsCard(id, station, site) {
   const post = (action, body, what) =>
@@ -233,7 +259,7 @@ export async function stationDetail(main, id) {
   return subscribe((state) => {
     const station = state.stations.get(id) || detail;
     const connected = station.live && station.live.connected;
-    mount(live, h("p", {}, connected ? badge("online", "good") : badge("offline", "bad")), actionsCard(id, station, state.site));
+    mount(live, h("p", {}, connected ? badge("online", "good") : badge("offline", "bad")), actionsCard(id, station, state.site), securityCard(station));
   });
 }
 
