@@ -911,6 +911,7 @@ async fn soak(stations: usize, warm_up: u64, seconds: u64) {
             reconnect_mean_s: Some(120.0),
             meter_dropout_every_s: Some(90.0),
             meter_dropout_s: 20.0,
+            ..Churn::default()
         },
         ..Scenario::default()
     };
