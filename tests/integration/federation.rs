@@ -260,7 +260,7 @@ async fn a_primary_shares_its_zone_across_secondaries_and_every_link_fails_safe(
         .json();
     assert_eq!(
         wrong["error"],
-        "no action \"explode\": use start, stop, reset, unlock or availability"
+        "no action \"explode\": use start, stop, reset, unlock, availability, trigger, get_log or signed_update_firmware"
     );
     assert_eq!(wrong["field"], "action");
     // The secondary's transactions and log, read from the primary.
