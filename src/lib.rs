@@ -255,7 +255,7 @@ async fn serve(
     let (http_server, (http_addr, http_tls_addr)) = match http::bind(&controller, tls.as_ref()) {
         Ok(bound) => bound,
         Err(e) => {
-            ocpp_server.handle().stop(false).await;
+            abandon(ocpp_server).await;
             return Err(e);
         }
     };
@@ -279,8 +279,8 @@ async fn serve(
                 Some(server)
             }
             Err(source) => {
-                ocpp_server.handle().stop(false).await;
-                http_server.handle().stop(false).await;
+                abandon(ocpp_server).await;
+                abandon(http_server).await;
                 return Err(StartError::Bind {
                     what: "BMS Modbus",
                     addr,
@@ -339,6 +339,14 @@ fn bind_ocpp(controller: &Controller, tls: Option<&tls::ServerTls>) -> Result<Bo
     };
     let addrs = bound(&server.addrs_with_scheme(), addr);
     Ok((server.run(), addrs))
+}
+
+/// Stops a server that was bound but not started (a later listener failed to bind): it
+/// must run to hear its stop, else the stop waits for ever.
+async fn abandon(server: actix_web::dev::Server) {
+    let handle = server.handle();
+    actix::spawn(server);
+    handle.stop(false).await;
 }
 
 async fn shut_down(servers: Vec<ServerHandle>, controller: Controller) {

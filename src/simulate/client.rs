@@ -1,6 +1,7 @@
 //! A station-side OCPP 1.6J client over a real WebSocket (tokio-tungstenite): sends CALLs
 //! and waits for their answers, receives the central system's CALLs, and can answer the
-//! routine ones by itself (as a station's firmware would).
+//! routine ones by itself (as a station's firmware would). Over `wss://` with the server's
+//! CA and, for security profile 3, a client certificate ([`ClientTls`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +55,63 @@ pub enum ClientError {
     Timeout(Duration),
     #[error("bad URL: {0}")]
     Url(String),
+    #[error("TLS set-up: {0}")]
+    Tls(String),
+}
+
+/// How a client does TLS for a `wss://` URL: the CA the server's certificate must chain
+/// to, and optionally a client certificate (security profile 3). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ClientTls(pub Arc<rustls::ClientConfig>);
+
+impl ClientTls {
+    /// From PEM text: the CA certificate(s), and a client certificate chain with its key.
+    pub fn from_pem(ca: &[u8], client: Option<(&[u8], &[u8])>) -> Result<ClientTls, ClientError> {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let bad = |what: &str, e: &dyn std::fmt::Display| ClientError::Tls(format!("{what}: {e}"));
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca) {
+            let cert = cert.map_err(|e| bad("the CA is not PEM", &e))?;
+            roots.add(cert).map_err(|e| bad("the CA", &e))?;
+        }
+        if roots.is_empty() {
+            return Err(ClientError::Tls("the CA holds no certificate".into()));
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad("protocol versions", &e))?
+            .with_root_certificates(roots);
+        let config = match client {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = CertificateDer::pem_slice_iter(cert)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| bad("the client certificate is not PEM", &e))?;
+                let key = PrivateKeyDer::from_pem_slice(key)
+                    .map_err(|e| bad("the client key is not PEM", &e))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| bad("the client certificate", &e))?
+            }
+        };
+        Ok(ClientTls(Arc::new(config)))
+    }
+
+    /// From PEM files (see [`ClientTls::from_pem`]).
+    pub fn from_files(
+        ca: &std::path::Path,
+        client: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Result<ClientTls, ClientError> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| ClientError::Tls(format!("{}: {e}", p.display())))
+        };
+        let ca = read(ca)?;
+        match client {
+            None => ClientTls::from_pem(&ca, None),
+            Some((cert, key)) => ClientTls::from_pem(&ca, Some((&read(cert)?, &read(key)?))),
+        }
+    }
 }
 
 /// How to connect.
@@ -65,6 +123,9 @@ pub struct ConnectOptions {
     pub basic_auth: Option<(String, String)>,
     /// Answer the central system's routine CALLs like a station would.
     pub auto_answer: bool,
+    /// For a `wss://` URL: the server's CA and our client certificate. `None`: the
+    /// system's root certificates, no client certificate.
+    pub tls: Option<ClientTls>,
 }
 
 impl Default for ConnectOptions {
@@ -73,6 +134,7 @@ impl Default for ConnectOptions {
             subprotocol: Some("ocpp1.6".into()),
             basic_auth: None,
             auto_answer: true,
+            tls: None,
         }
     }
 }
@@ -126,7 +188,8 @@ pub fn routine_answer(action: &str, payload: &Value) -> Option<Value> {
 }
 
 impl StationClient {
-    /// Connects to `url` (e.g. `ws://127.0.0.1:8887/ocpp/CP001`).
+    /// Connects to `url` (e.g. `ws://127.0.0.1:8887/ocpp/CP001`, or `wss://…` with
+    /// `options.tls`).
     pub async fn connect(url: &str, options: ConnectOptions) -> Result<StationClient, ClientError> {
         let mut request = url
             .into_client_request()
@@ -145,7 +208,13 @@ impl StationClient {
                 .map_err(|e| ClientError::Url(e.to_string()))?;
             request.headers_mut().insert("Authorization", value);
         }
-        let (stream, response) = match tokio_tungstenite::connect_async(request).await {
+        let connector = options
+            .tls
+            .as_ref()
+            .map(|t| tokio_tungstenite::Connector::Rustls(t.0.clone()));
+        let connecting =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector);
+        let (stream, response) = match connecting.await {
             Ok(ok) => ok,
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 return Err(ClientError::Refused(response.status().as_u16()))

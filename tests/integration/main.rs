@@ -26,4 +26,5 @@ mod ocpp_central_system;
 mod restart;
 mod safety;
 mod safety_model;
+mod tls;
 mod ui_browser;

@@ -453,11 +453,10 @@ pub async fn secure_over_tls(
             .await
             .map(ServiceResponse::map_into_boxed_body);
     }
-    let request = req.request().clone();
-    let mut res = match next.call(req).await {
-        Ok(res) => res.map_into_boxed_body(),
-        Err(e) => ServiceResponse::from_err(e, request),
-    };
+    // A refusal that comes back as an error (e.g. the access check's 401) is answered by
+    // actix itself, without these headers; it sets no cookie either. (The request cannot
+    // be kept aside to answer it here: a clone of it breaks the routing.)
+    let mut res = next.call(req).await?.map_into_boxed_body();
     let headers = res.headers_mut();
     headers.insert(
         header::STRICT_TRANSPORT_SECURITY,
