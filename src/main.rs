@@ -72,6 +72,19 @@ enum TlsCommand {
         #[arg(long)]
         force: bool,
     },
+    /// A new server certificate (server.pem, server.key) signed by the CA in DIR: to
+    /// renew it or change its names; the stations that trust the CA keep working.
+    Server {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// A name or address the controller is reached at (repeatable). Default:
+        /// localhost, 127.0.0.1 and this machine's host name.
+        #[arg(long = "host", value_name = "NAME")]
+        hosts: Vec<String>,
+        /// Replace server.pem and server.key (always there after `tls init`).
+        #[arg(long)]
+        force: bool,
+    },
     /// A client certificate for station ID (subject CN = ID), signed by the CA in DIR:
     /// station-ID.pem and station-ID.key, for security profile 3.
     Station {
@@ -135,6 +148,29 @@ fn tls(command: TlsCommand) -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("tls init failed: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        TlsCommand::Server { dir, hosts, force } => {
+            let hosts = if hosts.is_empty() {
+                ampwarden::tls::default_hosts()
+            } else {
+                hosts
+            };
+            match ampwarden::tls::renew_server(&dir, &hosts, force) {
+                Ok(made) => {
+                    println!(
+                        "wrote {} and {} (the server, for {}), signed by {}; send the controller SIGHUP to use them",
+                        made.server_cert.display(),
+                        made.server_key.display(),
+                        made.hosts.join(", "),
+                        made.ca_cert.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tls server failed: {e}");
                     ExitCode::from(1)
                 }
             }

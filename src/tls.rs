@@ -461,8 +461,7 @@ fn create_dir(dir: &Path) -> Result<(), GenError> {
 /// `dir` (created if needed). Refuses to replace any of the files unless `force`.
 pub fn init(dir: &Path, hosts: &[String], force: bool) -> Result<Initialised, GenError> {
     use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     };
     if hosts.is_empty() {
         return Err(GenError::Invalid(
@@ -505,6 +504,27 @@ pub fn init(dir: &Path, hosts: &[String], force: bool) -> Result<Initialised, Ge
     let ca_cert = ca.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca, ca_key);
 
+    let (server_cert, server_key) = server_certificate(hosts, &issuer)?;
+
+    create_dir(dir)?;
+    write_file(&out.ca_key, &issuer.key().serialize_pem(), true)?;
+    write_file(&out.ca_cert, &ca_cert.pem(), false)?;
+    write_file(&out.server_key, &server_key, true)?;
+    write_file(&out.server_cert, &server_cert, false)?;
+    Ok(out)
+}
+
+/// A server certificate for `hosts` signed by `issuer`: (certificate PEM, key PEM).
+fn server_certificate(
+    hosts: &[String],
+    issuer: &rcgen::Issuer<'_, rcgen::KeyPair>,
+) -> Result<(String, String), GenError> {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
+    if hosts.is_empty() {
+        return Err(GenError::Invalid(
+            "a server certificate needs at least one host name or address".into(),
+        ));
+    }
     let server_key = KeyPair::generate()?;
     let mut server = CertificateParams::new(hosts.to_vec())?;
     server.distinguished_name = rcgen::DistinguishedName::new();
@@ -519,22 +539,45 @@ pub fn init(dir: &Path, hosts: &[String], force: bool) -> Result<Initialised, Ge
     server.use_authority_key_identifier_extension = true;
     server.serial_number = Some(serial()?);
     set_validity(&mut server, SERVER_DAYS);
-    let server_cert = server.signed_by(&server_key, &issuer)?;
+    let server_cert = server.signed_by(&server_key, issuer)?;
 
-    create_dir(dir)?;
-    write_file(&out.ca_key, &issuer.key().serialize_pem(), true)?;
-    write_file(&out.ca_cert, &ca_cert.pem(), false)?;
-    write_file(&out.server_key, &server_key.serialize_pem(), true)?;
-    write_file(&out.server_cert, &server_cert.pem(), false)?;
+    Ok((server_cert.pem(), server_key.serialize_pem()))
+}
+
+/// The site CA of `dir` (`ca.pem`, `ca.key`), to sign with.
+fn site_ca(dir: &Path) -> Result<rcgen::Issuer<'static, rcgen::KeyPair>, GenError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path).map_err(|e| GenError::Io { path, source: e })
+    };
+    let ca_pem = read(CA_CERT)?;
+    let ca_key = rcgen::KeyPair::from_pem(&read(CA_KEY)?)?;
+    Ok(rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key)?)
+}
+
+/// `ampwarden tls server`: a new server certificate for `hosts`, signed by the site CA
+/// of `dir` (to renew it, or add a name): the stations that trust the CA keep working.
+/// `server.pem` and `server.key` exist after `tls init`, so this needs `force`.
+pub fn renew_server(dir: &Path, hosts: &[String], force: bool) -> Result<Initialised, GenError> {
+    let out = Initialised {
+        ca_cert: dir.join(CA_CERT),
+        ca_key: dir.join(CA_KEY),
+        server_cert: dir.join(SERVER_CERT),
+        server_key: dir.join(SERVER_KEY),
+        hosts: hosts.to_vec(),
+    };
+    check_free(&[&out.server_cert, &out.server_key], force)?;
+    let issuer = site_ca(dir)?;
+    let (cert, key) = server_certificate(hosts, &issuer)?;
+    write_file(&out.server_key, &key, true)?;
+    write_file(&out.server_cert, &cert, false)?;
     Ok(out)
 }
 
 /// `ampwarden tls station ID`: a client certificate for station `id` (subject CN = id),
 /// signed by the CA of `dir` (`ca.pem`, `ca.key`), for security profile 3.
 pub fn issue_station(dir: &Path, id: &str, force: bool) -> Result<Issued, GenError> {
-    use rcgen::{
-        CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose,
-    };
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
     if let Some(problem) = ampwarden_actors::config::station_id_problem(id) {
         return Err(GenError::Invalid(format!("station id {problem}")));
     }
@@ -543,13 +586,7 @@ pub fn issue_station(dir: &Path, id: &str, force: bool) -> Result<Issued, GenErr
         key: dir.join(format!("station-{id}.key")),
     };
     check_free(&[&out.cert, &out.key], force)?;
-    let read = |name: &str| {
-        let path = dir.join(name);
-        std::fs::read_to_string(&path).map_err(|e| GenError::Io { path, source: e })
-    };
-    let ca_pem = read(CA_CERT)?;
-    let ca_key = KeyPair::from_pem(&read(CA_KEY)?)?;
-    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)?;
+    let issuer = site_ca(dir)?;
 
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
@@ -592,4 +629,122 @@ pub fn config_lines(init: &Initialised) -> String {
         key = abs(&init.server_key),
         ca = abs(&init.ca_cert),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts() -> Vec<String> {
+        vec!["localhost".into(), "127.0.0.1".into()]
+    }
+
+    fn files(dir: &Path) -> TlsConfig {
+        TlsConfig {
+            cert_file: dir.join(SERVER_CERT),
+            key_file: dir.join(SERVER_KEY),
+            client_ca_file: Some(dir.join(CA_CERT)),
+        }
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    #[test]
+    fn init_writes_a_ca_and_a_server_certificate_and_never_overwrites_unasked() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let made = init(dir.path(), &hosts(), false).expect("init");
+        #[cfg(unix)]
+        {
+            assert_eq!(mode(&made.ca_key), 0o600);
+            assert_eq!(mode(&made.server_key), 0o600);
+            assert_eq!(mode(&made.server_cert), 0o644);
+        }
+        let tls = ServerTls::load(&files(dir.path())).expect("the files load");
+        let summary = tls.certificate();
+        assert_eq!(summary.common_name.as_deref(), Some("localhost"));
+        assert_eq!(summary.names, hosts());
+        assert!(summary.not_after > Utc::now() + chrono::Duration::days(800));
+        let before = std::fs::read(&made.ca_cert).expect("ca");
+        match init(dir.path(), &hosts(), false) {
+            Err(GenError::Exists(p)) => assert_eq!(p, made.ca_cert),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(std::fs::read(&made.ca_cert).expect("ca"), before);
+        init(dir.path(), &hosts(), true).expect("--force replaces");
+        assert_ne!(std::fs::read(&made.ca_cert).expect("ca"), before);
+        let lines = config_lines(&made);
+        assert!(lines.contains("[tls]\ncert_file = "), "{lines}");
+        let parsed: toml::Value = toml::from_str(&lines).expect("the printed lines are TOML");
+        assert!(parsed["server"]["ocpp_listen_tls"].is_str());
+    }
+
+    #[test]
+    fn station_and_renewed_server_certificates_come_from_the_site_ca() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        init(dir.path(), &hosts(), false).expect("init");
+        let issued = issue_station(dir.path(), "CP-7", false).expect("station");
+        let der = &read_certificates("test", &issued.cert).expect("cert")[0];
+        let summary = CertSummary::of(der).expect("parses");
+        assert_eq!(summary.common_name.as_deref(), Some("CP-7"));
+        #[cfg(unix)]
+        assert_eq!(mode(&issued.key), 0o600);
+        assert!(matches!(
+            issue_station(dir.path(), "CP-7", false),
+            Err(GenError::Exists(_))
+        ));
+        assert!(matches!(
+            issue_station(dir.path(), "bad/id", false),
+            Err(GenError::Invalid(_))
+        ));
+        // The station certificate verifies against the CA, as the server's verifier does.
+        let mut roots = RootCertStore::empty();
+        for c in read_certificates("test", &dir.path().join(CA_CERT)).expect("ca") {
+            roots.add(c).expect("a CA");
+        }
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .expect("verifier");
+        verifier
+            .verify_client_cert(der, &[], rustls_pki_types::UnixTime::now())
+            .expect("the station certificate chains to the site CA");
+
+        let before = ServerTls::load(&files(dir.path())).expect("load");
+        assert!(matches!(
+            renew_server(dir.path(), &["depot.lan".to_owned()], false),
+            Err(GenError::Exists(_))
+        ));
+        renew_server(dir.path(), &["depot.lan".to_owned()], true).expect("renewed");
+        let summary = before.reload().expect("the renewed certificate loads");
+        assert_eq!(summary.names, vec!["depot.lan".to_owned()]);
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_refused_naming_its_key() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let other = tempfile::tempdir().expect("temp dir");
+        init(dir.path(), &hosts(), false).expect("init");
+        init(other.path(), &hosts(), false).expect("init");
+        let mut tls = files(dir.path());
+        tls.key_file = other.path().join(SERVER_KEY);
+        let err = ServerTls::load(&tls).expect_err("mismatched key");
+        assert_eq!(err.key, "tls.key_file");
+        assert!(err.to_string().starts_with("tls.key_file: "), "{err}");
+        assert!(
+            err.problem.contains("is not the key of the certificate"),
+            "{err}"
+        );
+        tls.key_file = dir.path().join(SERVER_KEY);
+        tls.cert_file = dir.path().join(SERVER_KEY);
+        let err = ServerTls::load(&tls).expect_err("a key is not a certificate");
+        assert_eq!(err.key, "tls.cert_file");
+        assert!(err.problem.contains("holds no certificate"), "{err}");
+    }
 }
