@@ -2,7 +2,8 @@
 //! chromedriver): first-start setup, login, a station appearing on the live dashboard
 //! with its limit, stopping its session from the UI, adding a badge, exporting the
 //! sessions as CSV, a primary's secondaries in the Federation view, a BMS's caps, its
-//! Modbus client and its log of writes in the BMS view — with no console error. Screenshots of the main pages at 1366x768 and 390x844 go to `screenshots/`
+//! Modbus client and its log of writes in the BMS view, setup and login over HTTPS — with
+//! no console error. Screenshots of the main pages at 1366x768 and 390x844 go to `screenshots/`
 //! for a person to look at.
 //!
 //! Needs `chromium` and `chromium-driver` (Debian packages); without them the test fails
@@ -67,18 +68,31 @@ async fn start_driver() -> Driver {
 }
 
 async fn browser(driver: &Driver, profile: &Path) -> Client {
+    browser_with(driver, profile, &[]).await
+}
+
+/// A browser with more command-line switches.
+async fn browser_with(driver: &Driver, profile: &Path, extra: &[&str]) -> Client {
+    let mut args = json!([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        "--force-device-scale-factor=1",
+        format!("--user-data-dir={}", profile.display()),
+    ]);
+    if let Some(list) = args.as_array_mut() {
+        list.extend(extra.iter().map(|a| Value::from(*a)));
+    }
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
-        json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--hide-scrollbars", "--force-device-scale-factor=1",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        }),
+        json!({ "binary": CHROMIUM, "args": args }),
     );
     caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -805,4 +819,71 @@ failsafe_current_a = 40.0
     client.close().await.expect("close the browser");
     drop(bms);
     assert!(errors.is_empty(), "browser errors: {errors:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sets_up_and_logs_in_over_https() {
+    let driver = start_driver().await;
+    let pki = tempfile::tempdir().expect("certificates");
+    ampwarden::tls::init(pki.path(), &["127.0.0.1".to_owned()], false).expect("tls init");
+    let tls = format!(
+        "[tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+        pki.path()
+            .join(ampwarden::tls::SERVER_CERT)
+            .display()
+            .to_string(),
+        pki.path()
+            .join(ampwarden::tls::SERVER_KEY)
+            .display()
+            .to_string(),
+    );
+    let app = TestApp::start(
+        "http_listen = \"127.0.0.1:0\"\nhttp_listen_tls = \"127.0.0.1:0\"\n",
+        &format!("{SMALL_SITE}\n{tls}"),
+    );
+    let addr = app.app().http_tls_addr.expect("the https:// listener");
+    let profile = tempfile::tempdir().expect("browser profile");
+    // The site CA is the test's own: the browser is told to accept its certificate.
+    let client = browser_with(&driver, profile.path(), &["--ignore-certificate-errors"]).await;
+    viewport(&client, 1366, 768).await;
+
+    client
+        .goto(&format!("https://{addr}/"))
+        .await
+        .expect("open the UI over HTTPS");
+    wait_until(
+        &client,
+        "the setup page",
+        "location.hash === '#/setup' && document.querySelector('form')",
+    )
+    .await;
+    create_admin(&client, &app).await;
+    click_button(&client, "Log out").await;
+    wait_until(
+        &client,
+        "the login page",
+        "location.hash === '#/login' && document.querySelector('form')",
+    )
+    .await;
+    fill(&client, "Name", "admin").await;
+    fill(&client, "Password", ADMIN_PASSWORD).await;
+    click_button(&client, "Log in").await;
+    wait_until(
+        &client,
+        "the dashboard over HTTPS",
+        "location.protocol === 'https:' && location.hash === '#/' && document.querySelector('.zone')",
+    )
+    .await;
+    // The session cookie is HttpOnly (not in document.cookie) and the API answers with it.
+    let who = client
+        .execute(
+            "return fetch('/api/v1/auth/session').then(r => r.json());",
+            vec![],
+        )
+        .await
+        .expect("session query");
+    assert_eq!(who["name"], "admin", "{who}");
+    let errors = browser_errors(&client).await;
+    assert!(errors.is_empty(), "console errors over HTTPS: {errors:#?}");
+    client.close().await.expect("close the browser");
 }
