@@ -16,6 +16,8 @@
 //! Every float32 at address `a` has a twin at `a + 20000`: the same value as a signed
 //! 32-bit integer in hundredths. 32-bit values are big-endian (high word first).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -726,6 +728,25 @@ fn build(b: &mut Builder, input: &ImageInput<'_>) {
     );
 
     // --- zones and their caps
+    // Sessions per zone and its ancestors, in one pass (the image is rebuilt every round).
+    let zone_of: HashMap<&str, &ZoneId> = c
+        .stations
+        .iter()
+        .map(|st| (st.id.as_str(), &st.zone))
+        .collect();
+    let parent_of: HashMap<&ZoneId, Option<&ZoneId>> =
+        c.zones.iter().map(|z| (&z.id, z.parent.as_ref())).collect();
+    let mut sessions_below: HashMap<ZoneId, (usize, usize)> = HashMap::new();
+    for se in &s.sessions {
+        let mut at = zone_of.get(se.station.as_str()).copied();
+        for _ in 0..=crate::config::MAX_ZONE_DEPTH {
+            let Some(z) = at else { break };
+            let entry = sessions_below.entry(z.clone()).or_default();
+            entry.0 += 1;
+            entry.1 += usize::from(se.decision == "suspended");
+            at = parent_of.get(z).copied().flatten();
+        }
+    }
     for (z, zc) in c.zones.iter().take(BMS_MAX_ZONES).enumerate() {
         let zs = s.zones.iter().find(|x| x.id == zc.id);
         let slot = u16::try_from(z).unwrap_or(0);
@@ -795,30 +816,14 @@ fn build(b: &mut Builder, input: &ImageInput<'_>) {
             "0 no cap, 1 written cap, 2 fail-safe cap",
             cap.state.code(),
         );
-        let within = |station_zone: &ZoneId| is_within(c, station_zone, &zc.id);
-        let sessions: Vec<_> = s
-            .sessions
-            .iter()
-            .filter(|se| c.station(&se.station).is_some_and(|st| within(&st.zone)))
-            .collect();
-        b.u16(
-            32,
-            "sessions",
-            "",
-            "Sessions below the zone",
-            count(sessions.len()),
-        );
+        let (below, suspended) = sessions_below.get(&zc.id).copied().unwrap_or((0, 0));
+        b.u16(32, "sessions", "", "Sessions below the zone", count(below));
         b.u16(
             33,
             "sessions_suspended",
             "",
             "Of them suspended",
-            count(
-                sessions
-                    .iter()
-                    .filter(|se| se.decision == "suspended")
-                    .count(),
-            ),
+            count(suspended),
         );
         b.ascii(
             34,
@@ -856,9 +861,14 @@ fn build(b: &mut Builder, input: &ImageInput<'_>) {
     }
 
     // --- stations
+    let snapshots: HashMap<&str, &StationSnapshot> = input
+        .stations
+        .iter()
+        .map(|st| (st.id.as_str(), st))
+        .collect();
     for (i, sc) in c.stations.iter().take(BMS_MAX_STATIONS).enumerate() {
         let slot = u16::try_from(i).unwrap_or(0);
-        let snap = input.stations.iter().find(|st| st.id == sc.id);
+        let snap = snapshots.get(sc.id.as_str()).copied();
         b.enter(
             "station",
             STATIONS + STATION_LEN * slot,
@@ -1000,19 +1010,6 @@ fn status_rank(code: u16) -> u8 {
         1 => 2,
         _ => 0,
     }
-}
-
-/// Whether `zone` is `ancestor` or below it.
-fn is_within(c: &Config, zone: &ZoneId, ancestor: &ZoneId) -> bool {
-    let mut at = Some(zone.clone());
-    for _ in 0..=crate::config::MAX_ZONE_DEPTH {
-        match at {
-            Some(z) if &z == ancestor => return true,
-            Some(z) => at = c.zone(&z).and_then(|zc| zc.parent.clone()),
-            None => return false,
-        }
-    }
-    false
 }
 
 #[cfg(test)]
