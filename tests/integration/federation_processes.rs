@@ -61,28 +61,59 @@ struct Controller {
 }
 
 impl Controller {
-    fn new(dir: &Path, name: &str, body: &str, http: u16) -> Controller {
+    /// Starts a controller on fresh loopback ports. Ports picked by `free_port` may be
+    /// taken by another test before the process binds them: a controller that exits at its
+    /// start is started again on other ports (its `http` is the one it listens on).
+    fn new(dir: &Path, name: &str, body: &str) -> Controller {
         let data = dir.join(format!("{name}-data"));
         let config = dir.join(format!("{name}.toml"));
-        let ocpp = free_port();
-        std::fs::write(
-            &config,
-            format!(
-                "[server]\nhttp_listen = \"127.0.0.1:{http}\"\nocpp_listen = \"127.0.0.1:{ocpp}\"\n\
-                 [storage]\npath = {:?}\n\n{body}",
-                data.display().to_string()
-            ),
-        )
-        .expect("config written");
         let mut c = Controller {
             config,
             data,
-            http,
+            http: 0,
             child: None,
             log: Arc::default(),
         };
-        c.start();
-        c
+        for attempt in 1..=5 {
+            c.http = free_port();
+            let ocpp = free_port();
+            std::fs::write(
+                &c.config,
+                format!(
+                    "[server]\nhttp_listen = \"127.0.0.1:{}\"\nocpp_listen = \"127.0.0.1:{ocpp}\"\n\
+                     [storage]\npath = {:?}\n\n{body}",
+                    c.http,
+                    c.data.display().to_string()
+                ),
+            )
+            .expect("config written");
+            c.start();
+            if c.listening() {
+                return c;
+            }
+            eprintln!(
+                "{name} did not start (attempt {attempt}): {:?}",
+                c.log.lock().unwrap_or_else(|e| e.into_inner())
+            );
+            c.kill();
+            c.log.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+        panic!("{name} does not start");
+    }
+
+    /// Waits until the process listens on its HTTP port; false if it exited first.
+    fn listening(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.http)).is_ok() {
+                return true;
+            }
+            match self.child.as_mut().map(Child::try_wait) {
+                Some(Ok(None)) => std::thread::sleep(Duration::from_millis(50)),
+                _ => return false,
+            }
+        }
+        false
     }
 
     fn ocpp_port(&self) -> u16 {
@@ -293,7 +324,6 @@ async fn nine_secondary_processes_share_one_zone_and_survive_kills() {
     .expect("grid meter");
     let other = Cell::new(main_a * OTHER_SHARE);
     grid.set_currents(PerPhase::splat(Amps(other.get())));
-    let primary_http = free_port();
     let mut primary = Controller::new(
         dir.path(),
         "primary",
@@ -307,8 +337,8 @@ async fn nine_secondary_processes_share_one_zone_and_survive_kills() {
             tokens.join(", "),
             fallback_sum = fallback_a * SECONDARIES as f64,
         ),
-        primary_http,
     );
+    let primary_http = primary.http;
     let mut secondaries = Vec::new();
     let mut fleets = Vec::new();
     let mut fleet_started = Vec::new();
@@ -323,12 +353,7 @@ async fn nine_secondary_processes_share_one_zone_and_survive_kills() {
             token(i),
             stations_toml(&s.plan(), |_| "hall")
         );
-        secondaries.push(Controller::new(
-            dir.path(),
-            &format!("s{i}"),
-            &body,
-            free_port(),
-        ));
+        secondaries.push(Controller::new(dir.path(), &format!("s{i}"), &body));
     }
     let admin = Admin::open(&primary).await;
     let linked_from = Instant::now();
