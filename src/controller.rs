@@ -98,6 +98,9 @@ struct Inner {
     /// Secondary: the link to the primary, and what it shows the API.
     primary_link: std::sync::Mutex<Option<Addr<crate::federation::secondary::PrimaryLink>>>,
     link_status: Arc<std::sync::Mutex<crate::federation::secondary::LinkStatus>>,
+    /// The CPO uplink of each station (with `[uplink]`).
+    uplinks: std::sync::Mutex<HashMap<ChargePointId, Addr<crate::uplink::UplinkLink>>>,
+    uplink_rate: crate::uplink::RateCap,
 }
 
 /// Why a configuration change was not applied. Nothing was changed in any case.
@@ -166,6 +169,8 @@ impl Controller {
                 federation: crate::federation::FederationCounters::default(),
                 primary_link: std::sync::Mutex::new(None),
                 link_status: Arc::default(),
+                uplinks: std::sync::Mutex::new(HashMap::new()),
+                uplink_rate: crate::uplink::RateCap::new(),
                 store,
                 price,
                 supervisor,
@@ -515,11 +520,51 @@ impl Controller {
                 };
                 let n = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed) as usize
                     % self.inner.arbiters.len();
-                StationActor::start_in_arbiter(&self.inner.arbiters[n], move |_| {
+                let id = station.id.clone();
+                let addr = StationActor::start_in_arbiter(&self.inner.arbiters[n], move |_| {
                     StationActor::new(station, deps)
-                })
+                });
+                if self.inner.config.get().uplink.is_some() {
+                    let link = crate::uplink::UplinkLink::new(
+                        self.clone(),
+                        id.clone(),
+                        addr.clone(),
+                        self.inner.uplink_rate.clone(),
+                        Arc::default(),
+                    );
+                    let link = crate::uplink::UplinkLink::start_in_arbiter(
+                        &self.inner.arbiters[n],
+                        move |_| link,
+                    );
+                    self.inner
+                        .uplinks
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(id, link);
+                }
+                addr
             })
             .clone()
+    }
+
+    /// The state of every station's CPO uplink (empty without `[uplink]`).
+    pub async fn uplink_statuses(&self) -> Vec<crate::uplink::UplinkStatus> {
+        let links: Vec<_> = self
+            .inner
+            .uplinks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        for l in links {
+            if let Ok(s) = l.send(crate::uplink::GetUplinkStatus).await {
+                out.push(s);
+            }
+        }
+        out.sort_by(|a, b| a.station.cmp(&b.station));
+        out
     }
 
     /// Commissioning scan: the station joins `server.default_zone` with safe defaults.

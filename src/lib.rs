@@ -10,6 +10,7 @@ pub mod ocpp_ws;
 pub mod simulate;
 pub mod snapshot;
 pub mod tls;
+pub mod uplink;
 
 use std::net::SocketAddr;
 use std::sync::mpsc;

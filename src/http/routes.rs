@@ -10,7 +10,8 @@ use actix_web::{web, FromRequest, Handler, HttpResponse, Responder};
 use serde_json::{json, Map, Value};
 
 use super::api::{
-    backup, badges, bms, federation, logs, session, settings, site, stations, transactions, users,
+    backup, badges, bms, federation, logs, session, settings, site, stations, transactions, uplink,
+    users,
 };
 use super::auth::{check_access, Access, Role};
 use super::error::ApiError;
@@ -187,6 +188,14 @@ pub fn table<T: Table>(t: &mut T) {
         ])
         .produces(Svg),
         site::chart,
+    );
+    t.add(
+        get(
+            "/api/v1/uplink",
+            VIEWER,
+            "The CPO uplink: per station its upstream connection, backlog, last error and the CPO's limits",
+        ),
+        uplink::status,
     );
     t.add(
         get(

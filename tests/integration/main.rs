@@ -28,3 +28,4 @@ mod safety;
 mod safety_model;
 mod tls;
 mod ui_browser;
+mod uplink;

@@ -41,6 +41,9 @@ pub struct Config {
     /// The certificate of the TLS listeners (`server.ocpp_listen_tls`, `http_listen_tls`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+    /// A charge-point operator's backend that every station also reports to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uplink: Option<UplinkConfig>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -849,4 +852,42 @@ pub struct TlsConfig {
     /// is asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ca_file: Option<PathBuf>,
+}
+
+/// `[uplink]`: a charge-point operator's (CPO) central system. Every station gets one
+/// upstream OCPP 1.6J connection to it, as that station; ampwarden stays the stations'
+/// central system and keeps its own load management (see `docs/uplink.md`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UplinkConfig {
+    /// The CPO's OCPP endpoint; each station connects to `url/ID`.
+    pub url: String,
+    /// Basic-auth key sent by every station (security profile 1); none when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Report only: every command from the CPO is refused.
+    pub read_only: bool,
+    /// How long a call to the CPO waits for its answer.
+    pub call_timeout_s: u32,
+    /// Reconnection backoff: doubles from 1 s up to this.
+    pub reconnect_max_s: u32,
+    /// MeterValues of a running transaction are forwarded at most this often (the
+    /// readings that open or close it always).
+    pub meter_values_every_s: u32,
+    /// At most this many messages a second to the CPO, site-wide, while a backlog drains.
+    pub rate_per_s: u32,
+}
+
+impl Default for UplinkConfig {
+    fn default() -> Self {
+        UplinkConfig {
+            url: String::new(),
+            password: None,
+            read_only: false,
+            call_timeout_s: 30,
+            reconnect_max_s: 60,
+            meter_values_every_s: 60,
+            rate_per_s: 200,
+        }
+    }
 }

@@ -125,6 +125,9 @@ pub(super) fn problems(c: &Config) -> Vec<ConfigProblem> {
     if let Some(b) = &c.bms {
         bms(&mut ck, c, b);
     }
+    if let Some(u) = &c.uplink {
+        uplink(&mut ck, u);
+    }
     tls(&mut ck, c);
     ck.problems
 }
@@ -743,6 +746,24 @@ fn bms(ck: &mut Checker, c: &Config, b: &BmsConfig) {
             ck.current(at, *a, 0.0, ABSURD_AMPS);
         }
     }
+}
+
+fn uplink(ck: &mut Checker, u: &UplinkConfig) {
+    if !(u.url.starts_with("ws://") || u.url.starts_with("wss://")) {
+        ck.push(
+            "uplink.url",
+            format!("{:?} must be a ws:// or wss:// URL", u.url),
+        );
+    }
+    ck.range("uplink.call_timeout_s", u.call_timeout_s, 1, 300);
+    ck.range("uplink.reconnect_max_s", u.reconnect_max_s, 1, 3600);
+    ck.range(
+        "uplink.meter_values_every_s",
+        u.meter_values_every_s,
+        1,
+        86_400,
+    );
+    ck.range("uplink.rate_per_s", u.rate_per_s, 1, 100_000);
 }
 
 fn federation(ck: &mut Checker, c: &Config, f: &FederationConfig) {

@@ -65,6 +65,16 @@ impl StationActor {
         match request {
             StationRequest::BootNotification(boot) => {
                 self.on_boot(&boot);
+                if self.deps.config.get().uplink.is_some() {
+                    // Replayed on every upstream connection, not journaled.
+                    let payload = serde_json::to_value(&boot).unwrap_or_default();
+                    if let Err(e) = self.deps.store.set_uplink_boot(&self.id, &payload) {
+                        tracing::error!(station = %self.id, error = %e, "cannot keep the boot for the CPO");
+                    }
+                    if let Some(u) = &self.uplink {
+                        u.do_send(UplinkWake);
+                    }
+                }
                 let interval = self.deps.config.get().server.heartbeat_interval_s;
                 self.send_text(encode_call_result(
                     uid,
@@ -93,6 +103,7 @@ impl StationActor {
             }
             StationRequest::StatusNotification(status) => {
                 self.on_status(&status);
+                self.upstream_request(&status, None);
                 self.send_text(encode_call_result(uid, &StatusNotificationResponse {}));
                 self.report(ReportReason::Status);
             }
@@ -135,6 +146,7 @@ impl StationActor {
                 ));
             }
             StationRequest::DiagnosticsStatusNotification(n) => {
+                self.upstream_request(&n, None);
                 self.log(LogLevel::Info, format!("diagnostics upload: {}", n.status));
                 self.send_text(encode_call_result(
                     uid,
@@ -180,6 +192,7 @@ impl StationActor {
                 self.send_text(encode_call_result(uid, &LogStatusNotificationResponse {}));
             }
             StationRequest::FirmwareStatusNotification(n) => {
+                self.upstream_request(&n, None);
                 self.log(LogLevel::Info, format!("firmware update: {}", n.status));
                 self.send_text(encode_call_result(
                     uid,

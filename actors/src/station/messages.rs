@@ -86,6 +86,9 @@ pub struct ConnectorSnapshot {
     /// The highest TxProfile value of the current transaction that may be in force;
     /// `None` while the transaction runs on a default profile.
     pub tx_limit: Option<Amps>,
+    /// The CPO's limit for this connector (its charging profiles, with the station-wide
+    /// one), which the allocation never exceeds; `None` without one.
+    pub cpo_limit: Option<Amps>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -219,3 +222,19 @@ pub struct CloseSession;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct UpdateStationConfig(pub StationConfig);
+
+/// The CPO uplink of this station: told when the journal grew (see `Store::journal_append`).
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "()")]
+pub struct UplinkWake;
+
+/// Attaches the station's CPO uplink.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachUplink(pub Recipient<UplinkWake>);
+
+/// The CPO's limits for the station's connectors (connector 0: the whole station), as its
+/// charging profiles compose now; an empty map lifts them.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetCpoLimits(pub std::collections::BTreeMap<u32, Amps>);

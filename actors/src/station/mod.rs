@@ -100,6 +100,8 @@ struct Connector {
     samples_kept: Option<(i32, DateTime<Utc>)>,
     /// The open transaction's record as the meter readings advanced it.
     ledger: Option<Ledger>,
+    /// When a MeterValues of its transaction was last journaled for the CPO.
+    uplink_meter_at: Option<DateTime<Utc>>,
 }
 
 impl Connector {
@@ -117,6 +119,7 @@ impl Connector {
             power_w: None,
             samples_kept: None,
             ledger: None,
+            uplink_meter_at: None,
         }
     }
 }
@@ -147,6 +150,10 @@ pub struct StationActor {
     /// Our own address, for the reports (set when started).
     addr: Option<Addr<StationActor>>,
     security: SecuritySummary,
+    /// The CPO uplink, told when the journal grew.
+    uplink: Option<Recipient<UplinkWake>>,
+    /// The CPO's limits per connector (0: the station).
+    cpo_limits: BTreeMap<u32, Amps>,
 }
 
 impl StationActor {
@@ -194,6 +201,8 @@ impl StationActor {
             in_flight: None,
             addr: None,
             security: SecuritySummary::default(),
+            uplink: None,
+            cpo_limits: BTreeMap::new(),
         }
     }
 
@@ -250,6 +259,10 @@ impl StationActor {
                     .transaction
                     .as_ref()
                     .and_then(|t| self.limits.tx_limit(n, t.id)),
+                cpo_limit: match (self.cpo_limits.get(&n), self.cpo_limits.get(&0)) {
+                    (Some(&a), Some(&b)) => Some(a.min(b)),
+                    (a, b) => a.or(b).copied(),
+                },
             })
             .collect();
         StationSnapshot {
@@ -442,6 +455,60 @@ impl Handler<GetLiveRecord> for StationActor {
             .filter_map(|c| c.ledger.as_ref())
             .find(|l| l.record.id == id)
             .map(|l| l.record.clone())
+    }
+}
+
+impl Handler<AttachUplink> for StationActor {
+    type Result = ();
+
+    fn handle(&mut self, AttachUplink(r): AttachUplink, _: &mut Self::Context) {
+        r.do_send(UplinkWake);
+        self.uplink = Some(r);
+    }
+}
+
+impl Handler<SetCpoLimits> for StationActor {
+    type Result = ();
+
+    fn handle(&mut self, SetCpoLimits(limits): SetCpoLimits, _: &mut Self::Context) {
+        if limits != self.cpo_limits {
+            self.cpo_limits = limits;
+            self.report(ReportReason::LimitChanged);
+        }
+    }
+}
+
+impl StationActor {
+    /// Journals a message for the CPO (when an uplink is configured) and wakes the uplink.
+    pub(super) fn upstream(&self, action: &str, payload: serde_json::Value, local: Option<i32>) {
+        if self.deps.config.get().uplink.is_none() {
+            return;
+        }
+        let entry = crate::store::JournalEntry {
+            action: action.to_owned(),
+            payload,
+            local_transaction: local,
+        };
+        if let Err(e) = self.deps.store.journal_append(&self.id, &entry) {
+            tracing::error!(station = %self.id, error = %e, action, "cannot journal a message for the CPO");
+            return;
+        }
+        if let Some(u) = &self.uplink {
+            u.do_send(UplinkWake);
+        }
+    }
+
+    /// Journals a typed request for the CPO.
+    pub(super) fn upstream_request<R: Request>(&self, request: &R, local: Option<i32>) {
+        if self.deps.config.get().uplink.is_none() {
+            return;
+        }
+        match serde_json::to_value(request) {
+            Ok(payload) => self.upstream(R::ACTION, payload, local),
+            Err(e) => {
+                tracing::error!(station = %self.id, error = %e, "cannot encode a message for the CPO")
+            }
+        }
     }
 }
 

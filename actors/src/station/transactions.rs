@@ -142,10 +142,12 @@ impl StationActor {
                 )
             })?;
         tracing::info!(station = %self.id, connector, transaction = record.id, id_tag = %tag, "transaction started");
+        self.upstream_request(start, Some(record.id));
         let c = self.connector(connector);
         c.changed_at = None;
         c.lowest_limit_since_draw = None;
         c.phases = PhaseDetector::default();
+        c.uplink_meter_at = None;
         c.transaction = Some(TransactionSnapshot {
             id: record.id,
             id_tag: tag,
@@ -217,6 +219,7 @@ impl StationActor {
         match outcome {
             Ok(record) => {
                 tracing::info!(station = %self.id, transaction = id, energy_wh = record.energy_wh(), cost = record.cost, "transaction stopped");
+                self.upstream_request(stop, None);
             }
             Err(crate::store::StoreError::UnknownTransaction(_)) => {
                 // The station knows a transaction we do not (e.g. it started offline and
@@ -240,6 +243,36 @@ impl StationActor {
         })
     }
 
+    /// Journals a MeterValues for the CPO: the readings that open or close a transaction
+    /// always, the others at most every `uplink.meter_values_every_s`.
+    fn upstream_meter_values(&mut self, values: &MeterValuesRequest) {
+        let Some(every) = self
+            .deps
+            .config
+            .get()
+            .uplink
+            .as_ref()
+            .map(|u| u.meter_values_every_s)
+        else {
+            return;
+        };
+        use crate::ocpp::ReadingContext as C;
+        let marked = values
+            .meter_value
+            .iter()
+            .flat_map(|mv| &mv.sampled_value)
+            .any(|sv| matches!(sv.context, Some(C::TransactionBegin | C::TransactionEnd)));
+        let now = Utc::now();
+        let c = self.connector(values.connector_id);
+        let due = c
+            .uplink_meter_at
+            .is_none_or(|at| now - at >= chrono::TimeDelta::seconds(i64::from(every)));
+        if values.transaction_id.is_some() && (marked || due) {
+            c.uplink_meter_at = Some(now);
+            self.upstream_request(values, None);
+        }
+    }
+
     pub(super) fn on_meter_values(&mut self, values: &MeterValuesRequest) {
         let readings = ImportReadings::from_meter_values(&values.meter_value);
         let single_phase = self.station.phases == crate::config::Phases::One;
@@ -254,6 +287,7 @@ impl StationActor {
             self.refuse_foreign(tx, &owner, "MeterValues");
             return;
         }
+        self.upstream_meter_values(values);
         if let Some(tx) = values.transaction_id {
             let kept = self.connector(values.connector_id).samples_kept;
             if let Some(at) = keep_samples(tx, kept, &values.meter_value) {
@@ -431,15 +465,30 @@ impl StationActor {
             reason: Some("Other".into()),
             id_tag: None,
         };
-        match self.deps.store.stop_transaction(id, stop, self.deps.price.get()) {
-            Ok(r) => self.log(
+        let upstream = crate::ocpp::StopTransactionRequest {
+            id_tag: None,
+            meter_stop: stop.meter_stop_wh,
+            timestamp: stop.at,
+            transaction_id: id,
+            reason: Some(crate::ocpp::StopReason::Other),
+            transaction_data: Vec::new(),
+        };
+        match self
+            .deps
+            .store
+            .stop_transaction(id, stop, self.deps.price.get())
+        {
+            Ok(r) => {
+                self.upstream_request(&upstream, None);
+                self.log(
                 LogLevel::Warn,
                 format!(
                     "transaction {id} on connector {} closed without a StopTransaction ({why}); {:.0} Wh from its meter values",
                     r.connector,
                     r.energy_wh()
                 ),
-            ),
+            );
+            }
             Err(e) => {
                 tracing::error!(station = %self.id, error = %e, "cannot close a transaction");
             }

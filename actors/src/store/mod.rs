@@ -16,10 +16,12 @@ mod blocks;
 mod log;
 mod prune;
 pub(crate) mod records; // pure
+pub use uplink::JournalEntry;
 mod samples;
 mod stations;
 mod transactions;
 mod upgrade;
+mod uplink;
 
 #[cfg(test)]
 mod test_support;
@@ -80,6 +82,10 @@ pub struct Store {
     logs: sled::Tree,
     config_snapshots: sled::Tree,
     meta: sled::Tree,
+    /// The CPO uplink's journal: what each station still has to send upstream, in order.
+    uplink: sled::Tree,
+    /// The CPO uplink's memory: transaction ids the CPO gave, the last BootNotification.
+    uplink_ids: sled::Tree,
     /// Writes since the last flush, shared by every clone.
     unflushed: Arc<AtomicU64>,
 }
@@ -162,6 +168,8 @@ impl Store {
             logs: db.open_tree("logs")?,
             config_snapshots: db.open_tree("config_snapshots")?,
             meta: db.open_tree("meta")?,
+            uplink: db.open_tree("uplink_journal")?,
+            uplink_ids: db.open_tree("uplink_ids")?,
             unflushed: Arc::new(AtomicU64::new(0)),
             db,
         }

@@ -218,7 +218,10 @@ impl ZoneSupervisor {
                             sc.phase,
                             c.phases_in_use.as_deref(),
                         ),
-                        max_current: sc.max_current_a,
+                        // The CPO's charging profiles cap what the site gives.
+                        max_current: c.cpo_limit.map_or(sc.max_current_a, |cpo| {
+                            sc.max_current_a.min(cpo.max(Amps::ZERO))
+                        }),
                         vip: t.vip || sc.vip,
                         energy_wh: t.energy_wh,
                         connected_since: t.started_at,

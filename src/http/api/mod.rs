@@ -11,6 +11,7 @@ pub mod settings;
 pub mod site;
 pub mod stations;
 pub mod transactions;
+pub mod uplink;
 pub mod users;
 
 use actix_web::http::header;

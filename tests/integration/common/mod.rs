@@ -11,6 +11,7 @@ use ampwarden::{App, AppHandle};
 use ampwarden_actors::config::Config;
 use serde_json::{json, Value};
 
+pub mod cpo;
 pub mod fleet;
 pub mod plant;
 

@@ -1,0 +1,813 @@
+//! The CPO uplink: for every station one upstream OCPP 1.6J connection to the
+//! charge-point operator's central system, as that station. ampwarden stays the
+//! stations' central system and keeps its load management:
+//!
+//! * **Store and forward.** The station actor journals (sled, before it answers the
+//!   station) every message the CPO must get; this link sends them one at a time, in
+//!   order, removes each once the CPO answered, and rewrites the transaction ids of
+//!   MeterValues and StopTransaction to the ids the CPO gave. An outage or a restart
+//!   loses none; a message is resent only if its answer never came (with the same
+//!   uniqueId, `j{seq}`, so that a CPO can recognise it).
+//! * On every connection: the station's BootNotification (kept from its last boot), then
+//!   a StatusNotification of every connector, then the journal.
+//! * **Commands from the CPO** are relayed to the station and answered with its answer —
+//!   except SetChargingProfile, ClearChargingProfile and GetCompositeSchedule: the CPO's
+//!   profiles are kept as constraints on the connector ([`profiles`]) that the allocation
+//!   never exceeds; they are not forwarded (the site's own limits stay in force).
+//!   `read_only` refuses every command.
+
+pub mod profiles;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use ampwarden_actors::ocpp::{
+    encode_call_error, encode_call_result, CallError, CentralCall, ChangeConfigurationResponse,
+    ChargingProfileStatus, ClearChargingProfileResponse, ClearChargingProfileStatus,
+    ConfigurationStatus, ErrorCode, GetCompositeScheduleResponse, GetCompositeScheduleStatus,
+    Incoming, Request, SetChargingProfileResponse,
+};
+use ampwarden_actors::station::{
+    AttachUplink, Call, CallFailure, GetSnapshot, SetCpoLimits, StationActor, UplinkWake,
+};
+use ampwarden_actors::store::LogLevel;
+use ampwarden_actors::units::ChargePointId;
+use base64::Engine as _;
+use chrono::Utc;
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::controller::Controller;
+use profiles::CpoProfiles;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The CPO's profiles are re-evaluated this often (their periods move on).
+const PROFILE_TICK: Duration = Duration::from_secs(5);
+
+/// What the API shows of one station's uplink.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct UplinkStatus {
+    pub station: String,
+    pub connected: bool,
+    /// Accepted by the CPO on this connection.
+    pub booted: bool,
+    /// Messages journaled and not yet answered by the CPO.
+    pub backlog: usize,
+    pub sent: u64,
+    pub last_error: Option<String>,
+    /// The CPO's limits per connector now (0: the station).
+    pub cpo_limits: std::collections::BTreeMap<u32, f64>,
+}
+
+/// The site-wide rate cap of messages to the CPO, shared by every link.
+#[derive(Clone)]
+pub struct RateCap(Arc<Mutex<Instant>>);
+
+impl RateCap {
+    pub fn new() -> RateCap {
+        RateCap(Arc::new(Mutex::new(Instant::now())))
+    }
+
+    /// How long to wait before the next message may go (and takes its slot).
+    fn take(&self, per_s: u32) -> Duration {
+        let mut next = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let slot = (*next).max(now);
+        *next = slot + Duration::from_secs_f64(1.0 / f64::from(per_s.max(1)));
+        slot - now
+    }
+}
+
+impl Default for RateCap {
+    fn default() -> Self {
+        RateCap::new()
+    }
+}
+
+enum Sending {
+    Boot,
+    Status,
+    Journal {
+        seq: u64,
+        action: String,
+        local: Option<i32>,
+    },
+}
+
+struct InFlight {
+    unique_id: String,
+    what: Sending,
+    timeout: SpawnHandle,
+}
+
+pub struct UplinkLink {
+    core: Controller,
+    id: ChargePointId,
+    station: Addr<StationActor>,
+    rate: RateCap,
+    generation: u64,
+    socket: Option<SpawnHandle>,
+    out: Option<mpsc::UnboundedSender<String>>,
+    booted: bool,
+    statuses: Vec<Value>,
+    in_flight: Option<InFlight>,
+    next_uid: u64,
+    backoff: Duration,
+    waiting: bool,
+    /// A rate slot was taken and waited for: the next journal entry goes without another.
+    slot_taken: bool,
+    profiles: CpoProfiles,
+    status: Arc<Mutex<UplinkStatus>>,
+}
+
+impl UplinkLink {
+    pub fn new(
+        core: Controller,
+        id: ChargePointId,
+        station: Addr<StationActor>,
+        rate: RateCap,
+        status: Arc<Mutex<UplinkStatus>>,
+    ) -> UplinkLink {
+        UplinkLink {
+            core,
+            id,
+            station,
+            rate,
+            generation: 0,
+            socket: None,
+            out: None,
+            booted: false,
+            statuses: Vec::new(),
+            in_flight: None,
+            next_uid: 1,
+            backoff: Duration::from_secs(1),
+            waiting: false,
+            slot_taken: false,
+            profiles: CpoProfiles::default(),
+            status,
+        }
+    }
+
+    fn settings(&self) -> Option<ampwarden_actors::config::UplinkConfig> {
+        self.core.config().uplink.clone()
+    }
+
+    fn set_status(&self, f: impl FnOnce(&mut UplinkStatus)) {
+        let mut s = self.status.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut s);
+        s.backlog = self.core.store().journal_len(&self.id);
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        let Some(settings) = self.settings() else {
+            return;
+        };
+        self.generation += 1;
+        let generation = self.generation;
+        let me = ctx.address();
+        let url = format!("{}/{}", settings.url.trim_end_matches('/'), self.id);
+        let auth = settings.password.as_ref().map(|p| {
+            let pair = format!("{}:{p}", self.id);
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        });
+        if let Some(old) = self.socket.take() {
+            ctx.cancel_future(old);
+        }
+        let task = async move {
+            let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+            let why = match dial(&url, auth.as_deref()).await {
+                Err(e) => e,
+                Ok(socket) => {
+                    let (mut sink, mut stream) = socket.split();
+                    me.do_send(Connected {
+                        generation,
+                        out: tx.clone(),
+                    });
+                    let writer = async {
+                        while let Some(text) = rx.recv().await {
+                            if sink.send(Message::text(text)).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let reader = async {
+                        while let Some(frame) = stream.next().await {
+                            match frame {
+                                Ok(Message::Text(text)) => me.do_send(FromCpo {
+                                    generation,
+                                    text: text.to_string(),
+                                }),
+                                Ok(Message::Close(_)) => return "closed by the CPO".to_owned(),
+                                Ok(_) => {}
+                                Err(e) => return e.to_string(),
+                            }
+                        }
+                        "closed".to_owned()
+                    };
+                    tokio::select! {
+                        () = writer => "closed".to_owned(),
+                        why = reader => why,
+                    }
+                }
+            };
+            me.do_send(Lost { generation, why });
+        };
+        self.socket = Some(ctx.spawn(task.into_actor(self)));
+    }
+
+    fn send_call(
+        &mut self,
+        ctx: &mut Context<Self>,
+        unique_id: String,
+        action: &str,
+        payload: &Value,
+        what: Sending,
+    ) {
+        let Some(out) = &self.out else { return };
+        let frame = format!(
+            "[2,{},{},{}]",
+            serde_json::to_string(&unique_id).unwrap_or_default(),
+            serde_json::to_string(action).unwrap_or_default(),
+            payload
+        );
+        tracing::debug!(station = %self.id, %frame, "to the CPO");
+        if out.send(frame).is_err() {
+            return;
+        }
+        let wait = Duration::from_secs(u64::from(self.settings().map_or(30, |s| s.call_timeout_s)));
+        let generation = self.generation;
+        let timeout = ctx.run_later(wait, move |act, ctx| {
+            if act.generation == generation && act.in_flight.is_some() {
+                act.set_status(|s| {
+                    s.last_error = Some(format!("the CPO did not answer within {wait:?}"))
+                });
+                // Resent on the next connection, with the same uniqueId.
+                act.drop_connection(ctx, "no answer".into());
+            }
+        });
+        self.in_flight = Some(InFlight {
+            unique_id,
+            what,
+            timeout,
+        });
+        self.set_status(|s| s.sent += 1);
+    }
+
+    fn drop_connection(&mut self, ctx: &mut Context<Self>, why: String) {
+        if let Some(h) = self.socket.take() {
+            ctx.cancel_future(h);
+        }
+        self.lost(ctx, why);
+    }
+
+    fn lost(&mut self, ctx: &mut Context<Self>, why: String) {
+        self.out = None;
+        self.booted = false;
+        if let Some(f) = self.in_flight.take() {
+            ctx.cancel_future(f.timeout);
+        }
+        self.set_status(|s| {
+            s.connected = false;
+            s.booted = false;
+            s.last_error = Some(why.clone());
+        });
+        let max = Duration::from_secs(u64::from(self.settings().map_or(60, |s| s.reconnect_max_s)));
+        let wait = self.backoff;
+        self.backoff = (self.backoff * 2).min(max);
+        ctx.run_later(wait, |act, ctx| act.connect(ctx));
+    }
+
+    /// Sends what is next, if nothing is in flight: the boot, the statuses, the journal.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.out.is_none() || self.in_flight.is_some() || self.waiting {
+            return;
+        }
+        let store = self.core.store().clone();
+        if !self.booted {
+            match store.uplink_boot(&self.id) {
+                Ok(Some(boot)) => {
+                    let uid = self.uid();
+                    self.send_call(ctx, uid, "BootNotification", &boot, Sending::Boot);
+                }
+                // Never booted yet: the station's own boot wakes this link.
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(station = %self.id, error = %e, "cannot read the boot for the CPO")
+                }
+            }
+            return;
+        }
+        if let Some(status) = self.statuses.pop() {
+            let uid = self.uid();
+            self.send_call(ctx, uid, "StatusNotification", &status, Sending::Status);
+            return;
+        }
+        let entry = match store.journal_first(&self.id) {
+            Ok(Some(e)) => e,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(station = %self.id, error = %e, "cannot read the journal for the CPO");
+                return;
+            }
+        };
+        // The site-wide cap: a slot, once taken, is this link's when its time comes.
+        if !std::mem::take(&mut self.slot_taken) {
+            let per_s = self.settings().map_or(200, |s| s.rate_per_s);
+            let wait = self.rate.take(per_s);
+            if !wait.is_zero() {
+                self.waiting = true;
+                ctx.run_later(wait, |act, ctx| {
+                    act.waiting = false;
+                    act.slot_taken = true;
+                    act.pump(ctx);
+                });
+                return;
+            }
+        }
+        let (seq, mut entry) = entry;
+        // The CPO knows its own transaction ids.
+        if let Some(local) = entry.payload.get("transactionId").and_then(Value::as_i64) {
+            let local = i32::try_from(local).unwrap_or_default();
+            match store.cpo_transaction(&self.id, local) {
+                Ok(Some(cpo)) => entry.payload["transactionId"] = json!(cpo),
+                Ok(None) => {
+                    tracing::warn!(station = %self.id, transaction = local, "no CPO id for a local transaction: sent as is")
+                }
+                Err(e) => {
+                    tracing::error!(station = %self.id, error = %e, "cannot read a CPO transaction id")
+                }
+            }
+        }
+        self.send_call(
+            ctx,
+            format!("j{seq}"),
+            &entry.action,
+            &entry.payload,
+            Sending::Journal {
+                seq,
+                action: entry.action.clone(),
+                local: entry.local_transaction,
+            },
+        );
+    }
+
+    fn uid(&mut self) -> String {
+        self.next_uid += 1;
+        format!("u{}-{}", self.generation, self.next_uid)
+    }
+
+    /// The CPO answered our call.
+    fn answered(
+        &mut self,
+        ctx: &mut Context<Self>,
+        unique_id: &str,
+        result: Result<Value, String>,
+    ) {
+        tracing::debug!(station = %self.id, unique_id, ?result, in_flight = ?self.in_flight.as_ref().map(|f| f.unique_id.clone()), waiting = self.waiting, "answer from the CPO");
+        let Some(f) = self.in_flight.take_if(|f| f.unique_id == unique_id) else {
+            return;
+        };
+        ctx.cancel_future(f.timeout);
+        match f.what {
+            Sending::Boot => match result {
+                Ok(v) if v["status"] == "Accepted" => {
+                    self.booted = true;
+                    self.backoff = Duration::from_secs(1);
+                    self.set_status(|s| s.booted = true);
+                    self.queue_statuses(ctx);
+                    return;
+                }
+                other => {
+                    let why = format!("the CPO did not accept the boot: {other:?}");
+                    self.set_status(|s| s.last_error = Some(why.clone()));
+                    let interval = other
+                        .ok()
+                        .and_then(|v| v["interval"].as_u64())
+                        .unwrap_or(30)
+                        .clamp(5, 3600);
+                    self.waiting = true;
+                    ctx.run_later(Duration::from_secs(interval), |act, ctx| {
+                        act.waiting = false;
+                        act.pump(ctx);
+                    });
+                    return;
+                }
+            },
+            Sending::Status => {}
+            Sending::Journal { seq, action, local } => {
+                let store = self.core.store().clone();
+                match &result {
+                    Ok(v) if action == "StartTransaction" => {
+                        if let (Some(local), Some(cpo)) = (local, v["transactionId"].as_i64()) {
+                            let cpo = i32::try_from(cpo).unwrap_or_default();
+                            if let Err(e) = store.set_cpo_transaction(&self.id, local, cpo) {
+                                tracing::error!(station = %self.id, error = %e, "cannot keep the CPO's transaction id");
+                                return;
+                            }
+                            let status = v["idTagInfo"]["status"].as_str().unwrap_or("");
+                            if status != "Accepted" {
+                                self.note(
+                                    LogLevel::Warn,
+                                    format!("the CPO answered {status} for transaction {local} (CPO id {cpo}); it continues and is flagged here"),
+                                );
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => self.note(
+                        LogLevel::Warn,
+                        format!(
+                            "the CPO refused {action} (journal {seq}): {e}; dropped, not retried"
+                        ),
+                    ),
+                }
+                if let Err(e) = store.journal_remove(&self.id, seq) {
+                    tracing::error!(station = %self.id, error = %e, "cannot remove a journal entry");
+                }
+            }
+        }
+        self.set_status(|_| {});
+        self.pump(ctx);
+    }
+
+    fn note(&self, level: LogLevel, message: String) {
+        tracing::info!(station = %self.id, "uplink: {message}");
+        if let Err(e) =
+            self.core
+                .store()
+                .log(level, Some(&self.id), format!("CPO uplink: {message}"))
+        {
+            tracing::error!(error = %e, "cannot write the operator log");
+        }
+    }
+
+    /// A StatusNotification of every connector, from the station's state now.
+    fn queue_statuses(&mut self, ctx: &mut Context<Self>) {
+        self.waiting = true;
+        self.station
+            .send(GetSnapshot)
+            .into_actor(self)
+            .map(|snapshot, act, ctx| {
+                act.waiting = false;
+                let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                let mut statuses = vec![json!({"connectorId": 0, "errorCode": "NoError", "status": "Available", "timestamp": now})];
+                if let Ok(s) = snapshot {
+                    for c in s.connectors {
+                        statuses.push(json!({"connectorId": c.connector, "errorCode": c.error_code, "status": c.status, "timestamp": now}));
+                    }
+                }
+                statuses.retain(|s| s["status"] != "Unknown");
+                statuses.reverse();
+                act.statuses = statuses;
+                act.pump(ctx);
+            })
+            .spawn(ctx);
+    }
+
+    /// A CALL from the CPO.
+    fn on_call(&mut self, ctx: &mut Context<Self>, unique_id: String, call: CentralCall) {
+        if self.settings().is_some_and(|s| s.read_only) {
+            let e = CallError::new(
+                ErrorCode::SecurityError,
+                "this uplink is read-only: no commands are accepted",
+            );
+            self.reply(encode_call_error(&unique_id, &e));
+            return;
+        }
+        let now = Utc::now();
+        match call {
+            CentralCall::SetChargingProfile(r) => {
+                self.profiles
+                    .set(r.connector_id, r.cs_charging_profiles, now);
+                self.note(
+                    LogLevel::Info,
+                    format!(
+                        "charging profile kept as a limit on connector {}",
+                        r.connector_id
+                    ),
+                );
+                self.reply(encode_call_result(
+                    &unique_id,
+                    &SetChargingProfileResponse {
+                        status: ChargingProfileStatus::Accepted,
+                    },
+                ));
+                self.apply_profiles(ctx);
+            }
+            CentralCall::ClearChargingProfile(r) => {
+                let status = if self.profiles.clear(&r) {
+                    ClearChargingProfileStatus::Accepted
+                } else {
+                    ClearChargingProfileStatus::Unknown
+                };
+                self.reply(encode_call_result(
+                    &unique_id,
+                    &ClearChargingProfileResponse { status },
+                ));
+                self.apply_profiles(ctx);
+            }
+            CentralCall::GetCompositeSchedule(r) => {
+                let station = self.station.clone();
+                let profiles = self.profiles.clone();
+                let volts = self.core.config().site.voltage_v;
+                let max = self
+                    .core
+                    .config()
+                    .station(&self.id)
+                    .map(|s| s.max_current_a);
+                async move {
+                    let connectors = station
+                        .send(GetSnapshot)
+                        .await
+                        .map(|s| {
+                            s.connectors
+                                .iter()
+                                .map(|c| (c.connector, c.transaction.as_ref().map(|t| t.id)))
+                                .collect::<Vec<_>>()
+                        })
+                        .unwrap_or_default();
+                    let limits = profiles.composite(&connectors, Utc::now(), volts);
+                    let limit = [limits.get(&r.connector_id), limits.get(&0)]
+                        .into_iter()
+                        .flatten()
+                        .copied()
+                        .reduce(ampwarden_actors::units::Amps::min)
+                        .or(max);
+                    match limit {
+                        Some(limit) => GetCompositeScheduleResponse {
+                            status: GetCompositeScheduleStatus::Accepted,
+                            connector_id: Some(r.connector_id),
+                            schedule_start: Some(Utc::now()),
+                            charging_schedule: Some(profiles::composite_schedule(
+                                limit, r.duration,
+                            )),
+                        },
+                        None => GetCompositeScheduleResponse {
+                            status: GetCompositeScheduleStatus::Rejected,
+                            connector_id: None,
+                            schedule_start: None,
+                            charging_schedule: None,
+                        },
+                    }
+                }
+                .into_actor(self)
+                .map(move |answer, act, _| act.reply(encode_call_result(&unique_id, &answer)))
+                .spawn(ctx);
+            }
+            CentralCall::ChangeConfiguration(r) if r.key.as_str() == "MeterValueSampleInterval" => {
+                // Absorbed: the stations report to the site at its own interval.
+                self.reply(encode_call_result(
+                    &unique_id,
+                    &ChangeConfigurationResponse {
+                        status: ConfigurationStatus::Accepted,
+                    },
+                ));
+            }
+            CentralCall::RemoteStopTransaction(mut r) => {
+                if let Ok(Some(local)) = self
+                    .core
+                    .store()
+                    .local_transaction(&self.id, r.transaction_id)
+                {
+                    r.transaction_id = local;
+                }
+                self.relay(ctx, unique_id, r);
+            }
+            CentralCall::RemoteStartTransaction(r) => self.relay(ctx, unique_id, r),
+            CentralCall::Reset(r) => self.relay(ctx, unique_id, r),
+            CentralCall::UnlockConnector(r) => self.relay(ctx, unique_id, r),
+            CentralCall::ChangeAvailability(r) => self.relay(ctx, unique_id, r),
+            CentralCall::TriggerMessage(r) => self.relay(ctx, unique_id, r),
+            CentralCall::ChangeConfiguration(r) => self.relay(ctx, unique_id, r),
+            CentralCall::GetConfiguration(r) => self.relay(ctx, unique_id, r),
+            CentralCall::UpdateFirmware(r) => self.relay(ctx, unique_id, r),
+            CentralCall::GetDiagnostics(r) => self.relay(ctx, unique_id, r),
+            CentralCall::SendLocalList(r) => self.relay(ctx, unique_id, r),
+            CentralCall::GetLocalListVersion(r) => self.relay(ctx, unique_id, r),
+            CentralCall::ClearCache(r) => self.relay(ctx, unique_id, r),
+            CentralCall::DataTransfer(r) => self.relay(ctx, unique_id, r),
+            CentralCall::ExtendedTriggerMessage(r) => self.relay(ctx, unique_id, r),
+            CentralCall::GetLog(r) => self.relay(ctx, unique_id, r),
+            CentralCall::SignedUpdateFirmware(r) => self.relay(ctx, unique_id, r),
+        }
+    }
+
+    /// A command for the station, answered with the station's answer.
+    fn relay<R>(&mut self, ctx: &mut Context<Self>, unique_id: String, request: R)
+    where
+        R: Request + Send + 'static,
+        R::Response: Send + 'static,
+    {
+        self.station
+            .send(Call(request))
+            .into_actor(self)
+            .map(move |answer, act, _| {
+                let frame = match answer {
+                    Ok(Ok(r)) => encode_call_result(&unique_id, &r),
+                    Ok(Err(CallFailure::Refused(e))) => encode_call_error(&unique_id, &e),
+                    Ok(Err(other)) => encode_call_error(
+                        &unique_id,
+                        &CallError::new(
+                            ErrorCode::GenericError,
+                            format!("the station did not answer: {other}"),
+                        ),
+                    ),
+                    Err(_) => encode_call_error(
+                        &unique_id,
+                        &CallError::new(ErrorCode::InternalError, "the station is gone"),
+                    ),
+                };
+                act.reply(frame);
+            })
+            .spawn(ctx);
+    }
+
+    fn reply(&self, frame: String) {
+        if let Some(out) = &self.out {
+            let _ = out.send(frame);
+        }
+    }
+
+    /// Tells the station actor the CPO's limits as they compose now.
+    fn apply_profiles(&mut self, ctx: &mut Context<Self>) {
+        let profiles = self.profiles.clone();
+        let volts = self.core.config().site.voltage_v;
+        self.station
+            .send(GetSnapshot)
+            .into_actor(self)
+            .map(move |snapshot, act, _| {
+                let Ok(s) = snapshot else { return };
+                let connectors: Vec<(u32, Option<i32>)> = s
+                    .connectors
+                    .iter()
+                    .map(|c| (c.connector, c.transaction.as_ref().map(|t| t.id)))
+                    .collect();
+                let limits = profiles.composite(&connectors, Utc::now(), volts);
+                act.set_status(|st| {
+                    st.cpo_limits = limits.iter().map(|(&c, a)| (c, a.0)).collect()
+                });
+                act.station.do_send(SetCpoLimits(limits));
+            })
+            .spawn(ctx);
+    }
+}
+
+async fn dial(
+    url: &str,
+    auth: Option<&str>,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    String,
+> {
+    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static("ocpp1.6"),
+    );
+    if let Some(auth) = auth {
+        let value = HeaderValue::from_str(auth).map_err(|e| e.to_string())?;
+        request.headers_mut().insert("Authorization", value);
+    }
+    match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
+        Err(_) => Err(format!("no answer within {CONNECT_TIMEOUT:?}")),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+            Err(format!("refused by the CPO: HTTP {}", response.status()))
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok((socket, _))) => Ok(socket),
+    }
+}
+
+impl Actor for UplinkLink {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.station
+            .do_send(AttachUplink(ctx.address().recipient::<UplinkWake>()));
+        self.set_status(|s| s.station = self.id.to_string());
+        self.connect(ctx);
+        ctx.run_interval(PROFILE_TICK, |act, ctx| {
+            if !act.profiles.is_empty() {
+                act.apply_profiles(ctx);
+            }
+        });
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Connected {
+    generation: u64,
+    out: mpsc::UnboundedSender<String>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FromCpo {
+    generation: u64,
+    text: String,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Lost {
+    generation: u64,
+    why: String,
+}
+
+impl Handler<Connected> for UplinkLink {
+    type Result = ();
+
+    fn handle(&mut self, m: Connected, ctx: &mut Self::Context) {
+        if m.generation != self.generation {
+            return;
+        }
+        self.out = Some(m.out);
+        self.booted = false;
+        self.statuses.clear();
+        self.set_status(|s| {
+            s.connected = true;
+            s.last_error = None;
+        });
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Lost> for UplinkLink {
+    type Result = ();
+
+    fn handle(&mut self, m: Lost, ctx: &mut Self::Context) {
+        if m.generation == self.generation {
+            self.socket = None;
+            self.lost(ctx, m.why);
+        }
+    }
+}
+
+impl Handler<UplinkWake> for UplinkLink {
+    type Result = ();
+
+    fn handle(&mut self, _: UplinkWake, ctx: &mut Self::Context) {
+        self.set_status(|_| {});
+        self.pump(ctx);
+    }
+}
+
+impl Handler<FromCpo> for UplinkLink {
+    type Result = ();
+
+    fn handle(&mut self, m: FromCpo, ctx: &mut Self::Context) {
+        if m.generation != self.generation {
+            return;
+        }
+        match Incoming::<CentralCall>::parse(&m.text) {
+            Ok(Incoming::Call { unique_id, request }) => match request {
+                Ok(call) => self.on_call(ctx, unique_id.into_owned(), call),
+                Err(e) => self.reply(encode_call_error(&unique_id, &e)),
+            },
+            Ok(Incoming::CallResult { unique_id, payload }) => {
+                let value = serde_json::from_str(payload.get()).unwrap_or(Value::Null);
+                self.answered(ctx, &unique_id, Ok(value));
+            }
+            Ok(Incoming::CallError {
+                unique_id, error, ..
+            }) => {
+                self.answered(ctx, &unique_id, Err(error.to_string()));
+            }
+            Err(bad) => {
+                tracing::warn!(station = %self.id, error = %bad.error, "a malformed frame from the CPO");
+                if let Some(answer) = bad.answer() {
+                    self.reply(answer);
+                }
+            }
+        }
+    }
+}
+
+/// Reads one station's uplink state (the API).
+#[derive(Message)]
+#[rtype(result = "UplinkStatus")]
+pub struct GetUplinkStatus;
+
+impl Handler<GetUplinkStatus> for UplinkLink {
+    type Result = MessageResult<GetUplinkStatus>;
+
+    fn handle(&mut self, _: GetUplinkStatus, _: &mut Self::Context) -> Self::Result {
+        self.set_status(|_| {});
+        MessageResult(
+            self.status
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        )
+    }
+}

@@ -1,0 +1,341 @@
+//! The CPO uplink against a real upstream central system (`common::cpo`, an OCPP 1.6J
+//! server on the project's typed messages): what the stations do reaches the CPO with the
+//! CPO's transaction ids, in order, exactly once, across an outage and a restart; the
+//! CPO's commands reach the stations; its charging profiles cap the vehicles without being
+//! forwarded.
+
+use crate::common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::cpo::{Cpo, Received};
+use common::http::Api;
+use common::{ok, TestApp};
+use serde_json::{json, Value};
+
+fn site(cpo: &str, extra: &str) -> String {
+    format!(
+        r#"
+[auth]
+mode = "accept_all"
+
+[uplink]
+url = "{cpo}"
+password = "cpo-key-0001"
+meter_values_every_s = 1
+{extra}
+
+[control]
+increase_hold_s = 1
+
+[[zones]]
+id = "main"
+limit_a = 20.0
+
+[[stations]]
+id = "CP001"
+zone = "main"
+max_current_a = 32.0
+"#
+    )
+}
+
+fn at(seconds_ago: i64) -> String {
+    (chrono::Utc::now() - chrono::TimeDelta::seconds(seconds_ago))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn of<'a>(received: &'a [Received], action: &str) -> Vec<&'a Received> {
+    received.iter().filter(|r| r.action == action).collect()
+}
+
+fn energy(wh: i64) -> Value {
+    json!([{"timestamp": at(0), "sampledValue": [{"value": wh.to_string(), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}])
+}
+
+#[tokio::test]
+async fn the_cpo_sees_the_station_and_its_transactions_under_its_own_ids() {
+    let cpo = Cpo::start("127.0.0.1:0".parse().expect("addr")).await;
+    let app = TestApp::start("", &site(&cpo.url(), ""));
+    let station = app.booted("CP001").await;
+    cpo.until("the boot", |r| !of(r, "BootNotification").is_empty())
+        .await;
+    assert!(
+        cpo.auth_of("CP001")
+            .is_some_and(|a| a.starts_with("Basic ")),
+        "security profile 1"
+    );
+    let local = common::start_transaction(&station, 1, "TAG1", 100).await;
+    let mv = json!({"connectorId": 1, "transactionId": local, "meterValue": energy(600)});
+    ok(station.call("MeterValues", mv).await.expect("answered"));
+    let stop =
+        json!({"transactionId": local, "meterStop": 900, "timestamp": at(0), "idTag": "TAG1"});
+    ok(station
+        .call("StopTransaction", stop)
+        .await
+        .expect("answered"));
+    cpo.until("the stop", |r| !of(r, "StopTransaction").is_empty())
+        .await;
+    let r = cpo.received();
+    let start = of(&r, "StartTransaction");
+    assert_eq!(start.len(), 1);
+    assert_eq!(start[0].payload["idTag"], "TAG1");
+    assert_eq!(start[0].payload["meterStart"], 100);
+    // The CPO's id (9001), not the local one, in what follows.
+    let mvs = of(&r, "MeterValues");
+    assert!(!mvs.is_empty());
+    assert!(
+        mvs.iter().all(|m| m.payload["transactionId"] == 9001),
+        "{mvs:?}"
+    );
+    assert_eq!(of(&r, "StopTransaction")[0].payload["transactionId"], 9001);
+    assert_ne!(local, 9001, "the local record keeps its own id");
+    // The boot came first, the statuses before the transaction.
+    assert_eq!(r[0].action, "BootNotification");
+    let api = Api::setup(&app).await;
+    let uplink = api.get("/api/v1/uplink").await.expect(200).json();
+    assert_eq!(uplink["stations"][0]["connected"], true, "{uplink}");
+    assert_eq!(uplink["stations"][0]["backlog"], 0, "{uplink}");
+}
+
+#[tokio::test]
+async fn what_happens_while_the_cpo_is_away_reaches_it_once_in_order_across_a_restart() {
+    // The CPO's address, free now; it comes up later.
+    let port = common::free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut app = TestApp::start(
+        "",
+        &site(&format!("ws://{addr}/ocpp"), "reconnect_max_s = 1"),
+    );
+    let station = app.booted("CP001").await;
+    let mut locals = Vec::new();
+    // Two transactions, then the controller is killed and restarted, then a third.
+    for (i, wh) in [(0, 1000), (1, 3000)] {
+        let tx = common::start_transaction(&station, 1, &format!("T{i}"), wh).await;
+        let mv = json!({"connectorId": 1, "transactionId": tx, "meterValue": energy(wh + 500)});
+        ok(station.call("MeterValues", mv).await.expect("answered"));
+        let stop = json!({"transactionId": tx, "meterStop": wh + 900, "timestamp": at(0)});
+        ok(station
+            .call("StopTransaction", stop)
+            .await
+            .expect("answered"));
+        locals.push(tx);
+    }
+    drop(station);
+    app.restart();
+    let station = app.booted("CP001").await;
+    let tx = common::start_transaction(&station, 1, "T2", 5000).await;
+    let stop = json!({"transactionId": tx, "meterStop": 5400, "timestamp": at(0)});
+    ok(station
+        .call("StopTransaction", stop)
+        .await
+        .expect("answered"));
+    locals.push(tx);
+    // The CPO comes back.
+    let cpo = Cpo::start(addr).await;
+    cpo.until("all three stops", |r| of(r, "StopTransaction").len() >= 3)
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let r = cpo.received();
+    let flow: Vec<(String, Value)> = r
+        .iter()
+        .filter(|m| {
+            matches!(
+                m.action.as_str(),
+                "StartTransaction" | "MeterValues" | "StopTransaction"
+            )
+        })
+        .map(|m| {
+            let key = match m.action.as_str() {
+                "StartTransaction" => m.payload["idTag"].clone(),
+                _ => m.payload["transactionId"].clone(),
+            };
+            (m.action.clone(), key)
+        })
+        .collect();
+    assert_eq!(
+        flow,
+        vec![
+            ("StartTransaction".into(), json!("T0")),
+            ("MeterValues".into(), json!(9001)),
+            ("StopTransaction".into(), json!(9001)),
+            ("StartTransaction".into(), json!("T1")),
+            ("MeterValues".into(), json!(9002)),
+            ("StopTransaction".into(), json!(9002)),
+            ("StartTransaction".into(), json!("T2")),
+            ("StopTransaction".into(), json!(9003)),
+        ],
+        "exactly once, in order, with the CPO's ids"
+    );
+    let unique: std::collections::BTreeSet<&str> = r.iter().map(|m| m.unique_id.as_str()).collect();
+    assert_eq!(unique.len(), r.len(), "no message sent twice");
+    // The local records are the station's own.
+    let api = Api::setup(&app).await;
+    let listed = api.get("/api/v1/transactions").await.expect(200).json();
+    let ids: Vec<i64> = listed["transactions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|t| t["id"].as_i64())
+        .collect();
+    for l in &locals {
+        assert!(ids.contains(l), "{l} in {ids:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_cpo_commands_reach_the_station_and_its_profiles_cap_without_being_forwarded() {
+    let cpo = Cpo::start("127.0.0.1:0".parse().expect("addr")).await;
+    let app = TestApp::start("", &site(&cpo.url(), ""));
+    let mut station = app.manual("CP001").await;
+    let mut calls = station.take_calls();
+    let answerer = station.answerer();
+    // Answer every call of the controller like a station that takes its profiles.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, Value)>::new()));
+    let recorder = seen.clone();
+    tokio::spawn(async move {
+        while let Some(call) = calls.recv().await {
+            let answer = ampwarden::simulate::client::routine_answer(&call.action, &call.payload)
+                .unwrap_or_else(|| json!({"status": "Accepted"}));
+            recorder
+                .lock()
+                .expect("lock")
+                .push((call.action.clone(), call.payload.clone()));
+            let _ = answerer.answer(&call.unique_id, answer);
+        }
+    });
+    ok(station
+        .call("BootNotification", common::boot_payload())
+        .await
+        .expect("boot"));
+    let tx = common::start_transaction(&station, 1, "TAG1", 0).await;
+    cpo.until("the start", |r| !of(r, "StartTransaction").is_empty())
+        .await;
+    let tx_limit = |seen: &[(String, Value)]| {
+        seen.iter()
+            .rev()
+            .find(|(a, p)| {
+                a == "SetChargingProfile"
+                    && p["csChargingProfiles"]["chargingProfilePurpose"] == "TxProfile"
+            })
+            .and_then(|(_, p)| {
+                p["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
+                    .as_f64()
+            })
+    };
+    let wait_limit = |want: f64| {
+        let seen = seen.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let got = tx_limit(&seen.lock().expect("lock"));
+                if got == Some(want) {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "TxProfile {want} A: last {got:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    // The site gives the vehicle its zone's 20 A.
+    wait_limit(20.0).await;
+    // The CPO's 10 A profile caps it; the CPO's profile itself never reaches the station.
+    let profile = json!({"connectorId": 1, "csChargingProfiles": {
+        "chargingProfileId": 777, "stackLevel": 1, "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute",
+        "chargingSchedule": {"chargingRateUnit": "A", "startSchedule": at(60), "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 10.0}]}}});
+    assert_eq!(
+        cpo.call("CP001", "SetChargingProfile", profile).await["status"],
+        "Accepted"
+    );
+    wait_limit(10.0).await;
+    assert!(
+        !seen
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|(a, p)| a == "SetChargingProfile"
+                && p["csChargingProfiles"]["chargingProfileId"] == 777),
+        "the CPO's profile is not forwarded"
+    );
+    let composite = cpo
+        .call(
+            "CP001",
+            "GetCompositeSchedule",
+            json!({"connectorId": 1, "duration": 600}),
+        )
+        .await;
+    assert_eq!(composite["status"], "Accepted", "{composite}");
+    assert_eq!(
+        composite["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"], 10.0,
+        "{composite}"
+    );
+    // A CPO limit above the site's: the site's wins.
+    let profile = json!({"connectorId": 1, "csChargingProfiles": {
+        "chargingProfileId": 778, "stackLevel": 1, "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute",
+        "chargingSchedule": {"chargingRateUnit": "A", "startSchedule": at(60), "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 30.0}]}}});
+    assert_eq!(
+        cpo.call("CP001", "SetChargingProfile", profile).await["status"],
+        "Accepted"
+    );
+    wait_limit(20.0).await;
+    let cleared = cpo
+        .call("CP001", "ClearChargingProfile", json!({"id": 778}))
+        .await;
+    assert_eq!(cleared["status"], "Accepted");
+
+    // Commands are relayed, and answered with the station's answer; RemoteStop names
+    // the CPO's transaction id, the station gets its own.
+    let remote = cpo
+        .call(
+            "CP001",
+            "RemoteStartTransaction",
+            json!({"connectorId": 1, "idTag": "CPOTAG"}),
+        )
+        .await;
+    assert_eq!(remote["status"], "Accepted");
+    let stop = cpo
+        .call(
+            "CP001",
+            "RemoteStopTransaction",
+            json!({"transactionId": 9001}),
+        )
+        .await;
+    assert_eq!(stop["status"], "Accepted");
+    let seen = seen.lock().expect("lock").clone();
+    assert!(seen
+        .iter()
+        .any(|(a, p)| a == "RemoteStartTransaction" && p["idTag"] == "CPOTAG"));
+    assert!(
+        seen.iter()
+            .any(|(a, p)| a == "RemoteStopTransaction" && p["transactionId"] == tx),
+        "{seen:?}"
+    );
+    // Bad input from the CPO: answered per OCPP, the station side unaffected.
+    let bad = cpo
+        .call("CP001", "SetChargingProfile", json!({"connectorId": 1}))
+        .await;
+    assert!(bad["error"].is_string(), "{bad}");
+    let unknown = cpo.call("CP001", "FlyToTheMoon", json!({})).await;
+    assert_eq!(unknown["error"], "NotImplemented");
+}
+
+#[tokio::test]
+async fn a_read_only_uplink_refuses_every_command_and_still_reports() {
+    let cpo = Cpo::start("127.0.0.1:0".parse().expect("addr")).await;
+    let app = TestApp::start("", &site(&cpo.url(), "read_only = true"));
+    let station = app.booted("CP001").await;
+    cpo.until("the boot", |r| !of(r, "BootNotification").is_empty())
+        .await;
+    let reset = cpo.call("CP001", "Reset", json!({"type": "Soft"})).await;
+    assert_eq!(reset["error"], "SecurityError");
+    let tx = common::start_transaction(&station, 1, "TAG1", 0).await;
+    assert!(tx > 0);
+    cpo.until("the start", |r| !of(r, "StartTransaction").is_empty())
+        .await;
+}
