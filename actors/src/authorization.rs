@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{AuthMode, BadgeConfig};
+use crate::config::{AuthMode, BadgeConfig, OfflineAuth};
+use crate::ocpp::core::{AuthorizationStatus, IdTagInfo};
 use crate::store::records::BadgeRecord;
 use crate::units::IdTag;
 
@@ -14,6 +15,8 @@ pub enum Verdict {
     Blocked,
     Expired,
     Invalid,
+    /// The CPO's answer: the tag is already in use elsewhere.
+    ConcurrentTx,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -24,6 +27,14 @@ pub struct Authorization {
 }
 
 impl Authorization {
+    pub fn accepted(vip: bool) -> Self {
+        Authorization {
+            verdict: Verdict::Accepted,
+            vip,
+            expires: None,
+        }
+    }
+
     fn invalid() -> Self {
         Authorization {
             verdict: Verdict::Invalid,
@@ -66,13 +77,12 @@ pub fn authorize(
                 })
         });
     match (mode, badge) {
-        (AuthMode::Uplink, _) => Authorization::invalid(),
         (AuthMode::AcceptAll, None) => Authorization {
             verdict: Verdict::Accepted,
             vip: false,
             expires: None,
         },
-        (AuthMode::Local, None) => Authorization::invalid(),
+        (AuthMode::Local | AuthMode::Uplink, None) => Authorization::invalid(),
         (_, Some(b)) => {
             let verdict = if b.blocked {
                 Verdict::Blocked
@@ -86,6 +96,51 @@ pub fn authorize(
                 vip: b.vip && verdict == Verdict::Accepted,
                 expires: b.expires,
             }
+        }
+    }
+}
+
+/// The CPO's answer for a tag (an Authorize, or cached from one): Accepted turns Expired
+/// once its expiry date is past. `vip` comes from the local badges.
+pub fn from_cpo(info: &IdTagInfo, vip: bool, now: DateTime<Utc>) -> Authorization {
+    let verdict = match info.status {
+        AuthorizationStatus::Accepted if info.expiry_date.is_some_and(|e| e <= now) => {
+            Verdict::Expired
+        }
+        AuthorizationStatus::Accepted => Verdict::Accepted,
+        AuthorizationStatus::Blocked => Verdict::Blocked,
+        AuthorizationStatus::Expired => Verdict::Expired,
+        AuthorizationStatus::Invalid => Verdict::Invalid,
+        AuthorizationStatus::ConcurrentTx => Verdict::ConcurrentTx,
+    };
+    Authorization {
+        verdict,
+        vip: vip && verdict == Verdict::Accepted,
+        expires: info.expiry_date,
+    }
+}
+
+/// `auth.mode = "uplink"` while the CPO cannot be asked (`auth.offline`): the local
+/// badges, then the CPO's cached answer (`cached`, read only when needed).
+pub fn offline(
+    policy: OfflineAuth,
+    tag: &IdTag,
+    stored: Option<&BadgeRecord>,
+    configured: &[BadgeConfig],
+    cached: impl FnOnce() -> Option<IdTagInfo>,
+    now: DateTime<Utc>,
+) -> Authorization {
+    let local = authorize(AuthMode::Local, tag, stored, configured, now);
+    let known_locally = stored.is_some()
+        || configured
+            .iter()
+            .any(|b| b.id_tag.as_str().eq_ignore_ascii_case(tag.as_str()));
+    match policy {
+        OfflineAuth::Reject => Authorization::invalid(),
+        OfflineAuth::Accept => Authorization::accepted(local.vip),
+        OfflineAuth::LocalThenCache if known_locally => local,
+        OfflineAuth::LocalThenCache => {
+            cached().map_or_else(Authorization::invalid, |info| from_cpo(&info, false, now))
         }
     }
 }
@@ -161,6 +216,54 @@ mod tests {
         );
         assert_eq!(
             authorize(AuthMode::Uplink, &"ANY".into(), None, &[], now).verdict,
+            Verdict::Invalid
+        );
+    }
+
+    #[test]
+    fn offline_the_local_list_then_the_cpo_cache_decide() {
+        let now = Utc::now();
+        let list = [configured("LOCAL1", true, None)];
+        let info = |status, expiry_date| IdTagInfo {
+            expiry_date,
+            parent_id_tag: None,
+            status,
+        };
+        let cached = |i: Option<IdTagInfo>| move || i;
+        let decide = |policy, tag: &str, c: Option<IdTagInfo>| {
+            offline(policy, &tag.into(), None, &list, cached(c), now)
+        };
+        let lc = OfflineAuth::LocalThenCache;
+        let local = decide(lc, "local1", Some(info(AuthorizationStatus::Blocked, None)));
+        assert_eq!(
+            (local.verdict, local.vip),
+            (Verdict::Accepted, true),
+            "the local list first"
+        );
+        assert_eq!(
+            decide(lc, "GOOD", Some(info(AuthorizationStatus::Accepted, None))).verdict,
+            Verdict::Accepted
+        );
+        let past = Some(now - Duration::hours(1));
+        assert_eq!(
+            decide(lc, "OLD", Some(info(AuthorizationStatus::Accepted, past))).verdict,
+            Verdict::Expired
+        );
+        assert_eq!(
+            decide(lc, "BAD", Some(info(AuthorizationStatus::Blocked, None))).verdict,
+            Verdict::Blocked
+        );
+        assert_eq!(
+            decide(lc, "NEW", None).verdict,
+            Verdict::Invalid,
+            "unknown to both"
+        );
+        assert_eq!(
+            decide(OfflineAuth::Accept, "NEW", None).verdict,
+            Verdict::Accepted
+        );
+        assert_eq!(
+            decide(OfflineAuth::Reject, "LOCAL1", None).verdict,
             Verdict::Invalid
         );
     }

@@ -18,6 +18,8 @@
 
 pub mod profiles;
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -26,24 +28,26 @@ use ampwarden_actors::ocpp::{
     encode_call_error, encode_call_result, CallError, CentralCall, ChangeConfigurationResponse,
     ChargingProfileStatus, ClearChargingProfileResponse, ClearChargingProfileStatus,
     ConfigurationStatus, ErrorCode, GetCompositeScheduleResponse, GetCompositeScheduleStatus,
-    Incoming, Request, SetChargingProfileResponse,
+    IdTagInfo, Incoming, RemoteStopTransactionRequest, Request, SetChargingProfileResponse,
 };
 use ampwarden_actors::station::{
-    AttachUplink, Call, CallFailure, GetSnapshot, SetCpoLimits, StationActor, UplinkWake,
+    AttachUplink, Call, CallFailure, GetSnapshot, NoteTransaction, SetCpoLimits, StationActor,
+    UplinkAuthorize, UplinkHandle, UplinkWake,
 };
 use ampwarden_actors::store::LogLevel;
-use ampwarden_actors::units::ChargePointId;
+use ampwarden_actors::units::{ChargePointId, IdTag};
 use base64::Engine as _;
 use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::controller::Controller;
+use ampwarden_actors::config::RejectedStart;
 use profiles::CpoProfiles;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,6 +58,11 @@ const PROFILE_TICK: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct UplinkStatus {
     pub station: String,
+    /// The `[[uplink.routes]]` it goes by (none: the main `url`).
+    pub route: Option<String>,
+    /// Where it connects, as whom.
+    pub cpo_url: String,
+    pub identity: String,
     pub connected: bool,
     /// Accepted by the CPO on this connection.
     pub booted: bool,
@@ -92,11 +101,18 @@ impl Default for RateCap {
 
 enum Sending {
     Boot,
+    /// An Authorize for the station; its answer goes to `reply` (and the cache).
+    Authorize {
+        tag: IdTag,
+        reply: oneshot::Sender<Option<IdTagInfo>>,
+    },
     Status,
     Journal {
         seq: u64,
         action: String,
         local: Option<i32>,
+        /// The id tag of a StartTransaction (the CPO's answer is cached for it).
+        tag: Option<IdTag>,
     },
 }
 
@@ -120,6 +136,10 @@ pub struct UplinkLink {
     next_uid: u64,
     backoff: Duration,
     waiting: bool,
+    /// Authorize requests of the station, sent before the journal's next entry.
+    pending_auth: VecDeque<(IdTag, oneshot::Sender<Option<IdTagInfo>>)>,
+    /// Connected and accepted by the CPO (the station actor reads it).
+    online: Arc<AtomicBool>,
     /// A rate slot was taken and waited for: the next journal entry goes without another.
     slot_taken: bool,
     profiles: CpoProfiles,
@@ -148,6 +168,8 @@ impl UplinkLink {
             next_uid: 1,
             backoff: Duration::from_secs(1),
             waiting: false,
+            pending_auth: VecDeque::new(),
+            online: Arc::new(AtomicBool::new(false)),
             slot_taken: false,
             profiles: CpoProfiles::default(),
             status,
@@ -171,9 +193,18 @@ impl UplinkLink {
         self.generation += 1;
         let generation = self.generation;
         let me = ctx.address();
-        let url = format!("{}/{}", settings.url.trim_end_matches('/'), self.id);
-        let auth = settings.password.as_ref().map(|p| {
-            let pair = format!("{}:{p}", self.id);
+        let target = settings.target(&self.id);
+        let url = target.url.clone();
+        let tls = match target.ca_file.as_deref().map(ca_connector).transpose() {
+            Ok(tls) => tls,
+            Err(why) => {
+                // A CA file that cannot be read: said, and tried again later (it may be fixed).
+                self.lost(ctx, why);
+                return;
+            }
+        };
+        let auth = target.password.as_ref().map(|p| {
+            let pair = format!("{}:{p}", target.identity);
             format!(
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(pair)
@@ -184,7 +215,7 @@ impl UplinkLink {
         }
         let task = async move {
             let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-            let why = match dial(&url, auth.as_deref()).await {
+            let why = match dial(&url, auth.as_deref(), tls).await {
                 Err(e) => e,
                 Ok(socket) => {
                     let (mut sink, mut stream) = socket.split();
@@ -245,13 +276,11 @@ impl UplinkLink {
         }
         let wait = Duration::from_secs(u64::from(self.settings().map_or(30, |s| s.call_timeout_s)));
         let generation = self.generation;
+        let why = format!("the CPO did not answer {action} within {wait:?}");
         let timeout = ctx.run_later(wait, move |act, ctx| {
             if act.generation == generation && act.in_flight.is_some() {
-                act.set_status(|s| {
-                    s.last_error = Some(format!("the CPO did not answer within {wait:?}"))
-                });
                 // Resent on the next connection, with the same uniqueId.
-                act.drop_connection(ctx, "no answer".into());
+                act.drop_connection(ctx, why);
             }
         });
         self.in_flight = Some(InFlight {
@@ -272,6 +301,9 @@ impl UplinkLink {
     fn lost(&mut self, ctx: &mut Context<Self>, why: String) {
         self.out = None;
         self.booted = false;
+        self.online.store(false, Ordering::Relaxed);
+        // Whoever waits for an Authorize hears "offline" now (the senders drop).
+        self.pending_auth.clear();
         if let Some(f) = self.in_flight.take() {
             ctx.cancel_future(f.timeout);
         }
@@ -304,6 +336,18 @@ impl UplinkLink {
                     tracing::error!(station = %self.id, error = %e, "cannot read the boot for the CPO")
                 }
             }
+            return;
+        }
+        if let Some((tag, reply)) = self.pending_auth.pop_front() {
+            let uid = self.uid();
+            let payload = json!({ "idTag": tag.as_str() });
+            self.send_call(
+                ctx,
+                uid,
+                "Authorize",
+                &payload,
+                Sending::Authorize { tag, reply },
+            );
             return;
         }
         if let Some(status) = self.statuses.pop() {
@@ -356,6 +400,7 @@ impl UplinkLink {
                 seq,
                 action: entry.action.clone(),
                 local: entry.local_transaction,
+                tag: entry.payload["idTag"].as_str().map(IdTag::new),
             },
         );
     }
@@ -381,8 +426,12 @@ impl UplinkLink {
             Sending::Boot => match result {
                 Ok(v) if v["status"] == "Accepted" => {
                     self.booted = true;
+                    self.online.store(true, Ordering::Relaxed);
                     self.backoff = Duration::from_secs(1);
-                    self.set_status(|s| s.booted = true);
+                    self.set_status(|s| {
+                        s.booted = true;
+                        s.last_error = None;
+                    });
                     self.queue_statuses(ctx);
                     return;
                 }
@@ -403,7 +452,29 @@ impl UplinkLink {
                 }
             },
             Sending::Status => {}
-            Sending::Journal { seq, action, local } => {
+            Sending::Authorize { tag, reply } => {
+                let info = result
+                    .ok()
+                    .and_then(|v| serde_json::from_value::<IdTagInfo>(v["idTagInfo"].clone()).ok());
+                match &info {
+                    Some(info) => {
+                        if let Err(e) = self.core.store().cache_authorization(&tag, info) {
+                            tracing::error!(station = %self.id, error = %e, "cannot cache an authorisation");
+                        }
+                    }
+                    None => self.note(
+                        LogLevel::Warn,
+                        format!("the CPO gave no valid answer to Authorize {tag}: the offline policy decides"),
+                    ),
+                }
+                let _ = reply.send(info);
+            }
+            Sending::Journal {
+                seq,
+                action,
+                local,
+                tag,
+            } => {
                 let store = self.core.store().clone();
                 match &result {
                     Ok(v) if action == "StartTransaction" => {
@@ -413,12 +484,16 @@ impl UplinkLink {
                                 tracing::error!(station = %self.id, error = %e, "cannot keep the CPO's transaction id");
                                 return;
                             }
-                            let status = v["idTagInfo"]["status"].as_str().unwrap_or("");
+                            let info =
+                                serde_json::from_value::<IdTagInfo>(v["idTagInfo"].clone()).ok();
+                            if let (Some(tag), Some(info)) = (&tag, &info) {
+                                if let Err(e) = store.cache_authorization(tag, info) {
+                                    tracing::error!(station = %self.id, error = %e, "cannot cache an authorisation");
+                                }
+                            }
+                            let status = v["idTagInfo"]["status"].as_str().unwrap_or("no status");
                             if status != "Accepted" {
-                                self.note(
-                                    LogLevel::Warn,
-                                    format!("the CPO answered {status} for transaction {local} (CPO id {cpo}); it continues and is flagged here"),
-                                );
+                                self.refused_start(local, cpo, status);
                             }
                         }
                     }
@@ -437,6 +512,44 @@ impl UplinkLink {
         }
         self.set_status(|_| {});
         self.pump(ctx);
+    }
+
+    /// The CPO refused a transaction (`uplink.rejected_start`): flagged, and stopped if so
+    /// configured.
+    fn refused_start(&self, local: i32, cpo: i32, status: &str) {
+        let stop = self
+            .settings()
+            .is_some_and(|s| s.rejected_start == RejectedStart::Stop);
+        let outcome = if stop {
+            "the station is asked to stop it"
+        } else {
+            "it continues"
+        };
+        self.note(
+            LogLevel::Warn,
+            format!("the CPO answered {status} for transaction {local} (CPO id {cpo}): {outcome}"),
+        );
+        self.station.do_send(NoteTransaction {
+            id: local,
+            note: format!(
+                "{}: refused by the CPO ({status}, CPO id {cpo}); {outcome}",
+                Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+        });
+        if stop {
+            let id = self.id.clone();
+            let station = self.station.clone();
+            actix::spawn(async move {
+                let answer = station
+                    .send(Call(RemoteStopTransactionRequest {
+                        transaction_id: local,
+                    }))
+                    .await;
+                if !matches!(answer, Ok(Ok(_))) {
+                    tracing::warn!(station = %id, transaction = local, "the station did not take the stop of a transaction the CPO refused");
+                }
+            });
+        }
     }
 
     fn note(&self, level: LogLevel, message: String) {
@@ -475,7 +588,10 @@ impl UplinkLink {
 
     /// A CALL from the CPO.
     fn on_call(&mut self, ctx: &mut Context<Self>, unique_id: String, call: CentralCall) {
-        if self.settings().is_some_and(|s| s.read_only) {
+        if self
+            .settings()
+            .is_some_and(|s| s.target(&self.id).read_only)
+        {
             let e = CallError::new(
                 ErrorCode::SecurityError,
                 "this uplink is read-only: no commands are accepted",
@@ -661,9 +777,17 @@ impl UplinkLink {
     }
 }
 
+/// A TLS connector that trusts the CA in `path` (PEM) only.
+fn ca_connector(path: &std::path::Path) -> Result<tokio_tungstenite::Connector, String> {
+    crate::simulate::client::ClientTls::from_files(path, None)
+        .map(|tls| tokio_tungstenite::Connector::Rustls(tls.0))
+        .map_err(|e| format!("uplink.ca_file: {e}"))
+}
+
 async fn dial(
     url: &str,
     auth: Option<&str>,
+    tls: Option<tokio_tungstenite::Connector>,
 ) -> Result<
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
     String,
@@ -677,7 +801,12 @@ async fn dial(
         let value = HeaderValue::from_str(auth).map_err(|e| e.to_string())?;
         request.headers_mut().insert("Authorization", value);
     }
-    match tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
+    match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio_tungstenite::connect_async_tls_with_config(request, None, false, tls),
+    )
+    .await
+    {
         Err(_) => Err(format!("no answer within {CONNECT_TIMEOUT:?}")),
         Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
             Err(format!("refused by the CPO: HTTP {}", response.status()))
@@ -691,9 +820,20 @@ impl Actor for UplinkLink {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.station
-            .do_send(AttachUplink(ctx.address().recipient::<UplinkWake>()));
-        self.set_status(|s| s.station = self.id.to_string());
+        self.station.do_send(AttachUplink(UplinkHandle {
+            wake: ctx.address().recipient(),
+            authorize: ctx.address().recipient(),
+            online: self.online.clone(),
+        }));
+        let target = self.settings().map(|u| u.target(&self.id));
+        self.set_status(|s| {
+            s.station = self.id.to_string();
+            if let Some(t) = target {
+                s.route = t.route;
+                s.cpo_url = t.url;
+                s.identity = t.identity;
+            }
+        });
         self.connect(ctx);
         ctx.run_interval(PROFILE_TICK, |act, ctx| {
             if !act.profiles.is_empty() {
@@ -733,11 +873,11 @@ impl Handler<Connected> for UplinkLink {
         }
         self.out = Some(m.out);
         self.booted = false;
+        self.online.store(false, Ordering::Relaxed);
         self.statuses.clear();
-        self.set_status(|s| {
-            s.connected = true;
-            s.last_error = None;
-        });
+        // The last error stays until the CPO accepts the boot (a link that connects and
+        // then times out still shows why).
+        self.set_status(|s| s.connected = true);
         self.pump(ctx);
     }
 }
@@ -750,6 +890,24 @@ impl Handler<Lost> for UplinkLink {
             self.socket = None;
             self.lost(ctx, m.why);
         }
+    }
+}
+
+impl Handler<UplinkAuthorize> for UplinkLink {
+    type Result = ResponseFuture<Option<IdTagInfo>>;
+
+    fn handle(
+        &mut self,
+        UplinkAuthorize(tag): UplinkAuthorize,
+        ctx: &mut Self::Context,
+    ) -> Self::Result {
+        if !self.online.load(Ordering::Relaxed) {
+            return Box::pin(async { None });
+        }
+        let (tx, rx) = oneshot::channel();
+        self.pending_auth.push_back((tag, tx));
+        self.pump(ctx);
+        Box::pin(async move { rx.await.ok().flatten() })
     }
 }
 

@@ -339,3 +339,296 @@ async fn a_read_only_uplink_refuses_every_command_and_still_reports() {
     cpo.until("the start", |r| !of(r, "StartTransaction").is_empty())
         .await;
 }
+
+/// `site()` with the CPO deciding on id tags.
+fn site_asking_the_cpo(cpo: &str, uplink_extra: &str) -> String {
+    site(cpo, uplink_extra).replace(
+        "[auth]\nmode = \"accept_all\"",
+        "[auth]\nmode = \"uplink\"\n\n[[badges]]\nid_tag = \"LOCAL1\"",
+    )
+}
+
+async fn authorize(station: &ampwarden::simulate::client::StationClient, tag: &str) -> Value {
+    let answer = ok(station
+        .call("Authorize", json!({"idTag": tag}))
+        .await
+        .expect("answered"));
+    answer["idTagInfo"]["status"].clone()
+}
+
+async fn uplink_state(api: &Api) -> Value {
+    api.get("/api/v1/uplink").await.expect(200).json()
+}
+
+#[tokio::test]
+async fn the_cpo_decides_on_id_tags_while_reachable_and_the_offline_policy_after() {
+    let cpo = Cpo::start("127.0.0.1:0".parse().expect("addr")).await;
+    let app = TestApp::start(
+        "",
+        &site_asking_the_cpo(&cpo.url(), "auth_timeout_s = 2\nreconnect_max_s = 1"),
+    );
+    let station = app.booted("CP001").await;
+    let api = Api::setup(&app).await;
+    cpo.until("the boot", |r| !of(r, "BootNotification").is_empty())
+        .await;
+    // Online: the CPO's answer is final.
+    assert_eq!(authorize(&station, "GOOD").await, "Accepted");
+    assert_eq!(authorize(&station, "CPOBLOCKED").await, "Blocked");
+    let asked: Vec<Value> = of(&cpo.received(), "Authorize")
+        .iter()
+        .map(|r| r.payload["idTag"].clone())
+        .collect();
+    assert_eq!(
+        asked,
+        vec![json!("GOOD"), json!("CPOBLOCKED")],
+        "asked the CPO, once each"
+    );
+    // The CPO goes away: the local list, then the CPO's cached answers decide.
+    drop(cpo);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while uplink_state(&api).await["stations"][0]["connected"] == true {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the uplink sees the CPO gone"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(authorize(&station, "GOOD").await, "Accepted", "cached");
+    assert_eq!(authorize(&station, "CPOBLOCKED").await, "Blocked", "cached");
+    assert_eq!(
+        authorize(&station, "LOCAL1").await,
+        "Accepted",
+        "the local list"
+    );
+    assert_eq!(
+        authorize(&station, "NEVERSEEN").await,
+        "Invalid",
+        "known to neither"
+    );
+    // A transaction started offline gets a local id and waits in the journal.
+    let tx = common::start_transaction(&station, 1, "GOOD", 0).await;
+    assert!(tx > 0);
+    let state = uplink_state(&api).await;
+    assert!(state["backlog"].as_u64().is_some_and(|b| b >= 1), "{state}");
+}
+
+#[tokio::test]
+async fn the_offline_policy_can_accept_or_reject_everyone() {
+    for (policy, want) in [("accept", "Accepted"), ("reject", "Invalid")] {
+        // No CPO listens at this address.
+        let url = format!("ws://127.0.0.1:{}/ocpp", common::free_port());
+        let config = site_asking_the_cpo(&url, "").replace(
+            "[auth]\nmode = \"uplink\"",
+            &format!("[auth]\nmode = \"uplink\"\noffline = \"{policy}\""),
+        );
+        let app = TestApp::start("", &config);
+        let station = app.booted("CP001").await;
+        assert_eq!(authorize(&station, "NEVERSEEN").await, want, "{policy}");
+        let local = if policy == "accept" {
+            "Accepted"
+        } else {
+            "Invalid"
+        };
+        assert_eq!(
+            authorize(&station, "LOCAL1").await,
+            local,
+            "{policy}: the local list too"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_transaction_the_cpo_refuses_is_stopped_when_so_configured() {
+    let cpo = Cpo::start("127.0.0.1:0".parse().expect("addr")).await;
+    let app = TestApp::start(
+        "",
+        &site_asking_the_cpo(&cpo.url(), "rejected_start = \"stop\""),
+    );
+    let mut station = app.manual("CP001").await;
+    let mut calls = station.take_calls();
+    let answerer = station.answerer();
+    let stops = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let recorder = stops.clone();
+    tokio::spawn(async move {
+        while let Some(call) = calls.recv().await {
+            if call.action == "RemoteStopTransaction" {
+                recorder.lock().expect("lock").push(call.payload.clone());
+            }
+            let answer = ampwarden::simulate::client::routine_answer(&call.action, &call.payload)
+                .unwrap_or_else(|| json!({"status": "Accepted"}));
+            let _ = answerer.answer(&call.unique_id, answer);
+        }
+    });
+    ok(station
+        .call("BootNotification", common::boot_payload())
+        .await
+        .expect("boot"));
+    cpo.until("the boot", |r| !of(r, "BootNotification").is_empty())
+        .await;
+    // No Authorize first: the station starts at once; the CPO's answer to the
+    // StartTransaction decides.
+    let tx = common::start_transaction(&station, 1, "CPOBLOCKED", 0).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while stops.lock().expect("lock").is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the refused transaction is stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        stops.lock().expect("lock")[0]["transactionId"],
+        tx,
+        "the station's own id"
+    );
+    let api = Api::setup(&app).await;
+    let listed = api.get("/api/v1/transactions").await.expect(200).json();
+    let record = listed["transactions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|t| t["id"] == tx)
+        .cloned()
+        .expect("the record");
+    assert!(
+        record["notes"]
+            .to_string()
+            .contains("refused by the CPO (Blocked"),
+        "{record}"
+    );
+    // The next Authorize of that tag is refused from the CPO's answer, even offline.
+    drop(cpo);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(authorize(&station, "CPOBLOCKED").await, "Blocked");
+}
+
+#[tokio::test]
+async fn a_cpo_that_never_answers_times_out_and_the_stations_do_not_wait_for_it() {
+    let cpo = Cpo::start("127.0.0.1:0".parse().expect("addr")).await;
+    cpo.go_silent(true);
+    let app = TestApp::start(
+        "",
+        &site_asking_the_cpo(
+            &cpo.url(),
+            "call_timeout_s = 1\nreconnect_max_s = 1\nauth_timeout_s = 1",
+        )
+        .replace(
+            "[auth]\nmode = \"uplink\"",
+            "[auth]\nmode = \"uplink\"\noffline = \"accept\"",
+        ),
+    );
+    let station = app.booted("CP001").await;
+    let api = Api::setup(&app).await;
+    // The boot is never answered: the link gives up on the call and reconnects.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while cpo.connections() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reconnects after the timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let state = uplink_state(&api).await;
+    assert!(
+        state["stations"][0]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("did not answer"),
+        "{state}"
+    );
+    // The station side does not wait: the offline policy answers, the transaction runs.
+    assert_eq!(authorize(&station, "ANY").await, "Accepted");
+    let tx = common::start_transaction(&station, 1, "ANY", 0).await;
+    assert!(tx > 0);
+    // The CPO wakes up: what was owed arrives.
+    cpo.go_silent(false);
+    cpo.until("the start", |r| {
+        r.iter()
+            .any(|m| m.action == "StartTransaction" && m.payload["idTag"] == "ANY")
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while uplink_state(&api).await["backlog"] != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the backlog drains");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn stations_connect_as_their_identity_and_by_route_and_survive_bad_frames() {
+    let main = Cpo::start("127.0.0.1:0".parse().expect("addr")).await;
+    let other = Cpo::start("127.0.0.1:0".parse().expect("addr")).await;
+    let extra = format!(
+        "[uplink.stations.CP001]\nidentity = \"DE-AMP-E0001\"\npassword = \"own-key-0001\"\n\n\
+         [[uplink.routes]]\nid = \"fleet\"\nurl = \"{}\"\nread_only = true\nstations = [\"CP002\"]\n",
+        other.url()
+    );
+    let config = format!(
+        "{}\n[[stations]]\nid = \"CP002\"\nzone = \"main\"\nmax_current_a = 16.0\n",
+        site(&main.url(), &extra)
+    );
+    let app = TestApp::start("", &config);
+    let _one = app.booted("CP001").await;
+    let _two = app.booted("CP002").await;
+    main.until("CP001's boot", |r| {
+        r.iter().any(|m| m.station == "DE-AMP-E0001")
+    })
+    .await;
+    other
+        .until("CP002's boot", |r| r.iter().any(|m| m.station == "CP002"))
+        .await;
+    assert!(
+        main.received().iter().all(|m| m.station == "DE-AMP-E0001"),
+        "CP002 goes to its route only"
+    );
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode("DE-AMP-E0001:own-key-0001");
+    assert_eq!(main.auth_of("DE-AMP-E0001"), Some(format!("Basic {basic}")));
+    let api = Api::setup(&app).await;
+    let state = uplink_state(&api).await;
+    let two = state["stations"]
+        .as_array()
+        .expect("stations")
+        .iter()
+        .find(|s| s["station"] == "CP002")
+        .cloned()
+        .expect("CP002");
+    assert_eq!(two["route"], "fleet", "{state}");
+    // The route is read-only: commands refused.
+    assert_eq!(
+        other.call("CP002", "Reset", json!({"type": "Soft"})).await["error"],
+        "SecurityError"
+    );
+    // Bad frames from the CPO: each answered per OCPP where it can be, the link stays.
+    let id = "DE-AMP-E0001";
+    let bad_value = main
+        .call_raw(id, "x1", r#"[2,"x1","Reset",{"type":"Sideways"}]"#)
+        .await;
+    assert!(
+        bad_value.as_ref().is_some_and(|v| v["error"].is_string()),
+        "{bad_value:?}"
+    );
+    let no_payload = main.call_raw(id, "x2", r#"[2,"x2","Reset"]"#).await;
+    assert!(
+        no_payload.as_ref().is_some_and(|v| v["error"].is_string()),
+        "{no_payload:?}"
+    );
+    assert_eq!(
+        main.call_raw(id, "x3", "this is not json").await,
+        None,
+        "no id to answer"
+    );
+    let connections = main.connections();
+    let absorbed = main
+        .call(
+            id,
+            "ChangeConfiguration",
+            json!({"key": "MeterValueSampleInterval", "value": "5"}),
+        )
+        .await;
+    assert_eq!(
+        absorbed["status"], "Accepted",
+        "still linked; the interval is absorbed here"
+    );
+    assert_eq!(main.connections(), connections, "the link was not dropped");
+}

@@ -213,6 +213,23 @@ pub enum AuthMode {
 #[serde(deny_unknown_fields, default)]
 pub struct Auth {
     pub mode: AuthMode,
+    /// With `mode = "uplink"`: who decides while the CPO cannot be asked.
+    pub offline: OfflineAuth,
+}
+
+/// `auth.offline`: the decision on an id tag while the CPO is unreachable (or does not
+/// answer within `uplink.auth_timeout_s`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfflineAuth {
+    /// The local badges decide; a tag they do not know, the CPO's last answer for it
+    /// (cached, with its expiry); a tag neither knows is Invalid.
+    #[default]
+    LocalThenCache,
+    /// Everyone charges.
+    Accept,
+    /// Nobody starts.
+    Reject,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -876,6 +893,101 @@ pub struct UplinkConfig {
     pub meter_values_every_s: u32,
     /// At most this many messages a second to the CPO, site-wide, while a backlog drains.
     pub rate_per_s: u32,
+    /// How long an Authorize waits for the CPO before `auth.offline` decides.
+    pub auth_timeout_s: u32,
+    /// For `wss://`: the CA (PEM) the CPO's certificate must chain to; the system's
+    /// roots when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// What to do with a transaction the CPO refuses (its StartTransaction answer is not
+    /// Accepted — typically one started while it was unreachable).
+    pub rejected_start: RejectedStart,
+    /// Per station: the identity and key it has at the CPO (default: its own id and
+    /// `password`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub stations: BTreeMap<ChargePointId, UplinkIdentity>,
+    /// Groups of stations that report to another CPO than `url`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<UplinkRoute>,
+}
+
+/// `uplink.rejected_start`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectedStart {
+    /// The transaction continues; it is flagged in its notes and the operator log.
+    #[default]
+    Flag,
+    /// The station is asked to stop it (RemoteStopTransaction), and it is flagged.
+    Stop,
+}
+
+/// `[uplink.stations.ID]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UplinkIdentity {
+    /// The charge point identity at the CPO (the last segment of its URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// Its basic-auth key at the CPO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// `[[uplink.routes]]`: these stations connect to this CPO instead.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UplinkRoute {
+    pub id: String,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    pub stations: Vec<ChargePointId>,
+}
+
+/// Where and as whom one station connects upstream (see [`UplinkConfig::target`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UplinkTarget {
+    /// The route's id; `None` for the main `url`.
+    pub route: Option<String>,
+    /// The full URL of this station: `url/identity`.
+    pub url: String,
+    pub identity: String,
+    pub password: Option<String>,
+    pub read_only: bool,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl UplinkConfig {
+    /// The CPO endpoint and identity of `station`.
+    pub fn target(&self, station: &ChargePointId) -> UplinkTarget {
+        let own = self.stations.get(station);
+        let identity = own
+            .and_then(|i| i.identity.clone())
+            .unwrap_or_else(|| station.to_string());
+        let route = self.routes.iter().find(|r| r.stations.contains(station));
+        let (base, password, read_only, ca_file) = match route {
+            Some(r) => (&r.url, r.password.clone(), r.read_only, r.ca_file.clone()),
+            None => (
+                &self.url,
+                self.password.clone(),
+                self.read_only,
+                self.ca_file.clone(),
+            ),
+        };
+        UplinkTarget {
+            route: route.map(|r| r.id.clone()),
+            url: format!("{}/{identity}", base.trim_end_matches('/')),
+            password: own.and_then(|i| i.password.clone()).or(password),
+            identity,
+            read_only,
+            ca_file,
+        }
+    }
 }
 
 impl Default for UplinkConfig {
@@ -888,6 +1000,11 @@ impl Default for UplinkConfig {
             reconnect_max_s: 60,
             meter_values_every_s: 60,
             rate_per_s: 200,
+            auth_timeout_s: 5,
+            ca_file: None,
+            rejected_start: RejectedStart::Flag,
+            stations: BTreeMap::new(),
+            routes: Vec::new(),
         }
     }
 }

@@ -694,3 +694,67 @@ fn tls_warnings_name_their_key() {
         "tls.client_ca_file: no station has security_profile = 3: client certificates are checked but never required",
     );
 }
+
+#[test]
+fn uplink_routes_and_identities_are_checked() {
+    let lines = problems_with(
+        r#"
+[uplink]
+url = "http://cpo.example/ocpp"
+
+[uplink.stations.CP009]
+identity = "a/b"
+
+[[uplink.routes]]
+id = "b"
+url = "wss://other.example/ocpp"
+stations = ["CP001", "CP404"]
+
+[[uplink.routes]]
+id = "b"
+url = "ws://third.example"
+stations = ["CP001"]
+"#,
+    );
+    assert_reports(
+        &lines,
+        "uplink.url: \"http://cpo.example/ocpp\" must be a ws:// or wss:// URL",
+    );
+    assert_reports(
+        &lines,
+        "uplink.routes[0].stations: CP404 is not a station of [[stations]]",
+    );
+    assert_reports(&lines, "uplink.routes[1].id: \"b\" is used twice");
+    assert_reports(
+        &lines,
+        "uplink.routes[1].stations: CP001 is already routed to \"b\"",
+    );
+    assert_reports(
+        &lines,
+        "uplink.stations.CP009: is not a station of [[stations]]",
+    );
+    assert_reports(
+        &lines,
+        "uplink.stations.CP009.identity: must be 1 to 48 characters, without '/', '?', '#' or spaces",
+    );
+}
+
+#[test]
+fn an_uplink_target_is_its_route_and_identity() {
+    let text = format!(
+        "{BASE}\n[[stations]]\nid = \"CP002\"\nzone = \"panel-1\"\nmax_current_a = 16.0\n\n\
+         [uplink]\nurl = \"ws://cpo.example/ocpp/\"\npassword = \"main-key\"\n\n\
+         [uplink.stations.CP001]\nidentity = \"DE-AMP-E1\"\npassword = \"own-key\"\n\n\
+         [[uplink.routes]]\nid = \"fleet\"\nurl = \"wss://fleet.example/cs\"\nread_only = true\nstations = [\"CP002\"]\n"
+    );
+    let c = Config::from_toml_str(&text).expect("valid");
+    let u = c.uplink.as_ref().expect("uplink");
+    let one = u.target(&"CP001".into());
+    assert_eq!(one.url, "ws://cpo.example/ocpp/DE-AMP-E1");
+    assert_eq!(one.password.as_deref(), Some("own-key"));
+    assert_eq!((one.route, one.read_only), (None, false));
+    let two = u.target(&"CP002".into());
+    assert_eq!(two.url, "wss://fleet.example/cs/CP002");
+    assert_eq!(two.password, None, "a route's stations use the route's key");
+    assert_eq!((two.route.as_deref(), two.read_only), (Some("fleet"), true));
+}

@@ -6,7 +6,7 @@ use std::fmt;
 
 use super::schema::*;
 use super::{MAX_SECONDARIES, MAX_ZONES, MAX_ZONE_DEPTH};
-use crate::units::{Amps, ZoneId};
+use crate::units::{Amps, ChargePointId, ZoneId};
 
 /// The largest current we believe a configuration means (a typo guard, not physics).
 const ABSURD_AMPS: f64 = 10_000.0;
@@ -126,7 +126,7 @@ pub(super) fn problems(c: &Config) -> Vec<ConfigProblem> {
         bms(&mut ck, c, b);
     }
     if let Some(u) = &c.uplink {
-        uplink(&mut ck, u);
+        uplink(&mut ck, c, u);
     }
     tls(&mut ck, c);
     ck.problems
@@ -662,7 +662,10 @@ fn badges(ck: &mut Checker, c: &Config) {
         let at = format!("badges[{i}].id_tag");
         let tag = b.id_tag.as_str();
         if tag.is_empty() || tag.len() > MAX_ID_TAG_LEN {
-            ck.push(&at, format!("must be 1 to {MAX_ID_TAG_LEN} characters"));
+            ck.push(
+                at.as_str(),
+                format!("must be 1 to {MAX_ID_TAG_LEN} characters"),
+            );
         }
         // idTags are case-insensitive (CiString) in OCPP.
         if let Some(first) = seen.insert(tag.to_ascii_uppercase(), i) {
@@ -748,13 +751,64 @@ fn bms(ck: &mut Checker, c: &Config, b: &BmsConfig) {
     }
 }
 
-fn uplink(ck: &mut Checker, u: &UplinkConfig) {
-    if !(u.url.starts_with("ws://") || u.url.starts_with("wss://")) {
-        ck.push(
-            "uplink.url",
-            format!("{:?} must be a ws:// or wss:// URL", u.url),
-        );
+fn uplink(ck: &mut Checker, c: &Config, u: &UplinkConfig) {
+    let ws_url = |ck: &mut Checker, at: &str, url: &str| {
+        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+            ck.push(at, format!("{url:?} must be a ws:// or wss:// URL"));
+        }
+    };
+    ws_url(ck, "uplink.url", &u.url);
+    let known = |id: &ChargePointId| c.stations.iter().any(|s| &s.id == id);
+    let mut routed: HashMap<&ChargePointId, &str> = HashMap::new();
+    for (i, r) in u.routes.iter().enumerate() {
+        ws_url(ck, &format!("uplink.routes[{i}].url"), &r.url);
+        if u.routes[..i].iter().any(|o| o.id == r.id) {
+            ck.push(
+                format!("uplink.routes[{i}].id"),
+                format!("{:?} is used twice", r.id),
+            );
+        }
+        for st in &r.stations {
+            let at = format!("uplink.routes[{i}].stations");
+            if !known(st) {
+                ck.push(
+                    at.as_str(),
+                    format!("{st} is not a station of [[stations]]"),
+                );
+            }
+            if let Some(other) = routed.insert(st, &r.id) {
+                ck.push(at.as_str(), format!("{st} is already routed to {other:?}"));
+            }
+        }
     }
+    let mut identities: HashMap<String, &ChargePointId> = HashMap::new();
+    for st in &c.stations {
+        let identity = u.target(&st.id).identity;
+        if let Some(other) = identities.insert(identity.clone(), &st.id) {
+            ck.push(
+                format!("uplink.stations.{}.identity", st.id),
+                format!("{identity:?} is also {other}'s identity at the CPO"),
+            );
+        }
+    }
+    for (id, i) in &u.stations {
+        if !known(id) {
+            ck.push(
+                format!("uplink.stations.{id}"),
+                "is not a station of [[stations]]",
+            );
+        }
+        if let Some(identity) = &i.identity {
+            if identity.is_empty() || identity.len() > 48 || identity.contains(['/', '?', '#', ' '])
+            {
+                ck.push(
+                    format!("uplink.stations.{id}.identity"),
+                    "must be 1 to 48 characters, without '/', '?', '#' or spaces",
+                );
+            }
+        }
+    }
+    ck.range("uplink.auth_timeout_s", u.auth_timeout_s, 1, 60);
     ck.range("uplink.call_timeout_s", u.call_timeout_s, 1, 300);
     ck.range("uplink.reconnect_max_s", u.reconnect_max_s, 1, 3600);
     ck.range(

@@ -72,7 +72,7 @@ impl StationActor {
                         tracing::error!(station = %self.id, error = %e, "cannot keep the boot for the CPO");
                     }
                     if let Some(u) = &self.uplink {
-                        u.do_send(UplinkWake);
+                        u.wake.do_send(UplinkWake);
                     }
                 }
                 let interval = self.deps.config.get().server.heartbeat_interval_s;
@@ -108,7 +108,32 @@ impl StationActor {
                 self.report(ReportReason::Status);
             }
             StationRequest::Authorize(req) => {
-                let verdict = self.authorize(&IdTag::new(req.id_tag.as_str()));
+                let tag = IdTag::new(req.id_tag.as_str());
+                let config = self.deps.config.get();
+                if let (crate::config::AuthMode::Uplink, Some(u)) = (config.auth.mode, &self.uplink)
+                {
+                    // The CPO decides while it can be asked; its answer is cached.
+                    let ask = u.authorize.send(UplinkAuthorize(tag.clone()));
+                    let wait = Duration::from_secs(u64::from(
+                        config.uplink.as_ref().map_or(5, |u| u.auth_timeout_s),
+                    ));
+                    let uid = uid.to_owned();
+                    async move { tokio::time::timeout(wait, ask).await }
+                        .into_actor(self)
+                        .map(move |answer, act, _| {
+                            let info = match answer {
+                                Ok(Ok(Some(info))) => info,
+                                _ => id_tag_info(&act.authorize_offline(&tag)),
+                            };
+                            act.send_text(encode_call_result(
+                                &uid,
+                                &AuthorizeResponse { id_tag_info: info },
+                            ));
+                        })
+                        .spawn(ctx);
+                    return;
+                }
+                let verdict = self.authorize(&tag);
                 self.send_text(encode_call_result(
                     uid,
                     &AuthorizeResponse {
@@ -347,13 +372,53 @@ impl StationActor {
             None
         });
         if config.auth.mode == crate::config::AuthMode::Uplink {
-            tracing::warn!(station = %self.id, id_tag = %tag, "auth mode \"uplink\" has no CPO backend yet: answering Invalid");
+            let online = self.uplink.as_ref().is_some_and(UplinkHandle::online);
+            if !online {
+                return self.authorize_offline(tag);
+            }
+            // Online: the CPO's last answer (an Authorize just before, as stations do);
+            // without one the transaction starts, and the CPO's answer to its
+            // StartTransaction decides (`uplink.rejected_start`).
+            let cached = self.deps.store.cached_authorization(tag).unwrap_or_else(|e| {
+                tracing::error!(station = %self.id, error = %e, "cannot read the authorisation cache");
+                None
+            });
+            let vip = stored.as_ref().is_some_and(|b| b.vip);
+            return match cached {
+                Some(info) => crate::authorization::from_cpo(&info, vip, Utc::now()),
+                None => Authorization::accepted(vip),
+            };
         }
         authorize(
             config.auth.mode,
             tag,
             stored.as_ref(),
             &config.badges,
+            Utc::now(),
+        )
+    }
+}
+
+impl StationActor {
+    /// `auth.mode = "uplink"` while the CPO cannot be asked: `auth.offline` decides.
+    pub(super) fn authorize_offline(&self, tag: &IdTag) -> Authorization {
+        let config = self.deps.config.get();
+        let stored = self.deps.store.badge(tag).unwrap_or_else(|e| {
+            tracing::error!(station = %self.id, error = %e, "cannot read badges");
+            None
+        });
+        let cached = || {
+            self.deps.store.cached_authorization(tag).unwrap_or_else(|e| {
+                tracing::error!(station = %self.id, error = %e, "cannot read the authorisation cache");
+                None
+            })
+        };
+        crate::authorization::offline(
+            config.auth.offline,
+            tag,
+            stored.as_ref(),
+            &config.badges,
+            cached,
             Utc::now(),
         )
     }
@@ -374,6 +439,7 @@ pub(super) fn id_tag_info(a: &Authorization) -> IdTagInfo {
         Verdict::Blocked => AuthorizationStatus::Blocked,
         Verdict::Expired => AuthorizationStatus::Expired,
         Verdict::Invalid => AuthorizationStatus::Invalid,
+        Verdict::ConcurrentTx => AuthorizationStatus::ConcurrentTx,
     };
     IdTagInfo {
         expiry_date: a.expires,

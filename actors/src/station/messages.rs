@@ -228,13 +228,43 @@ pub struct UpdateStationConfig(pub StationConfig);
 #[rtype(result = "()")]
 pub struct UplinkWake;
 
+/// Asks the CPO about an id tag (`auth.mode = "uplink"`): its answer, or `None` when the
+/// CPO cannot be asked now (the offline policy decides).
+#[derive(Clone, Debug, Message)]
+#[rtype(result = "Option<crate::ocpp::IdTagInfo>")]
+pub struct UplinkAuthorize(pub crate::units::IdTag);
+
+/// The station's CPO uplink, as the station actor sees it.
+#[derive(Clone)]
+pub struct UplinkHandle {
+    /// Told when the journal grew.
+    pub wake: Recipient<UplinkWake>,
+    pub authorize: Recipient<UplinkAuthorize>,
+    /// Connected and accepted by the CPO now.
+    pub online: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl UplinkHandle {
+    pub fn online(&self) -> bool {
+        self.online.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// Attaches the station's CPO uplink.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct AttachUplink(pub Recipient<UplinkWake>);
+pub struct AttachUplink(pub UplinkHandle);
 
 /// The CPO's limits for the station's connectors (connector 0: the whole station), as its
 /// charging profiles compose now; an empty map lifts them.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SetCpoLimits(pub std::collections::BTreeMap<u32, Amps>);
+
+/// Adds a note to a transaction's record (e.g. the CPO refused it).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NoteTransaction {
+    pub id: i32,
+    pub note: String,
+}

@@ -150,8 +150,8 @@ pub struct StationActor {
     /// Our own address, for the reports (set when started).
     addr: Option<Addr<StationActor>>,
     security: SecuritySummary,
-    /// The CPO uplink, told when the journal grew.
-    uplink: Option<Recipient<UplinkWake>>,
+    /// The CPO uplink (told when the journal grew, asked about id tags).
+    uplink: Option<UplinkHandle>,
     /// The CPO's limits per connector (0: the station).
     cpo_limits: BTreeMap<u32, Amps>,
 }
@@ -461,9 +461,17 @@ impl Handler<GetLiveRecord> for StationActor {
 impl Handler<AttachUplink> for StationActor {
     type Result = ();
 
-    fn handle(&mut self, AttachUplink(r): AttachUplink, _: &mut Self::Context) {
-        r.do_send(UplinkWake);
-        self.uplink = Some(r);
+    fn handle(&mut self, AttachUplink(h): AttachUplink, _: &mut Self::Context) {
+        h.wake.do_send(UplinkWake);
+        self.uplink = Some(h);
+    }
+}
+
+impl Handler<NoteTransaction> for StationActor {
+    type Result = ();
+
+    fn handle(&mut self, m: NoteTransaction, _: &mut Self::Context) {
+        self.note_transaction(m.id, m.note);
     }
 }
 
@@ -494,7 +502,7 @@ impl StationActor {
             return;
         }
         if let Some(u) = &self.uplink {
-            u.do_send(UplinkWake);
+            u.wake.do_send(UplinkWake);
         }
     }
 

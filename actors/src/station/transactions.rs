@@ -407,7 +407,7 @@ impl StationActor {
 
     /// Adds a note to an open transaction's record (through its ledger, if it has one,
     /// so that the ledger's next write keeps it).
-    fn note_transaction(&mut self, id: i32, note: String) {
+    pub(super) fn note_transaction(&mut self, id: i32, note: String) {
         let ledger = self
             .connectors
             .values_mut()

@@ -9,7 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{decode, encode, Result, Store};
-use crate::units::ChargePointId;
+use crate::ocpp::core::IdTagInfo;
+use crate::units::{ChargePointId, IdTag};
 
 /// One message for the CPO.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -76,9 +77,24 @@ impl Store {
         Ok(())
     }
 
-    /// How many entries a station still owes the CPO.
+    /// How many entries a station still owes the CPO. Entries leave only from the front,
+    /// so the journal is contiguous: its length is from its first to its last sequence
+    /// number (no scan of a long backlog).
     pub fn journal_len(&self, station: &ChargePointId) -> usize {
-        self.uplink.scan_prefix(prefix(b"", station)).count()
+        let p = prefix(b"", station);
+        let seq = |item: Option<sled::Result<(sled::IVec, sled::IVec)>>| {
+            item.and_then(|i| i.ok()).and_then(|(key, _)| {
+                <[u8; 8]>::try_from(&key[p.len()..])
+                    .ok()
+                    .map(u64::from_be_bytes)
+            })
+        };
+        let mut entries = self.uplink.scan_prefix(&p);
+        match (seq(entries.next()), seq(entries.next_back())) {
+            (Some(first), Some(last)) => usize::try_from(last - first + 1).unwrap_or(usize::MAX),
+            (Some(_), None) => 1,
+            _ => 0,
+        }
     }
 
     /// Remembers the CPO's id for a local transaction.
@@ -132,6 +148,28 @@ impl Store {
             .map(|b| decode("uplink_ids", &b))
             .transpose()
     }
+}
+
+impl Store {
+    /// Keeps the CPO's answer for an id tag (tags compare case-insensitively).
+    pub fn cache_authorization(&self, tag: &IdTag, info: &IdTagInfo) -> Result<()> {
+        self.uplink_ids.insert(auth_key(tag), encode(info))?;
+        Ok(())
+    }
+
+    /// The CPO's last answer for an id tag.
+    pub fn cached_authorization(&self, tag: &IdTag) -> Result<Option<IdTagInfo>> {
+        self.uplink_ids
+            .get(auth_key(tag))?
+            .map(|b| decode("uplink_auth_cache", &b))
+            .transpose()
+    }
+}
+
+fn auth_key(tag: &IdTag) -> Vec<u8> {
+    let mut key = b"a".to_vec();
+    key.extend_from_slice(tag.as_str().to_ascii_uppercase().as_bytes());
+    key
 }
 
 #[cfg(test)]

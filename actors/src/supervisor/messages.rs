@@ -119,6 +119,9 @@ pub struct SessionStatus {
     pub control_loop: &'static str,
     /// A sentence an operator reads: why this vehicle has this limit.
     pub why: String,
+    /// The CPO's limit on this connector (its charging profiles, via the uplink).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpo_limit: Option<Amps>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -72,7 +72,17 @@ impl ZoneSupervisor {
                     Decision::Fixed => ("fixed", None, None),
                 };
                 let zone_name = bottleneck.map(|b| self.tree.zone(b.zone).id.clone());
+                // The CPO's charging profiles (uplink) cap the connector's maximum.
+                let cpo_limit = self
+                    .stations
+                    .get(&s.key.charge_point)
+                    .and_then(|e| e.snapshot.connectors.iter().find(|c| c.connector == s.key.connector))
+                    .and_then(|c| c.cpo_limit);
+                let cpo_decides = cpo_limit.is_some_and(|cpo| cpo.0 <= sa.max.0 + 0.05);
                 let why = match (&sa.decision, &zone_name) {
+                    (Decision::AtMax, _) if cpo_decides => {
+                        format!("CPO limit: the CPO's charging profile allows {}, less than the site could give", sa.max)
+                    }
                     (Decision::AtMax, _) if sa.adapted => {
                         format!("full demand: the vehicle draws less, so its maximum is lowered to {}", sa.max)
                     }
@@ -131,6 +141,7 @@ impl ZoneSupervisor {
                     phases: Phase::ALL.into_iter().filter(|&p| s.phases.loads(p)).collect(),
                     control_loop,
                     why,
+                    cpo_limit,
                 }
             })
             .collect();

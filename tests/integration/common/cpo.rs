@@ -35,6 +35,8 @@ struct State {
     /// The Authorization header each station connected with.
     auth: BTreeMap<String, Option<String>>,
     connections: Vec<JoinHandle<()>>,
+    /// Records calls but answers none (a CPO that hangs).
+    silent: bool,
 }
 
 pub struct Cpo {
@@ -80,6 +82,35 @@ impl Cpo {
     /// Stops listening and drops every connection (what it received is returned).
     pub fn stop(self) -> Vec<Received> {
         self.received()
+    }
+
+    /// From now on, answers no call (and still records them).
+    pub fn go_silent(&self, silent: bool) {
+        self.state.lock().expect("state").silent = silent;
+    }
+
+    /// How many WebSocket connections were accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.lock().expect("state").connections.len()
+    }
+
+    /// Sends a raw text frame to a station's uplink and waits (5 s) for the answer with
+    /// `unique_id` (as [`Cpo::call`] returns it); `None` when none came.
+    pub async fn call_raw(&self, station: &str, unique_id: &str, text: &str) -> Option<Value> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut s = self.state.lock().expect("state");
+            s.waiting.insert(unique_id.to_owned(), tx);
+            let link = s
+                .links
+                .get(station)
+                .expect("the station is linked to the CPO");
+            link.send(text.to_owned()).expect("the link is open");
+        }
+        tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .ok()?
+            .ok()
     }
 
     pub fn url(&self) -> String {
@@ -229,6 +260,9 @@ async fn serve(stream: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
                                 };
                                 json!({"transactionId": id, "idTagInfo": {"status": status}})
                             }
+                            "Authorize" if payload["idTag"] == "CPOBLOCKED" => {
+                                json!({"idTagInfo": {"status": "Blocked"}})
+                            }
                             "Authorize" | "StopTransaction" => {
                                 json!({"idTagInfo": {"status": "Accepted"}})
                             }
@@ -237,7 +271,9 @@ async fn serve(stream: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
                     };
                     json!([3, unique_id, result])
                 };
-                let _ = tx.send(answer.to_string());
+                if !state.lock().expect("state").silent {
+                    let _ = tx.send(answer.to_string());
+                }
             }
             Some(3) | Some(4) => {
                 let unique_id = value[1].as_str().unwrap_or_default().to_owned();
