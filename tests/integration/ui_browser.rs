@@ -2,7 +2,8 @@
 //! chromedriver): first-start setup, login, a station appearing on the live dashboard
 //! with its limit, stopping its session from the UI, adding a badge, exporting the
 //! sessions as CSV, a primary's secondaries in the Federation view, a BMS's caps, its
-//! Modbus client and its log of writes in the BMS view, setup and login over HTTPS — with
+//! Modbus client and its log of writes in the BMS view, a station relayed to a CPO in the
+//! CPO uplink view (and no such entry without [uplink]), setup and login over HTTPS — with
 //! no console error. Screenshots of the main pages at 1366x768 and 390x844 go to `screenshots/`
 //! for a person to look at.
 //!
@@ -381,6 +382,32 @@ async fn an_operator_sets_up_watches_stops_adds_a_badge_and_exports() {
         &client,
         "the badges page by keyboard",
         "location.hash === '#/badges'",
+    )
+    .await;
+    // Without [uplink] the navigation has no CPO uplink entry, and the page says why.
+    let entries = client
+        .execute(
+            "return [...document.querySelectorAll('#nav a')].map(a => a.innerText.trim());",
+            vec![],
+        )
+        .await
+        .expect("the navigation entries");
+    let entries: Vec<&str> = entries
+        .as_array()
+        .map(|list| list.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert!(
+        entries.contains(&"Badges") && !entries.contains(&"CPO uplink"),
+        "navigation without [uplink]: {entries:?}"
+    );
+    client
+        .goto(&format!("{base}/#/uplink"))
+        .await
+        .expect("the uplink page");
+    wait_until(
+        &client,
+        "the uplink page saying there is none",
+        "document.body.innerText.includes('This controller has no CPO uplink')",
     )
     .await;
     client
@@ -818,6 +845,106 @@ failsafe_current_a = 40.0
     let errors = browser_errors(&client).await;
     client.close().await.expect("close the browser");
     drop(bms);
+    assert!(errors.is_empty(), "browser errors: {errors:#?}");
+}
+
+/// A controller relaying its station to a CPO ([uplink]): the navigation has the CPO
+/// uplink entry, and the view shows the station connected and accepted by the CPO with
+/// nothing left to send, and the limit the CPO set for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sees_the_station_connected_to_the_cpo_in_the_uplink_view() {
+    let cpo = common::cpo::Cpo::start("127.0.0.1:0".parse().expect("addr")).await;
+    let site = format!(
+        r#"
+[auth]
+mode = "local"
+
+[uplink]
+url = "{}"
+password = "cpo-key-0001"
+
+[[zones]]
+id = "main"
+limit_a = 63.0
+
+[[stations]]
+id = "CP001"
+zone = "main"
+max_current_a = 32.0
+"#,
+        cpo.url()
+    );
+    let driver = start_driver().await;
+    let app = TestApp::start("", &site);
+    let base = format!("http://{}", app.app().http_addr);
+    let profile = tempfile::tempdir().expect("browser profile");
+    let client = browser(&driver, profile.path()).await;
+    viewport(&client, 1366, 768).await;
+
+    client.goto(&base).await.expect("open the UI");
+    wait_until(
+        &client,
+        "the setup page",
+        "location.hash === '#/setup' && document.querySelector('form')",
+    )
+    .await;
+    create_admin(&client, &app).await;
+
+    // The station boots here and is relayed to the CPO, which caps it at 16 A.
+    let station = app.booted("CP001").await;
+    let status = json!({ "connectorId": 1, "errorCode": "NoError", "status": "Available", "timestamp": now_text() });
+    ok(station
+        .call("StatusNotification", status)
+        .await
+        .expect("answered"));
+    cpo.until("the boot at the CPO", |r| {
+        r.iter().any(|c| c.action == "BootNotification")
+    })
+    .await;
+    let started = (chrono::Utc::now() - chrono::TimeDelta::seconds(60))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let max = json!({"connectorId": 0, "csChargingProfiles": {
+        "chargingProfileId": 501, "stackLevel": 0, "chargingProfilePurpose": "ChargePointMaxProfile",
+        "chargingProfileKind": "Absolute",
+        "chargingSchedule": {"chargingRateUnit": "A", "startSchedule": started,
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}]}}});
+    let answer = cpo.call("CP001", "SetChargingProfile", max).await;
+    assert_eq!(answer["status"], "Accepted", "{answer}");
+
+    // The navigation has the entry because this controller has an [uplink] section.
+    client
+        .find(Locator::XPath(
+            "//nav[@id='nav']//a[normalize-space()='CPO uplink']",
+        ))
+        .await
+        .expect("a CPO uplink entry in the navigation")
+        .click()
+        .await
+        .expect("open the CPO uplink view");
+    let kv = "(label) => [...document.querySelectorAll('main .kv')] \
+              .find(r => r.querySelector('dt').innerText.trim() === label)?.querySelector('dd').innerText.trim()";
+    let url = cpo.url();
+    wait_until(
+        &client,
+        "CP001 connected and accepted by the CPO, backlog 0, capped at 16 A",
+        &format!(
+            "location.hash === '#/uplink' \
+             && (kv => kv('CPO') === '{url}' && kv('Stations connected') === '1 / 1' \
+               && kv('Accepted by the CPO') === '1 / 1' && kv('Backlog') === '0')({kv}) \
+             && [...document.querySelectorAll('tbody tr')].some(r => {{ \
+                  const cell = (label) => r.querySelector(`td[data-label=\"${{label}}\"]`)?.innerText.trim(); \
+                  return cell('Station') === 'CP001' && cell('Connection') === 'connected' \
+                    && cell('Accepted by CPO') === 'accepted' && cell('Backlog') === '0' \
+                    && Number(cell('Messages sent')) >= 2 && cell('CPO limits') === 'Station 16.0 A' \
+                    && cell('Last error') === '–'; }})"
+        ),
+    )
+    .await;
+    screenshots(&client, "uplink").await;
+
+    let errors = browser_errors(&client).await;
+    client.close().await.expect("close the browser");
+    drop(station);
     assert!(errors.is_empty(), "browser errors: {errors:#?}");
 }
 

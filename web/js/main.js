@@ -12,6 +12,7 @@ import { configuration } from "./views/config.js";
 import { users } from "./views/users.js";
 import { federation } from "./views/federation.js";
 import { bms } from "./views/bms.js";
+import { uplink } from "./views/uplink.js";
 import { loginView, setupView, wizard, account } from "./views/setup.js";
 
 const NAV = [
@@ -20,6 +21,7 @@ const NAV = [
   ["commissioning", "Scan", "viewer"],
   ["federation", "Federation", "viewer"],
   ["bms", "BMS", "viewer"],
+  ["uplink", "CPO uplink", "viewer"],
   ["badges", "Badges", "viewer"],
   ["transactions", "Sessions", "viewer"],
   ["logs", "Log", "viewer"],
@@ -34,6 +36,7 @@ const ROUTES = {
   commissioning,
   federation,
   bms,
+  uplink,
   badges,
   transactions,
   logs,
@@ -45,16 +48,18 @@ const ROUTES = {
 
 let stop = null;
 
-// Whether this controller is a primary or a secondary, and whether it has a BMS interface
-// (both come from its file and do not change while it runs): the Federation and BMS
-// entries are shown only then.
+// Whether this controller is a primary or a secondary, whether it has a BMS interface and
+// whether it has a CPO uplink (all come from its file and do not change while it runs):
+// the Federation, BMS and CPO uplink entries are shown only then.
 let federated = null;
 let bmsConfigured = null;
+let uplinkConfigured = null;
 
 async function loadFeatures() {
   if (!session.user) {
     federated = null;
     bmsConfigured = null;
+    uplinkConfigured = null;
     return;
   }
   // Each asked again on the next page if it failed.
@@ -65,11 +70,15 @@ async function loadFeatures() {
   if (bmsConfigured === null) {
     asks.push(api.get("/api/v1/bms").then((b) => (bmsConfigured = !!b.configured), () => {}));
   }
+  if (uplinkConfigured === null) {
+    asks.push(api.get("/api/v1/uplink").then((u) => (uplinkConfigured = !!u.configured), () => {}));
+  }
   await Promise.all(asks);
 }
 
 // Entries shown only on a controller that has the feature.
-const shown = (path) => (path !== "federation" || federated) && (path !== "bms" || bmsConfigured);
+const shown = (path) =>
+  (path !== "federation" || federated) && (path !== "bms" || bmsConfigured) && (path !== "uplink" || uplinkConfigured);
 
 function currentPath() {
   const hash = location.hash.replace(/^#\/?/, "");
