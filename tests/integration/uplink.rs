@@ -632,3 +632,205 @@ async fn stations_connect_as_their_identity_and_by_route_and_survive_bad_frames(
     );
     assert_eq!(main.connections(), connections, "the link was not dropped");
 }
+
+/// The acceptance run of the store-and-forward: a fleet charges for ten simulated minutes
+/// (sessions starting and stopping) while the CPO is down; the controller process is
+/// killed (SIGKILL) in the middle and started again; then the CPO comes up. Everything the
+/// stations told the site reaches the CPO once, in order per station, under the CPO's
+/// ids, and the local records do not change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_minute_outage_with_a_kill_reaches_the_cpo_exactly_once_in_order() {
+    use ampwarden::simulate::fleet::Fleet;
+    use ampwarden::simulate::scenario::{stations_toml, Scenario};
+    use ampwarden::simulate::vehicle::VehicleMix;
+    use ampwarden_actors::store::{Store, TransactionFilter};
+    use common::process::{admin_api, Controller};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let scenario = Scenario {
+        stations: 8,
+        id_prefix: "OUT".into(),
+        seed: 23,
+        // Ten simulated minutes in 20 real seconds; visits of one to three minutes.
+        speedup: 30.0,
+        summary_every_s: 0,
+        meter_values_every_s: 1,
+        vehicles: VehicleMix {
+            mean_absence_minutes: 1.0,
+            stay_hours: (1.0 / 60.0, 3.0 / 60.0),
+            ..VehicleMix::default()
+        },
+        ..Scenario::default()
+    };
+    let port = common::free_port();
+    let body = format!(
+        "[auth]\nmode = \"accept_all\"\n\n\
+         [uplink]\nurl = \"ws://127.0.0.1:{port}/ocpp\"\nmeter_values_every_s = 1\nreconnect_max_s = 1\nrate_per_s = 500\n\n\
+         [[zones]]\nid = \"main\"\nlimit_a = 1000.0\n\n{}",
+        stations_toml(&scenario.plan(), |_| "main")
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let mut site = Controller::new(dir.path(), "site", &body);
+    let url = format!("ws://127.0.0.1:{}/ocpp", site.ocpp_port());
+    let fleet = Fleet::start(&url, scenario, None)
+        .await
+        .expect("fleet starts");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    site.kill();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    site.start();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let report = fleet.stop().await;
+    assert!(
+        report.transactions.len() >= 10,
+        "sessions started and stopped: {}",
+        report.transactions.len()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let records = |site: &mut Controller| {
+        site.stop();
+        let store = Store::open(&site.data).expect("store opens");
+        let all = store
+            .transactions(&TransactionFilter::default())
+            .expect("transactions");
+        let owed: usize = all
+            .iter()
+            .map(|t| store.journal_len(&t.station))
+            .max()
+            .unwrap_or(0);
+        (all, owed)
+    };
+    let (before, owed) = records(&mut site);
+    assert!(owed > 0, "the journal holds what the CPO is owed");
+    assert!(
+        before.iter().all(|t| t.stop.is_some()),
+        "every session stopped"
+    );
+    site.start();
+
+    // The CPO comes up: the backlog drains.
+    let cpo = Cpo::start(format!("127.0.0.1:{port}").parse().expect("addr")).await;
+    let api = admin_api(&site).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = uplink_state(&api).await;
+        let linked = state["stations"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(|s| s["booted"] == true));
+        if linked && state["backlog"] == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the backlog drains: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (after, _) = records(&mut site);
+    assert_eq!(before, after, "the local records are unchanged");
+
+    let received = cpo.received();
+    let journaled: Vec<&Received> = received
+        .iter()
+        .filter(|m| m.unique_id.starts_with('j'))
+        .collect();
+    let journal_ids: BTreeSet<(&str, &str)> = journaled
+        .iter()
+        .map(|m| (m.station.as_str(), m.unique_id.as_str()))
+        .collect();
+    assert_eq!(
+        journal_ids.len(),
+        journaled.len(),
+        "no journal entry sent twice"
+    );
+    // Per station, in the order the CPO got them: each transaction's start, its meter
+    // values, its stop — under the id the CPO gave.
+    let mut by_station: BTreeMap<&str, Vec<&Received>> = BTreeMap::new();
+    for m in &journaled {
+        by_station.entry(m.station.as_str()).or_default().push(m);
+    }
+    let mut meter_values = 0;
+    for t in &before {
+        let flow = by_station
+            .get(t.station.as_str())
+            .expect("the station reported");
+        let starts: Vec<usize> = flow
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| {
+                m.action == "StartTransaction"
+                    && m.payload["meterStart"] == t.meter_start_wh
+                    && m.payload["idTag"] == t.id_tag.as_str()
+            })
+            .filter(|(_, m)| {
+                m.payload["timestamp"]
+                    .as_str()
+                    .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                    .is_some_and(|at| at == t.started_at)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(
+            starts.len(),
+            1,
+            "transaction {} started once at the CPO: {starts:?}",
+            t.id
+        );
+        let cpo_id = {
+            // The CPO numbers its transactions in the order the starts arrive.
+            let all_starts: Vec<&&Received> = journaled
+                .iter()
+                .filter(|m| m.action == "StartTransaction")
+                .collect();
+            let pos = all_starts
+                .iter()
+                .position(|m| std::ptr::eq(**m, flow[starts[0]]))
+                .expect("start");
+            9001 + i64::try_from(pos).expect("pos")
+        };
+        let stops: Vec<usize> = flow
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.action == "StopTransaction" && m.payload["transactionId"] == cpo_id)
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(
+            stops.len(),
+            1,
+            "transaction {} (CPO {cpo_id}) stopped once",
+            t.id
+        );
+        let stop = &flow[stops[0]];
+        assert_eq!(
+            stop.payload["meterStop"],
+            t.stop.as_ref().expect("stopped").meter_stop_wh
+        );
+        for (i, _) in flow
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.action == "MeterValues" && m.payload["transactionId"] == cpo_id)
+        {
+            assert!(
+                starts[0] < i && i < stops[0],
+                "transaction {}: meter values between its start and its stop",
+                t.id
+            );
+            meter_values += 1;
+        }
+    }
+    assert!(meter_values > 0, "meter values reached the CPO");
+    let starts = journaled
+        .iter()
+        .filter(|m| m.action == "StartTransaction")
+        .count();
+    assert_eq!(
+        starts,
+        before.len(),
+        "no transaction the site does not know"
+    );
+    eprintln!(
+        "outage replay: {} transactions, {meter_values} meter values, {} journal messages to the CPO",
+        before.len(),
+        journaled.len()
+    );
+}

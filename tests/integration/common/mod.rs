@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 pub mod cpo;
 pub mod fleet;
 pub mod plant;
+pub mod process;
 
 pub const WAIT: Duration = Duration::from_secs(10);
 /// How long a test waits for the control loop to settle.
