@@ -213,6 +213,8 @@ impl UplinkLink {
         if let Some(old) = self.socket.take() {
             ctx.cancel_future(old);
         }
+        let ping_every = Duration::from_secs(u64::from(settings.ping_interval_s.max(1)));
+        let silent_after = ping_every * 2 + Duration::from_secs(u64::from(settings.call_timeout_s));
         let task = async move {
             let (tx, mut rx) = mpsc::unbounded_channel::<String>();
             let why = match dial(&url, auth.as_deref(), tls).await {
@@ -224,14 +226,31 @@ impl UplinkLink {
                         out: tx.clone(),
                     });
                     let writer = async {
-                        while let Some(text) = rx.recv().await {
-                            if sink.send(Message::text(text)).await.is_err() {
+                        let mut ping = tokio::time::interval(ping_every);
+                        ping.tick().await;
+                        loop {
+                            let frame = tokio::select! {
+                                text = rx.recv() => match text {
+                                    Some(text) => Message::text(text),
+                                    None => break,
+                                },
+                                _ = ping.tick() => Message::Ping(Vec::new().into()),
+                            };
+                            if sink.send(frame).await.is_err() {
                                 break;
                             }
                         }
                     };
                     let reader = async {
-                        while let Some(frame) = stream.next().await {
+                        // A CPO that answers not even our pings is gone.
+                        while let Some(frame) =
+                            match tokio::time::timeout(silent_after, stream.next()).await {
+                                Ok(frame) => frame,
+                                Err(_) => return format!(
+                                    "nothing from the CPO for {silent_after:?} (pings unanswered)"
+                                ),
+                            }
+                        {
                             match frame {
                                 Ok(Message::Text(text)) => me.do_send(FromCpo {
                                     generation,
@@ -601,7 +620,13 @@ impl UplinkLink {
         }
         let now = Utc::now();
         match call {
-            CentralCall::SetChargingProfile(r) => {
+            CentralCall::SetChargingProfile(mut r) => {
+                // A TxProfile names the CPO's transaction id; the connectors know their own.
+                if let Some(cpo) = r.cs_charging_profiles.transaction_id {
+                    if let Ok(Some(local)) = self.core.store().local_transaction(&self.id, cpo) {
+                        r.cs_charging_profiles.transaction_id = Some(local);
+                    }
+                }
                 self.profiles
                     .set(r.connector_id, r.cs_charging_profiles, now);
                 self.note(

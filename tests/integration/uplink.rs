@@ -253,6 +253,12 @@ async fn the_cpo_commands_reach_the_station_and_its_profiles_cap_without_being_f
         "Accepted"
     );
     wait_limit(10.0).await;
+    // The operator sees why: the CPO's limit decides.
+    let api = Api::setup(&app).await;
+    let site = api.get("/api/v1/site").await.expect(200).json();
+    let session = &site["sessions"][0];
+    assert_eq!(session["cpo_limit"], 10.0, "{session}");
+    assert!(session["why"].as_str().is_some_and(|w| w.starts_with("CPO limit")), "{session}");
     assert!(
         !seen
             .lock()

@@ -895,6 +895,9 @@ pub struct UplinkConfig {
     pub rate_per_s: u32,
     /// How long an Authorize waits for the CPO before `auth.offline` decides.
     pub auth_timeout_s: u32,
+    /// A WebSocket ping to the CPO this often; a connection that brings nothing (not even
+    /// a pong) for two intervals and `call_timeout_s` is dropped and dialled again.
+    pub ping_interval_s: u32,
     /// For `wss://`: the CA (PEM) the CPO's certificate must chain to; the system's
     /// roots when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1001,6 +1004,7 @@ impl Default for UplinkConfig {
             meter_values_every_s: 60,
             rate_per_s: 200,
             auth_timeout_s: 5,
+            ping_interval_s: 30,
             ca_file: None,
             rejected_start: RejectedStart::Flag,
             stations: BTreeMap::new(),

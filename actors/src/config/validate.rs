@@ -809,6 +809,7 @@ fn uplink(ck: &mut Checker, c: &Config, u: &UplinkConfig) {
         }
     }
     ck.range("uplink.auth_timeout_s", u.auth_timeout_s, 1, 60);
+    ck.range("uplink.ping_interval_s", u.ping_interval_s, 1, 3600);
     ck.range("uplink.call_timeout_s", u.call_timeout_s, 1, 300);
     ck.range("uplink.reconnect_max_s", u.reconnect_max_s, 1, 3600);
     ck.range(
