@@ -31,8 +31,8 @@ use ampwarden_actors::ocpp::{
     IdTagInfo, Incoming, RemoteStopTransactionRequest, Request, SetChargingProfileResponse,
 };
 use ampwarden_actors::station::{
-    AttachUplink, Call, CallFailure, GetSnapshot, NoteTransaction, SetCpoLimits, StationActor,
-    UplinkAuthorize, UplinkHandle, UplinkWake,
+    AttachUplink, Call, CallFailure, GetSnapshot, NoteTransaction, SetCpoLimits,
+    SetUplinkMeterInterval, StationActor, UplinkAuthorize, UplinkHandle, UplinkWake,
 };
 use ampwarden_actors::store::LogLevel;
 use ampwarden_actors::units::{ChargePointId, IdTag};
@@ -246,9 +246,11 @@ impl UplinkLink {
                         while let Some(frame) =
                             match tokio::time::timeout(silent_after, stream.next()).await {
                                 Ok(frame) => frame,
-                                Err(_) => return format!(
+                                Err(_) => {
+                                    return format!(
                                     "nothing from the CPO for {silent_after:?} (pings unanswered)"
-                                ),
+                                )
+                                }
                             }
                         {
                             match frame {
@@ -705,12 +707,18 @@ impl UplinkLink {
                 .spawn(ctx);
             }
             CentralCall::ChangeConfiguration(r) if r.key.as_str() == "MeterValueSampleInterval" => {
-                // Absorbed: the stations report to the site at its own interval.
+                // Absorbed: the station keeps reporting to the site at the site's interval;
+                // the CPO gets its MeterValues at the interval it asked for.
+                let status = match r.value.as_str().trim().parse::<u32>() {
+                    Ok(every) if (1..=86_400).contains(&every) => {
+                        self.station.do_send(SetUplinkMeterInterval(every));
+                        ConfigurationStatus::Accepted
+                    }
+                    _ => ConfigurationStatus::Rejected,
+                };
                 self.reply(encode_call_result(
                     &unique_id,
-                    &ChangeConfigurationResponse {
-                        status: ConfigurationStatus::Accepted,
-                    },
+                    &ChangeConfigurationResponse { status },
                 ));
             }
             CentralCall::RemoteStopTransaction(mut r) => {

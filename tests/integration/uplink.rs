@@ -258,7 +258,12 @@ async fn the_cpo_commands_reach_the_station_and_its_profiles_cap_without_being_f
     let site = api.get("/api/v1/site").await.expect(200).json();
     let session = &site["sessions"][0];
     assert_eq!(session["cpo_limit"], 10.0, "{session}");
-    assert!(session["why"].as_str().is_some_and(|w| w.starts_with("CPO limit")), "{session}");
+    assert!(
+        session["why"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("CPO limit")),
+        "{session}"
+    );
     assert!(
         !seen
             .lock()
@@ -839,4 +844,59 @@ async fn a_ten_minute_outage_with_a_kill_reaches_the_cpo_exactly_once_in_order()
         before.len(),
         journaled.len()
     );
+}
+
+#[tokio::test]
+async fn the_cpo_sample_interval_paces_what_goes_upstream_not_the_station() {
+    let cpo = Cpo::start("127.0.0.1:0".parse().expect("addr")).await;
+    let app = TestApp::start(
+        "",
+        &site(&cpo.url(), "").replace("meter_values_every_s = 1", "meter_values_every_s = 3600"),
+    );
+    let station = app.booted("CP001").await;
+    cpo.until("the boot", |r| !of(r, "BootNotification").is_empty())
+        .await;
+    let tx = common::start_transaction(&station, 1, "TAG1", 0).await;
+    let reading =
+        |wh: i64| json!({"connectorId": 1, "transactionId": tx, "meterValue": energy(wh)});
+    ok(station
+        .call("MeterValues", reading(100))
+        .await
+        .expect("answered"));
+    ok(station
+        .call("MeterValues", reading(200))
+        .await
+        .expect("answered"));
+    cpo.until("the first reading", |r| of(r, "MeterValues").len() == 1)
+        .await;
+    let bad = cpo
+        .call(
+            "CP001",
+            "ChangeConfiguration",
+            json!({"key": "MeterValueSampleInterval", "value": "soon"}),
+        )
+        .await;
+    assert_eq!(bad["status"], "Rejected");
+    let set = cpo
+        .call(
+            "CP001",
+            "ChangeConfiguration",
+            json!({"key": "MeterValueSampleInterval", "value": "1"}),
+        )
+        .await;
+    assert_eq!(set["status"], "Accepted");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    ok(station
+        .call("MeterValues", reading(300))
+        .await
+        .expect("answered"));
+    cpo.until("the reading at the CPO's interval", |r| {
+        of(r, "MeterValues").len() == 2
+    })
+    .await;
+    let values: Vec<Value> = of(&cpo.received(), "MeterValues")
+        .iter()
+        .map(|m| m.payload["meterValue"][0]["sampledValue"][0]["value"].clone())
+        .collect();
+    assert_eq!(values, vec![json!("100"), json!("300")]);
 }

@@ -268,3 +268,9 @@ pub struct NoteTransaction {
     pub id: i32,
     pub note: String,
 }
+
+/// The CPO asked for MeterValues this often (seconds): what goes upstream follows it,
+/// the station keeps reporting to the site at the site's interval.
+#[derive(Clone, Copy, Debug, Message)]
+#[rtype(result = "()")]
+pub struct SetUplinkMeterInterval(pub u32);

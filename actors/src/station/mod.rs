@@ -154,6 +154,8 @@ pub struct StationActor {
     uplink: Option<UplinkHandle>,
     /// The CPO's limits per connector (0: the station).
     cpo_limits: BTreeMap<u32, Amps>,
+    /// The MeterValueSampleInterval the CPO asked for (else `uplink.meter_values_every_s`).
+    uplink_meter_every: Option<u32>,
 }
 
 impl StationActor {
@@ -203,6 +205,7 @@ impl StationActor {
             security: SecuritySummary::default(),
             uplink: None,
             cpo_limits: BTreeMap::new(),
+            uplink_meter_every: None,
         }
     }
 
@@ -464,6 +467,18 @@ impl Handler<AttachUplink> for StationActor {
     fn handle(&mut self, AttachUplink(h): AttachUplink, _: &mut Self::Context) {
         h.wake.do_send(UplinkWake);
         self.uplink = Some(h);
+    }
+}
+
+impl Handler<SetUplinkMeterInterval> for StationActor {
+    type Result = ();
+
+    fn handle(
+        &mut self,
+        SetUplinkMeterInterval(every): SetUplinkMeterInterval,
+        _: &mut Self::Context,
+    ) {
+        self.uplink_meter_every = Some(every);
     }
 }
 

@@ -252,7 +252,7 @@ impl StationActor {
             .get()
             .uplink
             .as_ref()
-            .map(|u| u.meter_values_every_s)
+            .map(|u| self.uplink_meter_every.unwrap_or(u.meter_values_every_s))
         else {
             return;
         };
