@@ -817,6 +817,13 @@ fn ca_connector(path: &std::path::Path) -> Result<tokio_tungstenite::Connector, 
         .map_err(|e| format!("uplink.ca_file: {e}"))
 }
 
+/// OCPP frames are small: an 8 KiB read buffer instead of tungstenite's 128 KiB keeps a
+/// thousand upstream connections at ~75 MB instead of ~200 MB (BENCHMARKS.md, "CPO
+/// uplink"); longer frames still arrive, the buffer only grows for them.
+fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024)
+}
+
 async fn dial(
     url: &str,
     auth: Option<&str>,
@@ -836,7 +843,7 @@ async fn dial(
     }
     match tokio::time::timeout(
         CONNECT_TIMEOUT,
-        tokio_tungstenite::connect_async_tls_with_config(request, None, false, tls),
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config()), false, tls),
     )
     .await
     {
