@@ -11,6 +11,7 @@ pub mod simulate;
 pub mod snapshot;
 pub mod tls;
 pub mod uplink;
+pub mod ws_client;
 
 use std::net::SocketAddr;
 use std::sync::mpsc;

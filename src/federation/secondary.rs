@@ -24,13 +24,10 @@ use ampwarden_actors::supervisor::{
     ZoneSupervisor,
 };
 use ampwarden_actors::units::{Amps, PerPhase, Phase};
-use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::controller::Controller;
+use crate::ws_client;
 
 /// How often the imposed budget is re-evaluated (grant expiry is seen this soon).
 const TICK: Duration = Duration::from_millis(200);
@@ -275,11 +272,21 @@ impl PrimaryLink {
             old.abort();
         }
         self.socket = Some(actix::spawn(async move {
-            let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-            let why = match dial(&url, &token).await {
+            let (tx, rx) = mpsc::unbounded_channel::<String>();
+            let dialled = ws_client::dial(ws_client::Dial {
+                url: &url,
+                headers: vec![("Authorization", format!("Bearer {token}"))],
+                config: tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                    .max_message_size(Some(MAX_FRAME_BYTES))
+                    .max_frame_size(Some(MAX_FRAME_BYTES)),
+                tls: None,
+                timeout: CONNECT_TIMEOUT,
+                peer: "the primary",
+            })
+            .await;
+            let why = match dialled {
                 Err(e) => e,
                 Ok(socket) => {
-                    let (mut sink, mut stream) = socket.split();
                     me.do_send(Connected {
                         generation,
                         out: tx.clone(),
@@ -287,36 +294,10 @@ impl PrimaryLink {
                     if let Ok(text) = serde_json::to_string(&hello) {
                         let _ = tx.send(text);
                     }
-                    let writer = async {
-                        while let Some(text) = rx.recv().await {
-                            if sink.send(Message::text(text)).await.is_err() {
-                                break;
-                            }
-                        }
-                    };
-                    let reader = async {
-                        while let Some(frame) = stream.next().await {
-                            match frame {
-                                Ok(Message::Text(text)) => me.do_send(FromPrimary {
-                                    generation,
-                                    text: text.to_string(),
-                                }),
-                                Ok(Message::Close(c)) => {
-                                    return format!(
-                                        "closed by the primary{}",
-                                        c.map(|c| format!(": {}", c.reason)).unwrap_or_default()
-                                    )
-                                }
-                                Ok(_) => {}
-                                Err(e) => return e.to_string(),
-                            }
-                        }
-                        "closed".to_owned()
-                    };
-                    tokio::select! {
-                        () = writer => "closed".to_owned(),
-                        why = reader => why,
-                    }
+                    ws_client::run(socket, rx, None, "the primary", |text| {
+                        me.do_send(FromPrimary { generation, text });
+                    })
+                    .await
                 }
             };
             me.do_send(Disconnected { generation, why });
@@ -431,35 +412,6 @@ fn read_records(
     match result {
         Ok(v) => (200, v),
         Err(e) => (500, serde_json::json!({ "error": e.to_string() })),
-    }
-}
-
-async fn dial(
-    url: &str,
-    token: &str,
-) -> Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    String,
-> {
-    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
-    let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| e.to_string())?;
-    request.headers_mut().insert("Authorization", bearer);
-    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-        .max_message_size(Some(MAX_FRAME_BYTES))
-        .max_frame_size(Some(MAX_FRAME_BYTES));
-    match tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        tokio_tungstenite::connect_async_with_config(request, Some(config), true),
-    )
-    .await
-    {
-        Err(_) => Err(format!("no answer within {CONNECT_TIMEOUT:?}")),
-        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => Err(format!(
-            "refused by the primary: HTTP {}",
-            response.status()
-        )),
-        Ok(Err(e)) => Err(e.to_string()),
-        Ok(Ok((socket, _))) => Ok(socket),
     }
 }
 

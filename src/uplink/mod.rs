@@ -38,15 +38,12 @@ use ampwarden_actors::store::LogLevel;
 use ampwarden_actors::units::{ChargePointId, IdTag};
 use base64::Engine as _;
 use chrono::Utc;
-use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::controller::Controller;
+use crate::ws_client;
 use ampwarden_actors::config::RejectedStart;
 use profiles::CpoProfiles;
 
@@ -96,6 +93,23 @@ impl RateCap {
 impl Default for RateCap {
     fn default() -> Self {
         RateCap::new()
+    }
+}
+
+/// A configuration known to have an `[uplink]` section, read as that section.
+struct Settings(Arc<ampwarden_actors::config::Config>);
+
+impl std::ops::Deref for Settings {
+    type Target = ampwarden_actors::config::UplinkConfig;
+
+    fn deref(&self) -> &Self::Target {
+        static NONE: std::sync::OnceLock<ampwarden_actors::config::UplinkConfig> =
+            std::sync::OnceLock::new();
+        // `settings()` builds one only when the section is there.
+        self.0
+            .uplink
+            .as_ref()
+            .unwrap_or_else(|| NONE.get_or_init(Default::default))
     }
 }
 
@@ -176,8 +190,11 @@ impl UplinkLink {
         }
     }
 
-    fn settings(&self) -> Option<ampwarden_actors::config::UplinkConfig> {
-        self.core.config().uplink.clone()
+    /// The `[uplink]` section in force (the live configuration, not a copy: this is read
+    /// for every message).
+    fn settings(&self) -> Option<Settings> {
+        let config = self.core.config();
+        config.uplink.is_some().then_some(Settings(config))
     }
 
     fn set_status(&self, f: impl FnOnce(&mut UplinkStatus)) {
@@ -216,59 +233,32 @@ impl UplinkLink {
         let ping_every = Duration::from_secs(u64::from(settings.ping_interval_s.max(1)));
         let silent_after = ping_every * 2 + Duration::from_secs(u64::from(settings.call_timeout_s));
         let task = async move {
-            let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-            let why = match dial(&url, auth.as_deref(), tls).await {
+            let (tx, rx) = mpsc::unbounded_channel::<String>();
+            let mut headers = vec![("Sec-WebSocket-Protocol", "ocpp1.6".to_owned())];
+            headers.extend(auth.map(|a| ("Authorization", a)));
+            let dialled = ws_client::dial(ws_client::Dial {
+                url: &url,
+                headers,
+                config: ws_config(),
+                tls,
+                timeout: CONNECT_TIMEOUT,
+                peer: "the CPO",
+            })
+            .await;
+            let why = match dialled {
                 Err(e) => e,
                 Ok(socket) => {
-                    let (mut sink, mut stream) = socket.split();
+                    // The task keeps a sender too: the connection lives until it breaks or
+                    // the link cancels it, whatever becomes of the link's copy.
                     me.do_send(Connected {
                         generation,
                         out: tx.clone(),
                     });
-                    let writer = async {
-                        let mut ping = tokio::time::interval(ping_every);
-                        ping.tick().await;
-                        loop {
-                            let frame = tokio::select! {
-                                text = rx.recv() => match text {
-                                    Some(text) => Message::text(text),
-                                    None => break,
-                                },
-                                _ = ping.tick() => Message::Ping(Vec::new().into()),
-                            };
-                            if sink.send(frame).await.is_err() {
-                                break;
-                            }
-                        }
-                    };
-                    let reader = async {
-                        // A CPO that answers not even our pings is gone.
-                        while let Some(frame) =
-                            match tokio::time::timeout(silent_after, stream.next()).await {
-                                Ok(frame) => frame,
-                                Err(_) => {
-                                    return format!(
-                                    "nothing from the CPO for {silent_after:?} (pings unanswered)"
-                                )
-                                }
-                            }
-                        {
-                            match frame {
-                                Ok(Message::Text(text)) => me.do_send(FromCpo {
-                                    generation,
-                                    text: text.to_string(),
-                                }),
-                                Ok(Message::Close(_)) => return "closed by the CPO".to_owned(),
-                                Ok(_) => {}
-                                Err(e) => return e.to_string(),
-                            }
-                        }
-                        "closed".to_owned()
-                    };
-                    tokio::select! {
-                        () = writer => "closed".to_owned(),
-                        why = reader => why,
-                    }
+                    let ping = Some((ping_every, silent_after));
+                    ws_client::run(socket, rx, ping, "the CPO", |text| {
+                        me.do_send(FromCpo { generation, text });
+                    })
+                    .await
                 }
             };
             me.do_send(Lost { generation, why });
@@ -500,10 +490,20 @@ impl UplinkLink {
                 match &result {
                     Ok(v) if action == "StartTransaction" => {
                         if let (Some(local), Some(cpo)) = (local, v["transactionId"].as_i64()) {
-                            let cpo = i32::try_from(cpo).unwrap_or_default();
-                            if let Err(e) = store.set_cpo_transaction(&self.id, local, cpo) {
-                                tracing::error!(station = %self.id, error = %e, "cannot keep the CPO's transaction id");
+                            let Ok(cpo) = i32::try_from(cpo) else {
+                                self.note(
+                                    LogLevel::Error,
+                                    format!("the CPO gave transaction {local} the id {cpo}, outside OCPP's integer range: its meter values and stop go out with the local id"),
+                                );
+                                let _ = store.journal_remove(&self.id, seq);
+                                self.set_status(|_| {});
+                                self.pump(ctx);
                                 return;
+                            };
+                            if let Err(e) = store.set_cpo_transaction(&self.id, local, cpo) {
+                                // Not a reason to stop reporting: what follows goes out with the
+                                // local id (and says so in the log).
+                                tracing::error!(station = %self.id, error = %e, "cannot keep the CPO's transaction id");
                             }
                             let info =
                                 serde_json::from_value::<IdTagInfo>(v["idTagInfo"].clone()).ok();
@@ -820,41 +820,16 @@ fn ca_connector(path: &std::path::Path) -> Result<tokio_tungstenite::Connector, 
 /// OCPP frames are small: an 8 KiB read buffer instead of tungstenite's 128 KiB keeps a
 /// thousand upstream connections at ~75 MB instead of ~200 MB (BENCHMARKS.md, "CPO
 /// uplink"); longer frames still arrive, the buffer only grows for them.
+/// A CPO frame above 4 MiB (a SendLocalList of tens of thousands of tags is ~2 MB) is
+/// refused rather than buffered.
 fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
-    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024)
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .max_message_size(Some(MAX_CPO_FRAME_BYTES))
+        .max_frame_size(Some(MAX_CPO_FRAME_BYTES))
 }
 
-async fn dial(
-    url: &str,
-    auth: Option<&str>,
-    tls: Option<tokio_tungstenite::Connector>,
-) -> Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    String,
-> {
-    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("ocpp1.6"),
-    );
-    if let Some(auth) = auth {
-        let value = HeaderValue::from_str(auth).map_err(|e| e.to_string())?;
-        request.headers_mut().insert("Authorization", value);
-    }
-    match tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config()), false, tls),
-    )
-    .await
-    {
-        Err(_) => Err(format!("no answer within {CONNECT_TIMEOUT:?}")),
-        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
-            Err(format!("refused by the CPO: HTTP {}", response.status()))
-        }
-        Ok(Err(e)) => Err(e.to_string()),
-        Ok(Ok((socket, _))) => Ok(socket),
-    }
-}
+const MAX_CPO_FRAME_BYTES: usize = 4 * 1024 * 1024;
 
 impl Actor for UplinkLink {
     type Context = Context<Self>;

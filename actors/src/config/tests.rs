@@ -758,3 +758,11 @@ fn an_uplink_target_is_its_route_and_identity() {
     assert_eq!(two.password, None, "a route's stations use the route's key");
     assert_eq!((two.route.as_deref(), two.read_only), (Some("fleet"), true));
 }
+
+#[test]
+fn auth_by_the_cpo_needs_an_uplink() {
+    assert_reports(
+        &problems_with("[auth]\nmode = \"uplink\"\n"),
+        "auth.mode: \"uplink\" asks the CPO: it needs an [uplink] section (its url)",
+    );
+}

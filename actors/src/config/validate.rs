@@ -127,6 +127,11 @@ pub(super) fn problems(c: &Config) -> Vec<ConfigProblem> {
     }
     if let Some(u) = &c.uplink {
         uplink(&mut ck, c, u);
+    } else if c.auth.mode == AuthMode::Uplink {
+        ck.push(
+            "auth.mode",
+            "\"uplink\" asks the CPO: it needs an [uplink] section (its url)",
+        );
     }
     tls(&mut ck, c);
     ck.problems
