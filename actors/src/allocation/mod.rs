@@ -251,39 +251,44 @@ pub fn allocate(
         });
     }
     tree.sum_up(&mut fixed, sharing::add3);
-    let mut capacity: Vec<f64> = (0..nz * 3)
+    let capacity: Vec<f64> = (0..nz * 3)
         .map(|c| (budgets[c / 3].budget.0[c % 3].0 - fixed[c / 3][c % 3]).max(0.0))
         .collect();
 
     let keep = KeepOrder::new(params.strategy, rotation_due, params.min_active, now);
     let session_of = |d: usize| demand_session[d] as usize;
+    let rank = |d: usize| {
+        let s = &sessions[session_of(d)];
+        keep.rank(
+            s.vip,
+            memories[session_of(d)].status,
+            s.energy_wh,
+            s.connected_since,
+        )
+    };
+    let tie = |a: usize, b: usize| {
+        sessions[session_of(a)]
+            .key
+            .cmp(&sessions[session_of(b)].key)
+    };
     // With an unbalance cap, the one- and two-phase vehicles that load a root's phase
-    // beyond its least loaded phase plus the cap are lowered, and the round is shared
-    // again: a few passes, as what they leave may go to others.
+    // beyond its least loaded phase plus the cap are lowered (or shed, when the floor
+    // leaves no other way), and the round is shared again: a few passes, as what they
+    // leave may go to others.
     let mut passes = 0;
     let mut balanced: Option<Vec<Demand>> = None;
     let mut balance_why: Vec<Option<u32>> = Vec::new();
+    let mut balance_shed: Vec<Option<u32>> = Vec::new();
     let shed: Vec<Option<u32>> = loop {
         let ds: &[Demand] = balanced.as_deref().unwrap_or(demands);
         let shed = shedding::admit(
             tree,
             ds,
+            &balance_shed,
             &capacity,
             floor,
-            |d| {
-                let s = &sessions[session_of(d)];
-                keep.rank(
-                    s.vip,
-                    memories[session_of(d)].status,
-                    s.energy_wh,
-                    s.connected_since,
-                )
-            },
-            |a, b| {
-                sessions[session_of(a)]
-                    .key
-                    .cmp(&sessions[session_of(b)].key)
-            },
+            rank,
+            tie,
             shed_scratch,
         );
         sharing::fill(tree, ds, shed, &capacity, floor, fill_scratch);
@@ -294,19 +299,21 @@ pub fn allocate(
         let ds = balanced.get_or_insert_with(|| demands.to_vec());
         if balance_why.is_empty() {
             balance_why = vec![None; ds.len()];
+            balance_shed = vec![None; ds.len()];
         }
-        let lowered = sharing::lower_for_balance(
+        let changed = sharing::lower_for_balance(
             tree,
             ds,
             shed,
             &fill_scratch.value,
             &fixed,
-            &mut capacity,
             cap.0,
             floor,
+            |a, b| rank(a).cmp(&rank(b)).then_with(|| tie(a, b)),
             &mut balance_why,
+            &mut balance_shed,
         );
-        if !lowered {
+        if !changed {
             break shed.to_vec();
         }
     };

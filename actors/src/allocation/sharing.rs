@@ -14,6 +14,8 @@
 //! session is frozen once and every constraint fills once, so a round costs about
 //! O(n + zones), plus O(log zones) per event.
 
+use std::cmp::Ordering;
+
 use super::tree::{ZoneIdx, ZoneTree};
 use super::Demand;
 use crate::config::MAX_ZONE_DEPTH;
@@ -408,9 +410,11 @@ const BALANCE_TOLERANCE_A: f64 = 0.05;
 /// vehicles that load that phase but not all three (one- and two-phase ones: a 3-phase
 /// vehicle adds the same to every phase and changes no difference) get their maximum
 /// lowered, all in the same proportion, by the excess; `why[d]` names the root's phase
-/// as what limits them. Where that cannot remove the excess (the reservations alone
-/// make it, or a vehicle would go under the `floor`), the phase's capacity is lowered
-/// instead, which sheds by the usual order. Whether anything was lowered.
+/// as what limits them. Where the excess is more than they can give up above the
+/// `floor`, the fewest of them that must go, last in `keep_order` first, are shed for
+/// that phase (`forced[d]`). Lowering the phase's capacity would not do: it takes from
+/// the 3-phase vehicles too, which leaves the difference as it was. Whether anything
+/// was lowered or shed.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn lower_for_balance(
     tree: &ZoneTree,
@@ -418,10 +422,11 @@ pub(crate) fn lower_for_balance(
     shed: &[Option<u32>],
     value: &[f64],
     fixed: &[[f64; 3]],
-    capacity: &mut [f64],
     cap: f64,
     floor: f64,
+    keep_order: impl Fn(usize, usize) -> Ordering,
     why: &mut [Option<u32>],
+    forced: &mut [Option<u32>],
 ) -> bool {
     let mut total = vec![[0.0f64; 3]; tree.len()];
     for (d, demand) in demands.iter().enumerate() {
@@ -430,7 +435,8 @@ pub(crate) fn lower_for_balance(
         }
     }
     tree.sum_up(&mut total, add3);
-    let mut lowered = false;
+    let mut changed = false;
+    let mut on_phase: Vec<usize> = Vec::new();
     for (r, zone) in tree.zones().iter().enumerate() {
         if zone.parent.is_some() {
             continue;
@@ -438,51 +444,48 @@ pub(crate) fn lower_for_balance(
         let load: [f64; 3] = std::array::from_fn(|p| total[r][p] + fixed[r][p]);
         let allowed = load.iter().copied().fold(f64::INFINITY, f64::min) + cap.max(0.0);
         let subtree = r..tree.subtree_end(ZoneIdx(r as u16));
-        for p in 0..3 {
-            let excess = load[p] - allowed;
+        for (p, phase_load) in load.iter().enumerate() {
+            let excess = phase_load - allowed;
             if excess <= BALANCE_TOLERANCE_A {
                 continue;
             }
-            let on_phase = |d: usize, demand: &Demand| {
-                shed[d].is_none()
+            let constraint = Some((r * 3 + p) as u32);
+            on_phase.clear();
+            on_phase.extend(demands.iter().enumerate().filter_map(|(d, demand)| {
+                (shed[d].is_none()
+                    && forced[d].is_none()
                     && demand.mask != 0b111
                     && demand.mask & (1 << p) != 0
-                    && subtree.contains(&usize::from(demand.zone))
-            };
-            let unbalanced: f64 = demands
-                .iter()
-                .enumerate()
-                .filter(|&(d, demand)| on_phase(d, demand))
-                .map(|(d, _)| value[d])
-                .sum();
-            let scale = if unbalanced > 1e-9 {
-                ((unbalanced - excess) / unbalanced).max(0.0)
-            } else {
-                0.0
-            };
-            let mut short = unbalanced <= excess;
-            for (d, demand) in demands.iter_mut().enumerate() {
-                if !on_phase(d, demand) {
-                    continue;
-                }
-                let mut new = value[d] * scale;
-                if new < floor {
-                    new = floor;
-                    short = true;
-                }
-                if new < demand.max {
-                    demand.max = new;
-                    why[d] = Some((r * 3 + p) as u32);
+                    && subtree.contains(&usize::from(demand.zone)))
+                .then_some(d)
+            }));
+            let unbalanced: f64 = on_phase.iter().map(|&d| value[d]).sum();
+            let goal = (unbalanced - excess).max(0.0);
+            if floor > 0.0 {
+                // Each one kept gets at least the floor.
+                let keep = ((goal / floor) + 1e-9).floor() as usize;
+                if on_phase.len() > keep {
+                    on_phase.sort_unstable_by(|&a, &b| keep_order(a, b));
+                    for &d in &on_phase[keep..] {
+                        forced[d] = constraint;
+                    }
+                    on_phase.truncate(keep);
+                    changed = true;
                 }
             }
-            if short {
-                let c = &mut capacity[r * 3 + p];
-                *c = c.min((allowed - fixed[r][p]).max(0.0));
+            let kept: f64 = on_phase.iter().map(|&d| value[d]).sum();
+            let scale = if kept > goal { goal / kept } else { 1.0 };
+            for &d in &on_phase {
+                let new = (value[d] * scale).max(floor);
+                if new < demands[d].max {
+                    demands[d].max = new;
+                    why[d] = constraint;
+                    changed = true;
+                }
             }
-            lowered = true;
         }
     }
-    lowered
+    changed
 }
 
 pub(crate) fn add_on_phases(acc: &mut [f64; 3], mask: u8, amps: f64) {

@@ -90,10 +90,14 @@ impl KeepOrder {
 /// constraint (`zone * 3 + phase`) that had no room left for it.
 ///
 /// `rank` gives each demand's keep rank; `tie` orders demands of equal rank (by
-/// session key, so the result does not depend on the order of the input).
+/// session key, so the result does not depend on the order of the input). A demand
+/// with a constraint in `decided` (empty: none) is shed for it already: it takes no
+/// room and is returned as it is.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn admit<'s>(
     tree: &ZoneTree,
     demands: &[Demand],
+    decided: &[Option<u32>],
     capacity: &[f64],
     floor: f64,
     rank: impl Fn(usize) -> KeepRank,
@@ -107,6 +111,10 @@ pub(crate) fn admit<'s>(
     } = scratch;
     shed.clear();
     shed.resize(demands.len(), None);
+    if !decided.is_empty() {
+        shed.copy_from_slice(decided);
+    }
+    let decided = |i: usize| decided.get(i).is_some_and(Option::is_some);
     if floor <= 0.0 {
         return shed;
     }
@@ -115,7 +123,7 @@ pub(crate) fn admit<'s>(
         .map(|&c| ((c / floor) + 1e-9).floor().clamp(0.0, u32::MAX as f64) as u32)
         .collect();
     let mut count = vec![[0u32; 3]; tree.len()];
-    for d in demands {
+    for (_, d) in demands.iter().enumerate().filter(|&(i, _)| !decided(i)) {
         for (p, n) in count[usize::from(d.zone)].iter_mut().enumerate() {
             *n += u32::from(d.mask >> p & 1);
         }
@@ -142,7 +150,7 @@ pub(crate) fn admit<'s>(
         demands
             .iter()
             .enumerate()
-            .filter(|(_, d)| competing(&overflowing_on_path, d).next().is_some())
+            .filter(|&(i, d)| !decided(i) && competing(&overflowing_on_path, d).next().is_some())
             .map(|(i, _)| (rank(i), i as u32)),
     );
     radix_sort(candidates, spare);
@@ -261,6 +269,7 @@ mod tests {
         let shed = admit(
             &tree(),
             &demands,
+            &[],
             &[63.0, 63.0, 63.0, 32.0, 32.0, 32.0],
             6.0,
             |i| KeepRank::new(0, i as u64),
@@ -273,12 +282,38 @@ mod tests {
     }
 
     #[test]
+    fn a_demand_shed_already_takes_no_room() {
+        let demands = vec![three_phase(0); 12];
+        let mut decided = vec![None; 12];
+        decided[0] = Some(2);
+        let mut scratch = Scratch::default();
+        let shed = admit(
+            &tree(),
+            &demands,
+            &decided,
+            &[63.0, 63.0, 63.0, 32.0, 32.0, 32.0],
+            6.0,
+            |i| KeepRank::new(0, i as u64),
+            |a, b| a.cmp(&b),
+            &mut scratch,
+        );
+        let suspended: Vec<usize> = (0..12).filter(|&i| shed[i].is_some()).collect();
+        assert_eq!(
+            suspended,
+            [0, 11],
+            "the one decided, and the last in keep order"
+        );
+        assert_eq!(shed[0], Some(2), "kept as it was decided");
+    }
+
+    #[test]
     fn the_closest_full_zone_is_named() {
         let demands = vec![three_phase(1); 6];
         let mut scratch = Scratch::default();
         let shed = admit(
             &tree(),
             &demands,
+            &[],
             &[63.0, 63.0, 63.0, 32.0, 32.0, 32.0],
             6.0,
             |_| KeepRank::new(0, 0),
@@ -308,6 +343,7 @@ mod tests {
         let shed = admit(
             &tree(),
             &demands,
+            &[],
             &[12.0, 12.0, 12.0, 32.0, 32.0, 32.0],
             6.0,
             |i| KeepRank::new(0, i as u64),
@@ -369,6 +405,7 @@ mod tests {
         let shed = admit(
             &tree(),
             &demands,
+            &[],
             &[12.0; 6],
             6.0,
             |_| KeepRank::new(0, 0),

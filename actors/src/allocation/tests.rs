@@ -737,6 +737,51 @@ fn numbers_that_are_not_numbers_never_loosen_a_limit() {
 }
 
 #[test]
+fn one_phase_cars_at_their_minimum_over_an_unbalance_cap_are_suspended_not_the_3_phase_ones() {
+    let mut site = Site::single(100.0);
+    site.params.max_unbalance = Some(Amps(10.0));
+    let one = |name: &str, p: Phase| Session {
+        phases: SessionPhases::One(p),
+        ..ev(name, 0.0)
+    };
+    // Three cars on L1 at 6 A each would be 18 A over L3: only one fits in 10 A.
+    let sessions = vec![
+        one("A", Phase::L1),
+        one("B", Phase::L1),
+        one("C", Phase::L1),
+        one("D", Phase::L2),
+        Session {
+            max_current: Amps(16.0),
+            ..ev("E", 0.0)
+        },
+    ];
+    let a = site.run(&sessions, t(0));
+    let load = a.zones[0].allocated.0.map(|x| x.0);
+    let spread = load.iter().copied().fold(f64::MIN, f64::max)
+        - load.iter().copied().fold(f64::MAX, f64::min);
+    assert!(spread <= 10.05, "{load:?}");
+    // The last two in keep order (same energy: by key) give way; the 3-phase car,
+    // which unbalances nothing, keeps its 16 A.
+    assert_eq!(targets(&a), [10.0, 0.0, 0.0, 10.0, 16.0], "{load:?}");
+    for s in &a.sessions[1..3] {
+        assert!(
+            matches!(
+                s.decision,
+                Decision::Suspended {
+                    bottleneck: Bottleneck {
+                        zone: ZoneIdx(0),
+                        phase: Phase::L1
+                    },
+                    ..
+                }
+            ),
+            "{:?}",
+            s.decision
+        );
+    }
+}
+
+#[test]
 fn an_unbalance_cap_lowers_only_the_phases_above_the_least_loaded_one_plus_the_cap() {
     let mut site = Site::single(100.0);
     site.params.max_unbalance = Some(Amps(20.0));
