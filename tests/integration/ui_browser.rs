@@ -1,7 +1,8 @@
 //! The operator UI in a real browser (headless Debian Chromium driven through
 //! chromedriver): first-start setup, login, a station appearing on the live dashboard
 //! with its limit, stopping its session from the UI, adding a badge, exporting the
-//! sessions as CSV, a primary's secondaries in the Federation view, a BMS's caps, its
+//! sessions as CSV, a primary's secondaries in the Federation view (with a linked
+//! secondary's sessions and log, and its stations on the Stations page), a BMS's caps, its
 //! Modbus client and its log of writes in the BMS view, a station relayed to a CPO in the
 //! CPO uplink view (and no such entry without [uplink]), setup and login over HTTPS — with
 //! no console error. Screenshots of the main pages at 1366x768 and 390x844 go to `screenshots/`
@@ -284,14 +285,17 @@ async fn create_admin(client: &Client, app: &TestApp) {
     .await;
 }
 
-async fn charging_station(app: &TestApp) -> StationClient {
-    let station = app.booted("CP001").await;
+/// Station `id` of `app` charging on connector 1 with badge `id_tag` (1.5 kWh so far, 15.8 A
+/// per phase): the station and its transaction id.
+async fn charging_station(app: &TestApp, id: &str, id_tag: &str) -> (StationClient, i64) {
+    let station = app.booted(id).await;
     let status = |s: &str| json!({ "connectorId": 1, "errorCode": "NoError", "status": s, "timestamp": now_text() });
     ok(station
         .call("StatusNotification", status("Preparing"))
         .await
         .expect("answered"));
-    let start = json!({ "connectorId": 1, "idTag": "GOODTAG", "meterStart": 1000, "timestamp": now_text() });
+    let start =
+        json!({ "connectorId": 1, "idTag": id_tag, "meterStart": 1000, "timestamp": now_text() });
     let tx = ok(station
         .call("StartTransaction", start)
         .await
@@ -309,7 +313,8 @@ async fn charging_station(app: &TestApp) -> StationClient {
             { "measurand": "Energy.Active.Import.Register", "unit": "Wh", "value": "2500" }] }],
     });
     ok(station.call("MeterValues", values).await.expect("answered"));
-    station
+    let tx = tx.as_i64().expect("a transaction id");
+    (station, tx)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,7 +421,7 @@ async fn an_operator_sets_up_watches_stops_adds_a_badge_and_exports() {
         .expect("back to the dashboard");
 
     // A station starts charging: it appears with its limit in force and the reason.
-    let mut station = charging_station(&app).await;
+    let (mut station, _) = charging_station(&app, "CP001", "GOODTAG").await;
     wait_until(
         &client,
         "CP001 charging with a limit",
@@ -582,6 +587,10 @@ async fn an_operator_sets_up_watches_stops_adds_a_badge_and_exports() {
 
 /// A primary with one configured secondary that has not linked yet: the Federation view
 /// is in the navigation and lists it as never seen, with its fallback reserved for it.
+/// Then the secondary (a whole controller) links with a station charging: the primary's
+/// Stations page lists that station with its Secondary, relays a reset to it, and the
+/// Federation view shows the secondary's sessions and its log (where the reset is) as read
+/// over the link.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_shows_its_secondaries_in_the_federation_view() {
     const PRIMARY: &str = r#"
@@ -659,6 +668,140 @@ tokens = [{ name = "hall-b", token = "token-of-hall-b-0001", zone = "main", fall
            .some(n => n.innerText.includes('Token of hall-b reinstated'))",
     )
     .await;
+
+    // hall-b links: a whole controller of its own, with station HB01 charging.
+    let secondary = TestApp::start(
+        "",
+        &format!(
+            r#"
+[site]
+name = "hall-b"
+mode = "static"
+
+[auth]
+mode = "accept_all"
+
+[[zones]]
+id = "hall"
+limit_a = 50.0
+
+[federation]
+role = "secondary"
+primary_url = "ws://{}"
+token = "token-of-hall-b-0001"
+zone = "main"
+fallback_budget_a = 20.0
+
+[[stations]]
+id = "HB01"
+zone = "hall"
+max_current_a = 32.0
+"#,
+            app.app().http_addr
+        ),
+    );
+    let (mut station, tx) = charging_station(&secondary, "HB01", "HALL-B-TAG").await;
+    // A row of a table in `scope` (a CSS selector) whose cells (by column) pass `test`.
+    let row_where = |scope: &str, test: &str| {
+        format!(
+            "[...document.querySelectorAll('{scope} tbody tr')].some(r => {{ \
+               const cell = (label) => r.querySelector(`td[data-label=\"${{label}}\"]`)?.innerText.trim(); \
+               return {test}; }})"
+        )
+    };
+    wait_until(
+        &client,
+        "hall-b linked",
+        &row_where(
+            "main",
+            "cell('Secondary') === 'hall-b' && cell('Link') === 'linked'",
+        ),
+    )
+    .await;
+
+    // The primary's Stations page lists hall-b's station, with its Secondary and session.
+    client
+        .goto(&format!("{base}/#/stations"))
+        .await
+        .expect("the stations page");
+    wait_until(
+        &client,
+        "HB01 of hall-b charging on the Stations page",
+        &row_where(
+            "main",
+            "cell('Station') === 'HB01' && cell('Secondary') === 'hall-b' \
+             && cell('Zone') === 'hall' && cell('Connection') === 'online' \
+             && cell('Sessions') === '1 charging'",
+        ),
+    )
+    .await;
+    // Its Reset is relayed to the secondary and on to the station.
+    click_button(&client, "Reset").await;
+    let reset = station
+        .next_call_of("Reset", WAIT)
+        .await
+        .expect("the station is asked to reset");
+    assert_eq!(reset.payload["type"], "Soft");
+    wait_until(
+        &client,
+        "the notice that the reset was sent",
+        "[...document.querySelectorAll('#notices .notice.ok')] \
+           .some(n => n.innerText.includes('Soft reset of HB01 sent'))",
+    )
+    .await;
+    let done = json!({ "transactionId": tx, "meterStop": 4000, "timestamp": now_text(), "reason": "Local" });
+    ok(station
+        .call("StopTransaction", done)
+        .await
+        .expect("answered"));
+
+    // The station's link leads to the Federation view, where hall-b's sessions are read
+    // over the link: the one just ended, with its energy.
+    client
+        .find(Locator::XPath("//main//a[normalize-space()='HB01']"))
+        .await
+        .expect("a link on HB01")
+        .click()
+        .await
+        .expect("follow it");
+    wait_until(
+        &client,
+        "the Federation view",
+        "location.hash === '#/federation' && document.querySelector('main tbody')",
+    )
+    .await;
+    click_button(&client, "Sessions").await;
+    assert_active(
+        &client,
+        "the heading of hall-b's sessions",
+        "document.activeElement.innerText?.trim() === 'Sessions of hall-b'",
+    )
+    .await;
+    wait_until(
+        &client,
+        "hall-b's ended session",
+        &row_where(
+            "#secondary-records",
+            &format!(
+                "cell('Id') === '{tx}' && cell('Station') === 'HB01' && cell('Badge') === 'HALL-B-TAG' \
+                 && cell('Energy') === '3.00 kWh' && cell('Stop reason') === 'Local'"
+            ),
+        ),
+    )
+    .await;
+    // And its log, with the reset relayed from here.
+    click_button(&client, "Log").await;
+    wait_until(
+        &client,
+        "the reset in hall-b's log",
+        &row_where(
+            "#secondary-records",
+            "cell('Station') === 'HB01' \
+             && cell('What happened').includes('Soft reset: Accepted (by federation primary)')",
+        ),
+    )
+    .await;
+    screenshots(&client, "federation-log").await;
 
     let errors = browser_errors(&client).await;
     client.close().await.expect("close the browser");

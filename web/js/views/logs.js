@@ -5,6 +5,16 @@ import { h, mount, when, heading, table, field, form, badge } from "../ui.js";
 
 const LEVEL = { info: "", warn: "warn", error: "bad" };
 
+/** The table of log entries (this controller's, or a secondary's in the Federation view). */
+export function logTable(entries, caption = "Log entries") {
+  return table(
+    caption,
+    ["When", "Level", "Station", "What happened"],
+    entries.map((e) => [when(e.at), badge(e.level, LEVEL[e.level]), e.station || "", e.message]),
+    "The log is empty.",
+  );
+}
+
 export async function logs(main) {
   const stations = await api.get("/api/v1/stations");
   const results = h("div");
@@ -23,15 +33,7 @@ export async function logs(main) {
   async function load(filter) {
     exportLink.href = withQuery("/api/v1/logs.csv", filter);
     const entries = await api.get(withQuery("/api/v1/logs", filter));
-    mount(
-      results,
-      table(
-        "Log entries",
-        ["When", "Level", "Station", "What happened"],
-        entries.map((e) => [when(e.at), badge(e.level, LEVEL[e.level]), e.station || "", e.message]),
-        "The log is empty.",
-      ),
-    );
+    mount(results, logTable(entries));
   }
   await load({ limit: 200 });
 }

@@ -1,5 +1,6 @@
-// Stations: the list, one station with its remote actions, configuration keys, firmware
-// and diagnostics, and the commissioning scan (stations that knocked).
+// Stations: the list (on a federation primary, with its secondaries' stations), one
+// station with its remote actions, configuration keys, firmware and diagnostics, and the
+// commissioning scan (stations that knocked).
 
 import { api, can } from "../api.js";
 import {
@@ -7,6 +8,7 @@ import {
   notify, dialog, confirmDialog,
 } from "../ui.js";
 import { subscribe, sessionOf } from "../live.js";
+import { resetButton, stopButton, hasSession } from "./federation.js";
 
 const PHASES = [["3", "3 phases"], ["1", "1 phase"]];
 const PHASE = [["L1", "L1"], ["L2", "L2"], ["L3", "L3"]];
@@ -50,9 +52,37 @@ function stationBody(v, editing) {
 /** Which control loop decided a session's limit (see docs/allocation.md). */
 const LOOP = { allocation: "allocation", hold: "hold", safety_cut: "safety cut" };
 
+// A station of a secondary, as the primary last heard of it: what its report says; its
+// page is the Federation view, and its actions are relayed there.
+function secondaryStationRow(s, operator, refresh) {
+  const charging = s.connectors.filter(hasSession).length;
+  const cells = [
+    h("a", { href: "#/federation", title: `A station of secondary ${s.secondary}: see the Federation view` }, s.id),
+    s.secondary,
+    s.zone,
+    s.connected ? badge("online", "good") : badge("offline", "bad"),
+    charging ? `${charging} charging` : "–",
+    "–",
+    "–",
+    "",
+    "–",
+    "–",
+    "",
+  ];
+  if (operator) {
+    cells.push(h("span", { class: "buttons inline" }, resetButton(s, refresh), s.connectors.filter(hasSession).map((c) => stopButton(s, c, refresh))));
+  }
+  return cells;
+}
+
 export async function stations(main) {
   const list = h("div");
   const zones = await zoneChoices();
+  // On a federation primary the secondaries' stations are listed too, with a Secondary
+  // column; they are polled every 5 s as in the Federation view (the events feed carries
+  // this controller's stations only).
+  const primary = await api.get("/api/v1/federation").then((f) => f.role === "primary", () => false);
+  const operator = can("operator");
   const addButton = can("admin") ? h("button", { type: "button", class: "primary" }, "Add station") : null;
   mount(main, heading("Stations", addButton), list);
 
@@ -71,12 +101,16 @@ export async function stations(main) {
     });
   }
 
-  return subscribe((live) => {
+  let live = null;
+  let remote = [];
+  let remoteShown = null;
+  const draw = () => {
+    if (!live) return;
     const rows = [...live.stations.values()].map((s) => {
       const l = s.live;
       const connected = l && l.connected;
       const charging = l ? l.connectors.filter((c) => c.transaction).length : 0;
-      return [
+      const cells = [
         h("a", { href: `#/station/${encodeURIComponent(s.id)}` }, s.id),
         s.config.zone,
         connected ? badge("online", "good") : badge("offline", "bad"),
@@ -88,9 +122,41 @@ export async function stations(main) {
         l && l.last_seen ? when(l.last_seen) : "–",
         securityBadge(l),
       ];
+      if (primary) {
+        cells.splice(1, 0, "–");
+        if (operator) cells.push("");
+      }
+      return cells;
     });
-    mount(list, table("Stations", ["Station", "Zone", "Connection", "Sessions", "Max", "Phases", "", "Model", "Last seen", "Security"], rows, "No stations configured."));
+    const headers = ["Station", "Zone", "Connection", "Sessions", "Max", "Phases", "", "Model", "Last seen", "Security"];
+    if (primary) {
+      headers.splice(1, 0, "Secondary");
+      if (operator) headers.push("");
+      rows.push(...remote.map((s) => secondaryStationRow(s, operator, refresh)));
+    }
+    mount(list, table("Stations", headers, rows, "No stations configured."));
+  };
+  const loadRemote = async () => {
+    const answer = await api.get("/api/v1/federation/stations");
+    const text = JSON.stringify(answer);
+    if (text === remoteShown) return;
+    remoteShown = text;
+    remote = answer;
+    draw();
+  };
+  // After a relayed action: poll at once rather than waiting for the next tick.
+  const refresh = () => loadRemote().catch(() => {});
+  if (primary) await refresh();
+  const unsubscribe = subscribe((state) => {
+    live = state;
+    draw();
   });
+  if (!primary) return unsubscribe;
+  const timer = setInterval(refresh, 5000);
+  return () => {
+    clearInterval(timer);
+    unsubscribe();
+  };
 }
 
 // --- one station --------------------------------------------------------------------------

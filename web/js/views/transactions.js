@@ -8,6 +8,30 @@ import { h, mount, when, kwh, heading, table, field, form, section, badge } from
 // days, not on all of it.
 const OPEN_ON_DAYS = 30;
 
+// A record's energy: the API's `energy_wh` where it gives one; a secondary's records read
+// over the federation link are the stored records without it, so from their registers.
+function energyOf(x) {
+  if (x.energy_wh !== undefined && x.energy_wh !== null) return x.energy_wh;
+  const end = x.stop ? x.stop.meter_stop_wh : (x.last_meter_wh ?? x.meter_start_wh);
+  return Math.max(0, end - x.meter_start_wh);
+}
+
+/** The table of charging sessions (this controller's, or a secondary's in the Federation view). */
+export function sessionsTable(list, caption = "Sessions") {
+  const rows = list.map((x) => [
+    String(x.id),
+    x.station,
+    String(x.connector),
+    h("span", {}, x.id_tag, x.vip ? badge("VIP", "info") : null),
+    when(x.started_at),
+    x.stop ? when(x.stop.at) : badge("charging", "good"),
+    kwh(energyOf(x)),
+    x.cost ? x.cost.toFixed(2) : "–",
+    x.stop && x.stop.reason ? x.stop.reason : "",
+  ]);
+  return table(caption, ["Id", "Station", "Conn.", "Badge", "Started", "Ended", "Energy", "Cost", "Stop reason"], rows, "No sessions match.");
+}
+
 export async function transactions(main) {
   const stations = await api.get("/api/v1/stations");
   const since = new Date(Date.now() - OPEN_ON_DAYS * 86400e3).toISOString().slice(0, 10);
@@ -30,24 +54,13 @@ export async function transactions(main) {
     exportLink.href = withQuery("/api/v1/transactions.csv", filter);
     const answer = await api.get(path);
     const t = answer.totals;
-    const rows = answer.transactions.map((x) => [
-      String(x.id),
-      x.station,
-      String(x.connector),
-      h("span", {}, x.id_tag, x.vip ? badge("VIP", "info") : null),
-      when(x.started_at),
-      x.stop ? when(x.stop.at) : badge("charging", "good"),
-      kwh(x.energy_wh),
-      x.cost ? x.cost.toFixed(2) : "–",
-      x.stop && x.stop.reason ? x.stop.reason : "",
-    ]);
     mount(
       results,
       h("p", { class: "totals", role: "status" }, `${t.count} ${t.count === 1 ? "session" : "sessions"} · ${kwh(t.energy_wh)} · cost ${t.cost.toFixed(2)}`),
       answer.stations.length > 1
         ? section("Per station", table("Totals per station", ["Station", "Sessions", "Energy", "Cost"], answer.stations.map((s) => [s.station, String(s.count), kwh(s.energy_wh), s.cost.toFixed(2)])))
         : null,
-      table("Sessions", ["Id", "Station", "Conn.", "Badge", "Started", "Ended", "Energy", "Cost", "Stop reason"], rows, "No sessions match."),
+      sessionsTable(answer.transactions),
     );
   }
   await load({ from: since });
