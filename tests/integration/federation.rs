@@ -579,3 +579,73 @@ async fn a_primary_refuses_bad_links_and_clamps_absurd_demand() {
         .await
         .expect(404);
 }
+
+/// A station of a secondary that never answers a SetChargingProfile (and applies every
+/// profile all the same, the worst case for the breaker) is counted at its maximum by
+/// its secondary, and so by the primary: across the federation the limits in force
+/// never exceed what the primary zone leaves for the linked secondaries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_station_that_never_answers_on_a_secondary_counts_at_its_maximum_in_the_federation() {
+    let port = free_port();
+    let (server, body) = primary_body(port);
+    let primary = TestApp::start(&server, &body);
+    let primary_addr = format!("127.0.0.1:{port}");
+    let secondaries: Vec<TestApp> = (1..=2)
+        .map(|i| TestApp::start("", &secondary_body(i, &primary_addr)))
+        .collect();
+    wait_federation(&primary, "two secondaries on a grant", LONG, |v| {
+        all_linked(v, 2)
+    })
+    .await;
+    let timeline = Timeline::default();
+    let mut clients = Vec::new();
+    for (i, s) in secondaries.iter().enumerate() {
+        let prefix = format!("S{}EV", i + 1);
+        let fleet = boot_fleet_as(s, &timeline, &prefix, VEHICLES, |v| Behaviour {
+            silent: i == 0 && v == 1,
+            applies_unanswered: i == 0 && v == 1,
+            ..Behaviour::default()
+        })
+        .await;
+        for (v, c) in fleet.iter().enumerate() {
+            start_transaction(&timeline, c, &format!("{prefix}{:02}", v + 1), "ANYTAG").await;
+        }
+        clients.push(fleet);
+    }
+    // s3 never links: the primary keeps its fallback, the linked two share the rest,
+    // and the silent station takes its whole maximum of that.
+    let room = MAIN_A - FALLBACK_A;
+    let others = ["S1EV02", "S2EV01", "S2EV02"];
+    let fair = (room - STATION_MAX_A) / others.len() as f64;
+    timeline
+        .wait_for(
+            "the three answering stations share what the silent one leaves",
+            LONG * 2,
+            |l| {
+                others
+                    .iter()
+                    .all(|s| l.get(*s).is_some_and(|&a| (a - fair).abs() <= 0.5))
+            },
+        )
+        .await;
+    let view = federation_of(&primary).await;
+    let s1 = view["secondaries"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "s1"))
+        .cloned()
+        .unwrap_or_default();
+    let target = s1["target_a"][0].as_f64().unwrap_or(0.0);
+    assert!(
+        target >= STATION_MAX_A + fair - 0.5,
+        "s1 is granted room for the silent station at its maximum: {s1:#}"
+    );
+    // Let a few grants and rounds pass, then judge every moment: a station with no
+    // limit yet counts at its maximum, the silent one at whatever it applied.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (worst, story) = timeline.worst_moment_of(|_| true, STATION_MAX_A);
+    assert!(
+        worst <= room + 1e-6,
+        "Σ limits in force reached {worst} A where {room} A was left for s1 and s2: {story}"
+    );
+    drop(clients);
+}

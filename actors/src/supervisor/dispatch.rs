@@ -1,7 +1,17 @@
 //! Sending a round's plan: the decreases, and only once all are acknowledged the
 //! increases and recoveries; what the answers leave reserved.
+//!
+//! No round runs while a plan is being sent, the safety loop's neither: so a setpoint
+//! is waited for at most [`SETPOINT_WAIT`] (or the call timeout, if shorter), not the
+//! whole call timeout. One a station has not answered by then is settled as
+//! unconfirmed — the higher of its old and new limit stays reserved — and the station's
+//! own call goes on (its answer, when it comes, is what the station reports next).
 
 use super::*;
+
+/// The longest a dispatch waits for one station's answer before it counts it as not
+/// confirmed and lets the next round run (grants to secondaries: `GRANT_TIMEOUT`).
+pub(super) const SETPOINT_WAIT: Duration = Duration::from_secs(5);
 
 impl ZoneSupervisor {
     /// Sends the plan: all decreases, then — only if every decrease was acknowledged —
@@ -58,9 +68,11 @@ impl ZoneSupervisor {
         // A higher grant may be in force as soon as it arrives.
         self.reserve_grants(&grants_up);
         self.dispatching = true;
+        let wait = Duration::from_secs(u64::from(self.current.server.call_timeout_s.max(1)))
+            .min(SETPOINT_WAIT);
         let fut = async move {
             let (down, granted_down) = futures_util::future::join(
-                send_all(decreases),
+                send_all(decreases, wait),
                 federation::send_grants(grants_down),
             )
             .await;
@@ -71,9 +83,11 @@ impl ZoneSupervisor {
             // A recovery re-sends this round's limit, so it is an increase like the
             // others: only once every decrease is in force, never beside a later round.
             let (up, granted_up) = if all_down {
-                let (up, (), granted) = futures_util::future::join3(
-                    send_all(increases),
-                    recover_all(recoveries),
+                let (up, _, granted) = futures_util::future::join3(
+                    send_all(increases, wait),
+                    // Its steps go to one station in order: one cut short leaves the rest
+                    // unsent, and a later round's limits still queue behind what was.
+                    tokio::time::timeout(wait, recover_all(recoveries)),
                     federation::send_grants(grants_up),
                 )
                 .await;
@@ -293,15 +307,15 @@ pub(super) async fn recover_all(recoveries: Vec<Recovery>) {
     futures_util::future::join_all(each).await;
 }
 
-/// Sends every setpoint at once and waits for every answer (each bounded by the
-/// station's call timeout).
-pub(super) async fn send_all(setpoints: Vec<Setpoint>) -> Vec<Sent> {
+/// Sends every setpoint at once and waits for every answer, each at most `wait` (an
+/// answer not in by then is a timeout here; the station's call itself goes on, and what
+/// it sends to that station later queues behind it).
+pub(super) async fn send_all(setpoints: Vec<Setpoint>, wait: Duration) -> Vec<Sent> {
     let futures = setpoints.into_iter().map(|sp| async move {
-        let result = sp
-            .addr
-            .send(sp.msg)
-            .await
-            .unwrap_or(Err(CallFailure::Stopped));
+        let result = match tokio::time::timeout(wait, sp.addr.send(sp.msg)).await {
+            Ok(answer) => answer.unwrap_or(Err(CallFailure::Stopped)),
+            Err(_) => Err(CallFailure::Timeout(wait)),
+        };
         (sp.key, sp.msg, result)
     });
     futures_util::future::join_all(futures).await
