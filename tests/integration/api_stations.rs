@@ -372,6 +372,30 @@ async fn stations_are_added_edited_and_removed_with_the_files_validation() {
         .put("/api/v1/stations/CP999", json!({"vip": true}))
         .await
         .error(404);
+    // The security profile: checked as in the file, shown, never with the password.
+    let field = admin
+        .put(
+            "/api/v1/stations/CP010",
+            json!({"security_profile": 1, "password": ""}),
+        )
+        .await
+        .error(400);
+    assert_eq!(field.as_deref(), Some("password"), "1 needs a password");
+    admin
+        .put("/api/v1/stations/CP010", json!({"security_profile": 7}))
+        .await
+        .error(400);
+    let edited = admin
+        .put(
+            "/api/v1/stations/CP010",
+            json!({"security_profile": 1, "password": "basic-auth-key-01"}),
+        )
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(edited["config"]["security_profile"], 1, "{edited}");
+    assert_eq!(edited["config"]["has_password"], true, "{edited}");
+    assert!(edited["config"].get("password").is_none(), "{edited}");
 
     admin.delete("/api/v1/stations/CP010").await.expect(204);
     admin.get("/api/v1/stations/CP010").await.error(404);

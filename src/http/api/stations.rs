@@ -43,6 +43,8 @@ pub struct StationSettings {
     pub phase: Phase,
     pub vip: bool,
     pub has_password: bool,
+    /// The OCPP security profile it must show at the handshake (0–3).
+    pub security_profile: ampwarden_actors::config::SecurityProfile,
     pub connectors: u32,
     /// The site phases of the station's L1, L2, L3, e.g. `"L2L3L1"`.
     pub phase_rotation: String,
@@ -57,6 +59,7 @@ impl From<&StationConfig> for StationSettings {
             phase: s.phase,
             vip: s.vip,
             has_password: !s.password.is_empty(),
+            security_profile: s.security_profile,
             connectors: s.connectors,
             phase_rotation: s.phase_rotation.to_string(),
         }
@@ -158,6 +161,7 @@ pub struct StationPatch {
     vip: Option<bool>,
     /// `""` removes the password.
     password: Option<String>,
+    security_profile: Option<ampwarden_actors::config::SecurityProfile>,
     connectors: Option<u32>,
     phase_rotation: Option<ampwarden_actors::config::PhaseRotation>,
 }
@@ -192,6 +196,9 @@ pub async fn edit(
             }
             if let Some(v) = patch.password {
                 s.password = v;
+            }
+            if let Some(v) = patch.security_profile {
+                s.security_profile = v;
             }
             if let Some(v) = patch.connectors {
                 s.connectors = v;
