@@ -28,6 +28,14 @@ pub struct Dial<'a> {
     pub peer: &'static str,
 }
 
+/// A TLS connector that trusts only the CA in `path` (PEM); `key` names the setting in
+/// the error.
+pub fn trusting(path: &std::path::Path, key: &str) -> Result<tokio_tungstenite::Connector, String> {
+    crate::simulate::client::ClientTls::from_files(path, None)
+        .map(|tls| tokio_tungstenite::Connector::Rustls(tls.0))
+        .map_err(|e| format!("{key}: {e}"))
+}
+
 /// Opens the connection, or says why not (in words for the operator log).
 pub async fn dial(d: Dial<'_>) -> Result<Socket, String> {
     let mut request = d.url.into_client_request().map_err(|e| e.to_string())?;

@@ -56,6 +56,8 @@ pub struct PrimaryLink {
     supervisor: Addr<ZoneSupervisor>,
     url: String,
     token: String,
+    /// The CA the primary's certificate must chain to (`federation.ca_file`).
+    ca_file: Option<std::path::PathBuf>,
     name: String,
     zone: ampwarden_actors::units::ZoneId,
     fallback: Amps,
@@ -116,6 +118,7 @@ impl PrimaryLink {
             core,
             url: format!("{}/federation", url.trim_end_matches('/')),
             token: f.token.clone()?,
+            ca_file: f.ca_file.clone(),
             name: f.name.clone().unwrap_or_else(|| config.site.name.clone()),
             zone: f.zone.clone()?,
             fallback: f.fallback_budget_a?,
@@ -258,6 +261,19 @@ impl PrimaryLink {
         self.generation += 1;
         let generation = self.generation;
         let me = ctx.address();
+        // Read at every dial: a CA file fixed or rotated is taken without a restart.
+        let tls = match self
+            .ca_file
+            .as_deref()
+            .map(|p| ws_client::trusting(p, "federation.ca_file"))
+            .transpose()
+        {
+            Ok(tls) => tls,
+            Err(why) => {
+                me.do_send(Disconnected { generation, why });
+                return;
+            }
+        };
         let url = self.url.clone();
         let token = self.token.clone();
         let hello = Upstream::Hello {
@@ -279,7 +295,7 @@ impl PrimaryLink {
                 config: tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
                     .max_message_size(Some(MAX_FRAME_BYTES))
                     .max_frame_size(Some(MAX_FRAME_BYTES)),
-                tls: None,
+                tls,
                 timeout: CONNECT_TIMEOUT,
                 peer: "the primary",
             })

@@ -26,13 +26,15 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use ampwarden_actors::ocpp::{
     encode_call_error, encode_call_result, CallError, CentralCall, ChangeConfigurationResponse,
-    ChargingProfileStatus, ClearChargingProfileResponse, ClearChargingProfileStatus,
-    ConfigurationStatus, ErrorCode, GetCompositeScheduleResponse, GetCompositeScheduleStatus,
-    IdTagInfo, Incoming, RemoteStopTransactionRequest, Request, SetChargingProfileResponse,
+    ChargingProfilePurpose, ChargingProfileStatus, ClearChargingProfileResponse,
+    ClearChargingProfileStatus, ConfigurationStatus, ErrorCode, GetCompositeScheduleResponse,
+    GetCompositeScheduleStatus, IdTagInfo, Incoming, RemoteStopTransactionRequest, Request,
+    SetChargingProfileRequest, SetChargingProfileResponse,
 };
 use ampwarden_actors::station::{
     AttachUplink, Call, CallFailure, GetSnapshot, NoteTransaction, SetCpoLimits,
-    SetUplinkMeterInterval, StationActor, UplinkAuthorize, UplinkHandle, UplinkWake,
+    SetUplinkMeterInterval, StationActor, UplinkAuthorize, UplinkDataTransfer, UplinkHandle,
+    UplinkWake,
 };
 use ampwarden_actors::store::LogLevel;
 use ampwarden_actors::units::{ChargePointId, IdTag};
@@ -120,6 +122,10 @@ enum Sending {
         tag: IdTag,
         reply: oneshot::Sender<Option<IdTagInfo>>,
     },
+    /// A DataTransfer of the station; the CPO's answer goes to `reply`.
+    DataTransfer {
+        reply: oneshot::Sender<Option<Value>>,
+    },
     Status,
     Journal {
         seq: u64,
@@ -152,6 +158,8 @@ pub struct UplinkLink {
     waiting: bool,
     /// Authorize requests of the station, sent before the journal's next entry.
     pending_auth: VecDeque<(IdTag, oneshot::Sender<Option<IdTagInfo>>)>,
+    /// The station's DataTransfers waiting for their answer, sent likewise.
+    pending_data: VecDeque<(Value, oneshot::Sender<Option<Value>>)>,
     /// Connected and accepted by the CPO (the station actor reads it).
     online: Arc<AtomicBool>,
     /// A rate slot was taken and waited for: the next journal entry goes without another.
@@ -183,6 +191,7 @@ impl UplinkLink {
             backoff: Duration::from_secs(1),
             waiting: false,
             pending_auth: VecDeque::new(),
+            pending_data: VecDeque::new(),
             online: Arc::new(AtomicBool::new(false)),
             slot_taken: false,
             profiles: CpoProfiles::default(),
@@ -212,7 +221,12 @@ impl UplinkLink {
         let me = ctx.address();
         let target = settings.target(&self.id);
         let url = target.url.clone();
-        let tls = match target.ca_file.as_deref().map(ca_connector).transpose() {
+        let tls = match target
+            .ca_file
+            .as_deref()
+            .map(|p| ws_client::trusting(p, "uplink.ca_file"))
+            .transpose()
+        {
             Ok(tls) => tls,
             Err(why) => {
                 // A CA file that cannot be read: said, and tried again later (it may be fixed).
@@ -315,6 +329,7 @@ impl UplinkLink {
         self.online.store(false, Ordering::Relaxed);
         // Whoever waits for an Authorize hears "offline" now (the senders drop).
         self.pending_auth.clear();
+        self.pending_data.clear();
         if let Some(f) = self.in_flight.take() {
             ctx.cancel_future(f.timeout);
         }
@@ -358,6 +373,17 @@ impl UplinkLink {
                 "Authorize",
                 &payload,
                 Sending::Authorize { tag, reply },
+            );
+            return;
+        }
+        if let Some((payload, reply)) = self.pending_data.pop_front() {
+            let uid = self.uid();
+            self.send_call(
+                ctx,
+                uid,
+                "DataTransfer",
+                &payload,
+                Sending::DataTransfer { reply },
             );
             return;
         }
@@ -463,6 +489,9 @@ impl UplinkLink {
                 }
             },
             Sending::Status => {}
+            Sending::DataTransfer { reply } => {
+                let _ = reply.send(result.ok());
+            }
             Sending::Authorize { tag, reply } => {
                 let info = result
                     .ok()
@@ -629,22 +658,46 @@ impl UplinkLink {
                         r.cs_charging_profiles.transaction_id = Some(local);
                     }
                 }
-                self.profiles
-                    .set(r.connector_id, r.cs_charging_profiles, now);
-                self.note(
-                    LogLevel::Info,
-                    format!(
-                        "charging profile kept as a limit on connector {}",
-                        r.connector_id
-                    ),
-                );
-                self.reply(encode_call_result(
-                    &unique_id,
-                    &SetChargingProfileResponse {
-                        status: ChargingProfileStatus::Accepted,
-                    },
-                ));
-                self.apply_profiles(ctx);
+                if r.cs_charging_profiles.charging_profile_purpose
+                    != ChargingProfilePurpose::TxProfile
+                {
+                    self.keep_profile(ctx, &unique_id, r, now);
+                    return;
+                }
+                // A TxProfile belongs to the transaction running on its connector (OCPP 1.6
+                // §3.13.2); without one, or naming another, it is rejected.
+                let connector = r.connector_id;
+                self.station
+                    .send(GetSnapshot)
+                    .into_actor(self)
+                    .map(move |snapshot, act, ctx| {
+                        let running = snapshot.ok().and_then(|s| {
+                            s.connectors
+                                .iter()
+                                .find(|c| c.connector == connector && connector > 0)
+                                .and_then(|c| c.transaction.as_ref().map(|t| t.id))
+                        });
+                        let named = r.cs_charging_profiles.transaction_id;
+                        match running {
+                            Some(tx) if named.is_none_or(|n| n == tx) => {
+                                r.cs_charging_profiles.transaction_id = Some(tx);
+                                act.keep_profile(ctx, &unique_id, r, Utc::now());
+                            }
+                            _ => {
+                                act.note(
+                                    LogLevel::Warn,
+                                    format!("a TxProfile from the CPO for connector {connector} rejected: no such transaction running there"),
+                                );
+                                act.reply(encode_call_result(
+                                    &unique_id,
+                                    &SetChargingProfileResponse {
+                                        status: ChargingProfileStatus::Rejected,
+                                    },
+                                ));
+                            }
+                        }
+                    })
+                    .spawn(ctx);
             }
             CentralCall::ClearChargingProfile(r) => {
                 let status = if self.profiles.clear(&r) {
@@ -786,9 +839,32 @@ impl UplinkLink {
         }
     }
 
-    /// Tells the station actor the CPO's limits as they compose now.
+    /// Keeps a profile of the CPO as a limit (never forwarded) and answers Accepted.
+    fn keep_profile(
+        &mut self,
+        ctx: &mut Context<Self>,
+        unique_id: &str,
+        r: SetChargingProfileRequest,
+        now: chrono::DateTime<Utc>,
+    ) {
+        let connector = r.connector_id;
+        self.profiles.set(connector, r.cs_charging_profiles, now);
+        self.note(
+            LogLevel::Info,
+            format!("charging profile kept as a limit on connector {connector}"),
+        );
+        self.reply(encode_call_result(
+            unique_id,
+            &SetChargingProfileResponse {
+                status: ChargingProfileStatus::Accepted,
+            },
+        ));
+        self.apply_profiles(ctx);
+    }
+
+    /// Tells the station actor the CPO's limits as they compose now (and drops the
+    /// TxProfiles of transactions that ended).
     fn apply_profiles(&mut self, ctx: &mut Context<Self>) {
-        let profiles = self.profiles.clone();
         let volts = self.core.config().site.voltage_v;
         self.station
             .send(GetSnapshot)
@@ -800,7 +876,9 @@ impl UplinkLink {
                     .iter()
                     .map(|c| (c.connector, c.transaction.as_ref().map(|t| t.id)))
                     .collect();
-                let limits = profiles.composite(&connectors, Utc::now(), volts);
+                let running: Vec<i32> = connectors.iter().filter_map(|c| c.1).collect();
+                act.profiles.keep_transactions(&running);
+                let limits = act.profiles.composite(&connectors, Utc::now(), volts);
                 act.set_status(|st| {
                     st.cpo_limits = limits.iter().map(|(&c, a)| (c, a.0)).collect()
                 });
@@ -808,13 +886,6 @@ impl UplinkLink {
             })
             .spawn(ctx);
     }
-}
-
-/// A TLS connector that trusts the CA in `path` (PEM) only.
-fn ca_connector(path: &std::path::Path) -> Result<tokio_tungstenite::Connector, String> {
-    crate::simulate::client::ClientTls::from_files(path, None)
-        .map(|tls| tokio_tungstenite::Connector::Rustls(tls.0))
-        .map_err(|e| format!("uplink.ca_file: {e}"))
 }
 
 /// OCPP frames are small: an 8 KiB read buffer instead of tungstenite's 128 KiB keeps a
@@ -838,6 +909,7 @@ impl Actor for UplinkLink {
         self.station.do_send(AttachUplink(UplinkHandle {
             wake: ctx.address().recipient(),
             authorize: ctx.address().recipient(),
+            data_transfer: ctx.address().recipient(),
             online: self.online.clone(),
         }));
         let target = self.settings().map(|u| u.target(&self.id));
@@ -926,12 +998,34 @@ impl Handler<UplinkAuthorize> for UplinkLink {
     }
 }
 
+impl Handler<UplinkDataTransfer> for UplinkLink {
+    type Result = ResponseFuture<Option<Value>>;
+
+    fn handle(
+        &mut self,
+        UplinkDataTransfer(payload): UplinkDataTransfer,
+        ctx: &mut Self::Context,
+    ) -> Self::Result {
+        if !self.online.load(Ordering::Relaxed) {
+            return Box::pin(async { None });
+        }
+        let (tx, rx) = oneshot::channel();
+        self.pending_data.push_back((payload, tx));
+        self.pump(ctx);
+        Box::pin(async move { rx.await.ok().flatten() })
+    }
+}
+
 impl Handler<UplinkWake> for UplinkLink {
     type Result = ();
 
     fn handle(&mut self, _: UplinkWake, ctx: &mut Self::Context) {
         self.set_status(|_| {});
         self.pump(ctx);
+        // A transaction that started or ended changes which TxProfile applies.
+        if !self.profiles.is_empty() {
+            self.apply_profiles(ctx);
+        }
     }
 }
 

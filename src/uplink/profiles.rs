@@ -55,11 +55,14 @@ impl CpoProfiles {
         self.held.len() != before
     }
 
-    /// A TxProfile ends with its transaction.
-    pub fn transaction_ended(&mut self, transaction: i32) {
+    /// A TxProfile ends with its transaction: those of transactions not among `running`
+    /// are dropped.
+    pub fn keep_transactions(&mut self, running: &[i32]) {
         self.held.retain(|h| {
             h.profile.charging_profile_purpose != ChargingProfilePurpose::TxProfile
-                || h.profile.transaction_id != Some(transaction)
+                || h.profile
+                    .transaction_id
+                    .is_some_and(|t| running.contains(&t))
         });
     }
 

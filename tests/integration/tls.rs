@@ -432,3 +432,105 @@ fn a_missing_certificate_file_stops_the_start_naming_its_key() {
     assert!(err.starts_with("tls.cert_file: "), "{err}");
     assert!(err.contains("cannot read it"), "{err}");
 }
+
+/// A secondary dials its primary over `wss://`: with `federation.ca_file` naming the
+/// site CA it links and holds a grant; a secondary trusting another CA is refused at
+/// the handshake, stays on its fallback and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secondary_links_to_its_primary_over_wss_trusting_the_site_ca_only() {
+    let pki = Pki::new();
+    let server_tls = format!(
+        "[tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+        pki.path(tls::SERVER_CERT).display().to_string(),
+        pki.path(tls::SERVER_KEY).display().to_string(),
+    );
+    let primary = TestApp::start(
+        "http_listen = \"127.0.0.1:0\"\nhttp_listen_tls = \"127.0.0.1:0\"\n",
+        &format!(
+            "[site]\nname = \"primary\"\nmode = \"static\"\n\n\
+             [[zones]]\nid = \"main\"\nlimit_a = 100.0\n\n\
+             [federation]\nrole = \"primary\"\ntokens = [\
+             {{ name = \"hall-b\", token = \"token-of-hall-b-01\", zone = \"main\", fallback_budget_a = 20.0 }}, \
+             {{ name = \"hall-c\", token = \"token-of-hall-c-01\", zone = \"main\", fallback_budget_a = 20.0 }}]\n\n\
+             {server_tls}"
+        ),
+    );
+    let addr = primary
+        .app()
+        .http_tls_addr
+        .expect("the https:// listener is bound");
+    let secondary = |name: &str, ca: &Path| {
+        TestApp::start(
+            "",
+            &format!(
+                "[site]\nname = \"{name}\"\nmode = \"static\"\n\n\
+                 [[zones]]\nid = \"hall\"\nlimit_a = 80.0\n\n\
+                 [federation]\nrole = \"secondary\"\nprimary_url = \"wss://localhost:{}\"\n\
+                 token = \"token-of-{name}-01\"\nzone = \"main\"\nfallback_budget_a = 20.0\n\
+                 ca_file = {:?}\n",
+                addr.port(),
+                ca.display().to_string()
+            ),
+        )
+    };
+    let trusted = secondary("hall-b", &pki.path(tls::CA_CERT));
+    let foreign = secondary("hall-c", &pki.other.path().join(tls::CA_CERT));
+
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let l = link_of(&trusted).await;
+        if l["mode"] == "granted" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the secondary trusting the site CA never held a grant: {l:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let deadline = std::time::Instant::now() + LONG;
+    let refused = loop {
+        let l = link_of(&foreign).await;
+        if l["last_error"].as_str().is_some_and(|e| !e.is_empty()) {
+            break l;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the secondary trusting another CA said nothing: {l:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(refused["mode"], "fallback", "{refused:#}");
+    assert_eq!(refused["connected"], false, "{refused:#}");
+    let why = refused["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(why.contains("certificate"), "{refused:#}");
+    // The primary sees one secondary linked and the other never.
+    let view = Api::admin(&primary)
+        .await
+        .get("/api/v1/federation")
+        .await
+        .expect(200)
+        .json();
+    let link_of = |name: &str| {
+        view["secondaries"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == name))
+            .map(|s| s["link"].clone())
+    };
+    assert_eq!(link_of("hall-b"), Some(json!("linked")), "{view:#}");
+    assert_eq!(link_of("hall-c"), Some(json!("never_seen")), "{view:#}");
+}
+
+/// A controller's own view of its federation link.
+async fn link_of(app: &TestApp) -> serde_json::Value {
+    let view = Api::admin(app)
+        .await
+        .get("/api/v1/federation")
+        .await
+        .expect(200)
+        .json();
+    view["link"].clone()
+}

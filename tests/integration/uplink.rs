@@ -334,6 +334,44 @@ async fn the_cpo_commands_reach_the_station_and_its_profiles_cap_without_being_f
     assert!(bad["error"].is_string(), "{bad}");
     let unknown = cpo.call("CP001", "FlyToTheMoon", json!({})).await;
     assert_eq!(unknown["error"], "NotImplemented");
+
+    // A TxProfile belongs to the transaction running on its connector, and ends with it.
+    let tx_profile = |id: u32, transaction: Option<i64>| {
+        let mut p = json!({"connectorId": 1, "csChargingProfiles": {
+            "chargingProfileId": id, "stackLevel": 2, "chargingProfilePurpose": "TxProfile",
+            "chargingProfileKind": "Absolute",
+            "chargingSchedule": {"chargingRateUnit": "A", "startSchedule": at(60), "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 8.0}]}}});
+        if let Some(t) = transaction {
+            p["csChargingProfiles"]["transactionId"] = json!(t);
+        }
+        p
+    };
+    let other = cpo
+        .call("CP001", "SetChargingProfile", tx_profile(780, Some(4242)))
+        .await;
+    assert_eq!(
+        other["status"], "Rejected",
+        "another transaction's: {other}"
+    );
+    let mine = cpo
+        .call("CP001", "SetChargingProfile", tx_profile(779, None))
+        .await;
+    assert_eq!(mine["status"], "Accepted", "{mine}");
+    wait_limit(8.0).await;
+    let stop = json!({"transactionId": tx, "meterStop": 900, "timestamp": at(0), "idTag": "TAG1"});
+    ok(station
+        .call("StopTransaction", stop)
+        .await
+        .expect("answered"));
+    let idle = cpo
+        .call("CP001", "SetChargingProfile", tx_profile(781, None))
+        .await;
+    assert_eq!(idle["status"], "Rejected", "no transaction running: {idle}");
+    // The next transaction is not held by the last one's profile (the defaults were
+    // replaced and cleared above): the site's 20 A.
+    let next = common::start_transaction(&station, 1, "TAG2", 1000).await;
+    assert_ne!(next, tx);
+    wait_limit(20.0).await;
 }
 
 #[tokio::test]
@@ -849,7 +887,7 @@ async fn a_ten_minute_outage_with_a_kill_reaches_the_cpo_exactly_once_in_order()
 #[tokio::test]
 async fn the_cpo_sample_interval_paces_what_goes_upstream_not_the_station() {
     let cpo = Cpo::start("127.0.0.1:0".parse().expect("addr")).await;
-    let app = TestApp::start(
+    let mut app = TestApp::start(
         "",
         &site(&cpo.url(), "").replace("meter_values_every_s = 1", "meter_values_every_s = 3600"),
     );
@@ -899,4 +937,66 @@ async fn the_cpo_sample_interval_paces_what_goes_upstream_not_the_station() {
         .map(|m| m.payload["meterValue"][0]["sampledValue"][0]["value"].clone())
         .collect();
     assert_eq!(values, vec![json!("100"), json!("300")]);
+    // The CPO's interval is kept across a restart.
+    drop(station);
+    app.restart();
+    let station = app.booted("CP001").await;
+    for wh in [400, 500] {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        ok(station
+            .call("MeterValues", reading(wh))
+            .await
+            .expect("answered"));
+    }
+    cpo.until(
+        "both readings after the restart, at the CPO's interval",
+        |r| of(r, "MeterValues").len() == 4,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_stations_vendor_data_is_answered_by_the_cpo_and_unknown_when_it_cannot_be() {
+    let cpo = Cpo::start("127.0.0.1:0".parse().expect("addr")).await;
+    let app = TestApp::start("", &site(&cpo.url(), "call_timeout_s = 1"));
+    let station = app.booted("CP001").await;
+    let api = Api::setup(&app).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while uplink_state(&api).await["stations"][0]["booted"] != true {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the CPO accepts the boot"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let transfer =
+        |vendor: &str| json!({"vendorId": vendor, "messageId": "tariff", "data": "hello"});
+    // The CPO's answer, data and all, reaches the station.
+    let answer = ok(station
+        .call("DataTransfer", transfer("org.example.cpo"))
+        .await
+        .expect("answered"));
+    assert_eq!(answer["status"], "Accepted", "{answer}");
+    assert_eq!(answer["data"], "seen hello", "{answer}");
+    let seen = of(&cpo.received(), "DataTransfer")
+        .into_iter()
+        .map(|r| r.payload.clone())
+        .collect::<Vec<_>>();
+    assert_eq!(seen, [transfer("org.example.cpo")]);
+    let answer = ok(station
+        .call("DataTransfer", transfer("com.other"))
+        .await
+        .expect("answered"));
+    assert_eq!(
+        answer["status"], "UnknownVendorId",
+        "the CPO's own answer: {answer}"
+    );
+    // A CPO that does not answer: the station hears UnknownVendorId, not silence.
+    cpo.go_silent(true);
+    let answer = ok(station
+        .call("DataTransfer", transfer("org.example.cpo"))
+        .await
+        .expect("answered"));
+    assert_eq!(answer["status"], "UnknownVendorId", "{answer}");
+    assert!(answer.get("data").is_none(), "{answer}");
 }

@@ -745,6 +745,10 @@ pub struct FederationConfig {
     /// Secondary: its token at the primary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// Secondary, with a `wss://` primary: the CA (PEM) the primary's certificate must
+    /// chain to (e.g. the site CA of `ampwarden tls init`); none: the system's roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     /// Secondary: the zone of the primary it feeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<ZoneId>,

@@ -395,6 +395,27 @@ fn bad_badges_and_station_ids_are_refused() {
 }
 
 #[test]
+fn a_federation_ca_file_is_for_a_secondary_dialling_wss() {
+    let secondary = |url: &str| {
+        format!(
+            "[federation]\nrole = \"secondary\"\nprimary_url = \"{url}\"\ntoken = \"token-of-hall-b-01\"\n\
+             zone = \"main\"\nfallback_budget_a = 20.0\nca_file = \"/etc/ampwarden/ca.pem\"\n"
+        )
+    };
+    assert!(problems_with(&secondary("wss://10.0.0.2:8443")).is_empty());
+    assert_reports(
+        &problems_with(&secondary("ws://10.0.0.2:8080")),
+        r#"federation.ca_file: is only used with a wss:// primary_url, not "ws://10.0.0.2:8080""#,
+    );
+    assert_reports(
+        &problems_with(
+            "[federation]\nrole = \"primary\"\ntokens = [\"token-number-0001\"]\nca_file = \"ca.pem\"\n",
+        ),
+        "federation.ca_file: only a secondary uses it (to check the primary it dials)",
+    );
+}
+
+#[test]
 fn federation_roles_need_their_keys() {
     let lines = problems_with("[federation]\nrole = \"secondary\"\n");
     assert_reports(

@@ -838,6 +838,12 @@ fn federation(ck: &mut Checker, c: &Config, f: &FederationConfig) {
     }
     match f.role {
         FederationRole::Primary => {
+            if f.ca_file.is_some() {
+                ck.push(
+                    "federation.ca_file",
+                    "only a secondary uses it (to check the primary it dials)",
+                );
+            }
             if f.tokens.is_empty() {
                 ck.push(
                     "federation.tokens",
@@ -864,6 +870,10 @@ fn federation(ck: &mut Checker, c: &Config, f: &FederationConfig) {
                 Some(u) if !(u.starts_with("ws://") || u.starts_with("wss://")) => ck.push(
                     "federation.primary_url",
                     format!("{u:?} must start with ws:// or wss://"),
+                ),
+                Some(u) if f.ca_file.is_some() && !u.starts_with("wss://") => ck.push(
+                    "federation.ca_file",
+                    format!("is only used with a wss:// primary_url, not {u:?}"),
                 ),
                 Some(_) => {}
             }

@@ -161,14 +161,35 @@ impl StationActor {
                 self.report(ReportReason::MeterValues);
             }
             StationRequest::DataTransfer(req) => {
+                let config = self.deps.config.get();
+                let payload = serde_json::to_value(&req).ok();
+                if let (Some(u), Some(up), Some(payload)) =
+                    (&self.uplink, config.uplink.as_ref(), payload)
+                {
+                    // Vendor data is for the backend: the CPO answers it, live (an answer
+                    // cannot wait for a backlog to drain, so it is not journalled).
+                    let ask = u.data_transfer.send(UplinkDataTransfer(payload));
+                    let wait = Duration::from_secs(u64::from(up.call_timeout_s));
+                    let uid = uid.to_owned();
+                    async move { tokio::time::timeout(wait, ask).await }
+                        .into_actor(self)
+                        .map(move |answer, act, _| {
+                            let answer = match answer {
+                                Ok(Ok(Some(v))) => serde_json::from_value::<DataTransferResponse>(v)
+                                    .map_err(|e| format!("the CPO's answer is not a DataTransfer.conf: {e}")),
+                                _ => Err("the CPO cannot be asked now".to_owned()),
+                            };
+                            let answer = answer.unwrap_or_else(|why| {
+                                tracing::info!(station = %act.id, vendor = %req.vendor_id, %why, "DataTransfer answered UnknownVendorId");
+                                unknown_vendor()
+                            });
+                            act.send_text(encode_call_result(&uid, &answer));
+                        })
+                        .spawn(ctx);
+                    return;
+                }
                 tracing::info!(station = %self.id, vendor = %req.vendor_id, "DataTransfer from an unknown vendor");
-                self.send_text(encode_call_result(
-                    uid,
-                    &DataTransferResponse {
-                        status: DataTransferStatus::UnknownVendorId,
-                        data: None,
-                    },
-                ));
+                self.send_text(encode_call_result(uid, &unknown_vendor()));
             }
             StationRequest::DiagnosticsStatusNotification(n) => {
                 self.upstream_request(&n, None);
@@ -445,5 +466,13 @@ pub(super) fn id_tag_info(a: &Authorization) -> IdTagInfo {
         expiry_date: a.expires,
         parent_id_tag: None,
         status,
+    }
+}
+
+/// The answer to vendor data no one here (or upstream) knows.
+fn unknown_vendor() -> DataTransferResponse {
+    DataTransferResponse {
+        status: DataTransferStatus::UnknownVendorId,
+        data: None,
     }
 }

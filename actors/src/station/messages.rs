@@ -234,12 +234,19 @@ pub struct UplinkWake;
 #[rtype(result = "Option<crate::ocpp::IdTagInfo>")]
 pub struct UplinkAuthorize(pub crate::units::IdTag);
 
+/// Passes a DataTransfer of the station (its payload) to the CPO: the CPO's answer
+/// payload, or `None` when the CPO cannot be asked now or gave none.
+#[derive(Clone, Debug, Message)]
+#[rtype(result = "Option<serde_json::Value>")]
+pub struct UplinkDataTransfer(pub serde_json::Value);
+
 /// The station's CPO uplink, as the station actor sees it.
 #[derive(Clone)]
 pub struct UplinkHandle {
     /// Told when the journal grew.
     pub wake: Recipient<UplinkWake>,
     pub authorize: Recipient<UplinkAuthorize>,
+    pub data_transfer: Recipient<UplinkDataTransfer>,
     /// Connected and accepted by the CPO now.
     pub online: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }

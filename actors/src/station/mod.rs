@@ -187,6 +187,13 @@ impl StationActor {
                 tracing::error!(station = %id, error = %e, "cannot restore open transactions")
             }
         }
+        let uplink_meter_every = match deps.store.uplink_meter_interval(&id) {
+            Ok(every) => every,
+            Err(e) => {
+                tracing::error!(station = %id, error = %e, "cannot read the CPO's meter value interval");
+                None
+            }
+        };
         StationActor {
             id,
             station,
@@ -205,7 +212,7 @@ impl StationActor {
             security: SecuritySummary::default(),
             uplink: None,
             cpo_limits: BTreeMap::new(),
-            uplink_meter_every: None,
+            uplink_meter_every,
         }
     }
 
@@ -479,6 +486,9 @@ impl Handler<SetUplinkMeterInterval> for StationActor {
         _: &mut Self::Context,
     ) {
         self.uplink_meter_every = Some(every);
+        if let Err(e) = self.deps.store.set_uplink_meter_interval(&self.id, every) {
+            tracing::error!(station = %self.id, error = %e, "cannot keep the CPO's meter value interval: it holds until a restart");
+        }
     }
 }
 

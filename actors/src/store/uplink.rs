@@ -4,7 +4,7 @@
 //!
 //! Keys: journal `[len][station][seq u64 BE]` → entry; ids `t[len][station][local i32 BE]`
 //! → CPO id, `b[len][station]` → the last BootNotification payload, `s[len][station]` →
-//! the next sequence number.
+//! the next sequence number, `m[len][station]` → the CPO's MeterValueSampleInterval.
 
 use serde::{Deserialize, Serialize};
 
@@ -148,6 +148,22 @@ impl Store {
             .map(|b| decode("uplink_ids", &b))
             .transpose()
     }
+
+    /// Keeps the MeterValueSampleInterval the CPO set for the station (seconds).
+    pub fn set_uplink_meter_interval(&self, station: &ChargePointId, every_s: u32) -> Result<()> {
+        self.uplink_ids
+            .insert(prefix(b"m", station), &every_s.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// The MeterValueSampleInterval the CPO set for the station, if it ever did.
+    pub fn uplink_meter_interval(&self, station: &ChargePointId) -> Result<Option<u32>> {
+        Ok(self
+            .uplink_ids
+            .get(prefix(b"m", station))?
+            .and_then(|b| <[u8; 4]>::try_from(b.as_ref()).ok())
+            .map(u32::from_be_bytes))
+    }
 }
 
 impl Store {
@@ -192,8 +208,11 @@ mod tests {
                 store.journal_append(st, &entry).expect("append");
             }
             store.set_cpo_transaction(&a, 7, 7001).expect("map");
+            store.set_uplink_meter_interval(&ab, 900).expect("interval");
         }
         let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.uplink_meter_interval(&ab).expect("read"), Some(900));
+        assert_eq!(store.uplink_meter_interval(&a).expect("read"), None);
         assert_eq!(
             store.journal_len(&a),
             2,

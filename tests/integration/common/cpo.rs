@@ -266,6 +266,11 @@ async fn serve(stream: tokio::net::TcpStream, state: Arc<Mutex<State>>) {
                             "Authorize" | "StopTransaction" => {
                                 json!({"idTagInfo": {"status": "Accepted"}})
                             }
+                            // Answers vendor data with what it understood.
+                            "DataTransfer" if payload["vendorId"] == "org.example.cpo" => {
+                                json!({"status": "Accepted", "data": format!("seen {}", payload["data"].as_str().unwrap_or_default())})
+                            }
+                            "DataTransfer" => json!({"status": "UnknownVendorId"}),
                             _ => json!({}),
                         }
                     };
