@@ -349,3 +349,50 @@ async fn a_recovery_never_raises_a_connector_that_a_later_round_lowered() {
         "transaction {tx}: limits taken after the lowering, in order: {in_force:?}"
     );
 }
+
+#[tokio::test]
+async fn a_station_that_never_answers_does_not_hold_the_rounds_after_it() {
+    // 100 A for three 32 A stations; EV01 answers no SetChargingProfile, with the default
+    // 30 s call timeout. The zone is lowered twice in a row: the first lowering sends EV01
+    // a decrease it never answers; the second must still reach EV02 and EV03 within a
+    // few seconds — no round runs while a dispatch waits, so that wait is bounded — with
+    // EV01 counted at its maximum.
+    let app = TestApp::start("", &site(100.0, 3));
+    let admin = Api::setup(&app).await;
+    let timeline = Timeline::default();
+    let evs = boot_fleet(&app, &timeline, 3, |i| Behaviour {
+        silent: i == 1,
+        ..Behaviour::default()
+    })
+    .await;
+    for (i, ev) in evs.iter().enumerate().rev() {
+        start_transaction(&timeline, ev, &format!("EV{:02}", i + 1), "ANY").await;
+    }
+    timeline
+        .wait_for("EV02 and EV03 at their maximum", LONG, |l| {
+            ["EV02", "EV03"]
+                .iter()
+                .all(|s| l.get(*s).is_some_and(|&a| approx(a, 32.0)))
+        })
+        .await;
+    admin
+        .put("/api/v1/zones/main", json!({"limit_a": 70.0}))
+        .await
+        .expect(200);
+    timeline
+        .wait_for("EV02 and EV03 lowered for 70 A", LONG, |l| {
+            l["EV02"] + l["EV03"] <= 70.0 - 23.0
+        })
+        .await;
+    admin
+        .put("/api/v1/zones/main", json!({"limit_a": 50.0}))
+        .await
+        .expect(200);
+    timeline
+        .wait_for(
+            "EV02 and EV03 within what 50 A leaves beside EV01 at 32 A",
+            Duration::from_secs(10),
+            |l| l["EV02"] + l["EV03"] <= 50.0 - 32.0 + 0.1,
+        )
+        .await;
+}
