@@ -330,19 +330,27 @@ impl PrimaryLink {
         action: String,
         body: &serde_json::Value,
     ) {
+        let core = self.core.clone();
+        let generation = self.generation;
         if let Some(what) = action.strip_prefix("read:") {
-            let (status, body) = read_records(&self.core, what, body);
-            self.send(&Upstream::CommandResult {
-                v: VERSION,
-                id,
-                status,
-                body,
-            });
+            let (what, body) = (what.to_owned(), body.clone());
+            ctx.spawn(
+                async move { read_records(&core, &what, &body).await }
+                    .into_actor(self)
+                    .map(move |(status, body), link, _| {
+                        if link.generation == generation {
+                            link.send(&Upstream::CommandResult {
+                                v: VERSION,
+                                id,
+                                status,
+                                body,
+                            });
+                        }
+                    }),
+            );
             return;
         }
-        let core = self.core.clone();
         let bytes = serde_json::to_vec(body).unwrap_or_default();
-        let generation = self.generation;
         ctx.spawn(
             async move {
                 crate::http::api::stations::run_action(
@@ -388,10 +396,11 @@ impl PrimaryLink {
     }
 }
 
-/// The records a primary may read: `transactions` (newest first) and `logs` (the
-/// operator log, newest first), each at most `limit` (default 200, at most 1000), of one
-/// `station` if given.
-fn read_records(
+/// The records a primary may read: `transactions` (newest first, as this controller's
+/// own `/api/v1/transactions` gives them: with `energy_wh`, `open`, and open ones as
+/// their stations hold them now) and `logs` (the operator log, newest first), each at
+/// most `limit` (default 200, at most 1000), of one `station` if given.
+async fn read_records(
     core: &Controller,
     what: &str,
     body: &serde_json::Value,
@@ -403,17 +412,26 @@ fn read_records(
         .as_str()
         .map(ampwarden_actors::units::ChargePointId::new);
     let result = match what {
-        "transactions" => core
-            .store()
-            .transactions(&ampwarden_actors::store::TransactionFilter {
+        "transactions" => {
+            let filter = ampwarden_actors::store::TransactionFilter {
                 station,
                 from: None,
                 to: None,
-            })
-            .map(|all| {
-                let newest: Vec<_> = all.into_iter().rev().take(limit).collect();
-                serde_json::to_value(newest).unwrap_or_default()
-            }),
+            };
+            match core.store().transactions(&filter) {
+                Ok(all) => {
+                    let newest: Vec<_> = all.into_iter().rev().take(limit).collect();
+                    let views: Vec<crate::http::api::transactions::TxView> =
+                        crate::http::api::transactions::live(core, newest)
+                            .await
+                            .into_iter()
+                            .map(Into::into)
+                            .collect();
+                    Ok(serde_json::to_value(views).unwrap_or_default())
+                }
+                Err(e) => Err(e),
+            }
+        }
         "logs" => core
             .store()
             .logs(station.as_ref(), limit)

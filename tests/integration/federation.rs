@@ -276,6 +276,12 @@ async fn a_primary_shares_its_zone_across_secondaries_and_every_link_fails_safe(
             .all(|t| t["station"].as_str().is_some_and(|s| s.starts_with("S1EV"))),
         "{txs:?}"
     );
+    // As the secondary's own API gives them: open, with their energy so far.
+    assert!(
+        txs.iter()
+            .all(|t| t["open"] == true && t["energy_wh"].is_number()),
+        "{txs:?}"
+    );
     let log = operator
         .get("/api/v1/federation/secondaries/s1/logs?station=S1EV01&limit=5")
         .await

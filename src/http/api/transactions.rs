@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{download, ok, Ctl};
+use crate::controller::Controller;
 use crate::http::error::{ApiError, ApiResult};
 
 #[derive(Deserialize)]
@@ -77,6 +78,16 @@ pub struct TxView {
     pub open: bool,
 }
 
+impl From<TransactionRecord> for TxView {
+    fn from(record: TransactionRecord) -> Self {
+        TxView {
+            energy_wh: record.energy_wh(),
+            open: record.is_open(),
+            record,
+        }
+    }
+}
+
 #[derive(Default, Serialize)]
 pub struct Totals {
     pub count: usize,
@@ -101,7 +112,7 @@ struct StationTotals {
 
 /// Open transactions as their stations hold them now: the store's copy of an open
 /// transaction's energy and cost is up to a minute old.
-async fn live(ctl: &Ctl, mut records: Vec<TransactionRecord>) -> Vec<TransactionRecord> {
+pub async fn live(ctl: &Controller, mut records: Vec<TransactionRecord>) -> Vec<TransactionRecord> {
     for record in records.iter_mut().filter(|r| r.is_open()) {
         let Some(station) = ctl.station(&record.station) else {
             continue;
@@ -121,15 +132,7 @@ pub async fn list(ctl: Ctl, query: web::Query<TxQuery>) -> ApiResult<HttpRespons
         site.add(t);
         per_station.entry(t.station.clone()).or_default().add(t);
     }
-    let transactions: Vec<TxView> = records
-        .into_iter()
-        .rev()
-        .map(|record| TxView {
-            energy_wh: record.energy_wh(),
-            open: record.is_open(),
-            record,
-        })
-        .collect();
+    let transactions: Vec<TxView> = records.into_iter().rev().map(TxView::from).collect();
     let stations: Vec<StationTotals> = per_station
         .into_iter()
         .map(|(station, totals)| StationTotals { station, totals })
@@ -212,10 +215,6 @@ pub async fn detail(ctl: Ctl, path: web::Path<String>) -> ApiResult<HttpResponse
     let record = live(&ctl, vec![record]).await.remove(0);
     Ok(ok(TxDetail {
         samples: ctl.store().samples(id)?,
-        view: TxView {
-            energy_wh: record.energy_wh(),
-            open: record.is_open(),
-            record,
-        },
+        view: TxView::from(record),
     }))
 }

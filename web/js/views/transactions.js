@@ -8,14 +8,6 @@ import { h, mount, when, kwh, heading, table, field, form, section, badge } from
 // days, not on all of it.
 const OPEN_ON_DAYS = 30;
 
-// A record's energy: the API's `energy_wh` where it gives one; a secondary's records read
-// over the federation link are the stored records without it, so from their registers.
-function energyOf(x) {
-  if (x.energy_wh !== undefined && x.energy_wh !== null) return x.energy_wh;
-  const end = x.stop ? x.stop.meter_stop_wh : (x.last_meter_wh ?? x.meter_start_wh);
-  return Math.max(0, end - x.meter_start_wh);
-}
-
 /** The table of charging sessions (this controller's, or a secondary's in the Federation view). */
 export function sessionsTable(list, caption = "Sessions") {
   const rows = list.map((x) => [
@@ -25,7 +17,7 @@ export function sessionsTable(list, caption = "Sessions") {
     h("span", {}, x.id_tag, x.vip ? badge("VIP", "info") : null),
     when(x.started_at),
     x.stop ? when(x.stop.at) : badge("charging", "good"),
-    kwh(energyOf(x)),
+    kwh(x.energy_wh),
     x.cost ? x.cost.toFixed(2) : "–",
     x.stop && x.stop.reason ? x.stop.reason : "",
   ]);
