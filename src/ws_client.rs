@@ -28,12 +28,18 @@ pub struct Dial<'a> {
     pub peer: &'static str,
 }
 
-/// A TLS connector that trusts only the CA in `path` (PEM); `key` names the setting in
-/// the error.
-pub fn trusting(path: &std::path::Path, key: &str) -> Result<tokio_tungstenite::Connector, String> {
-    crate::simulate::client::ClientTls::from_files(path, None)
-        .map(|tls| tokio_tungstenite::Connector::Rustls(tls.0))
-        .map_err(|e| format!("{key}: {e}"))
+/// For `wss://`: a TLS connector that trusts only the CA in `path` (PEM), or `None` (the
+/// system's roots) without one; `key` names the setting in the error.
+pub fn trusting(
+    path: Option<&std::path::Path>,
+    key: &str,
+) -> Result<Option<tokio_tungstenite::Connector>, String> {
+    path.map(|path| {
+        crate::simulate::client::ClientTls::from_files(path, None)
+            .map(|tls| tokio_tungstenite::Connector::Rustls(tls.0))
+            .map_err(|e| format!("{key}: {e}"))
+    })
+    .transpose()
 }
 
 /// Opens the connection, or says why not (in words for the operator log).

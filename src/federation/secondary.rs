@@ -262,12 +262,7 @@ impl PrimaryLink {
         let generation = self.generation;
         let me = ctx.address();
         // Read at every dial: a CA file fixed or rotated is taken without a restart.
-        let tls = match self
-            .ca_file
-            .as_deref()
-            .map(|p| ws_client::trusting(p, "federation.ca_file"))
-            .transpose()
-        {
+        let tls = match ws_client::trusting(self.ca_file.as_deref(), "federation.ca_file") {
             Ok(tls) => tls,
             Err(why) => {
                 me.do_send(Disconnected { generation, why });

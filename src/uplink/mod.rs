@@ -136,6 +136,12 @@ enum Sending {
     },
 }
 
+/// A call of the station that waits for the CPO's answer, and where the answer goes.
+enum Live {
+    Authorize(IdTag, oneshot::Sender<Option<IdTagInfo>>),
+    DataTransfer(Value, oneshot::Sender<Option<Value>>),
+}
+
 struct InFlight {
     unique_id: String,
     what: Sending,
@@ -156,10 +162,9 @@ pub struct UplinkLink {
     next_uid: u64,
     backoff: Duration,
     waiting: bool,
-    /// Authorize requests of the station, sent before the journal's next entry.
-    pending_auth: VecDeque<(IdTag, oneshot::Sender<Option<IdTagInfo>>)>,
-    /// The station's DataTransfers waiting for their answer, sent likewise.
-    pending_data: VecDeque<(Value, oneshot::Sender<Option<Value>>)>,
+    /// The station's calls that wait for the CPO's answer (Authorize, DataTransfer), sent
+    /// before the journal's next entry.
+    pending_live: VecDeque<Live>,
     /// Connected and accepted by the CPO (the station actor reads it).
     online: Arc<AtomicBool>,
     /// A rate slot was taken and waited for: the next journal entry goes without another.
@@ -190,8 +195,7 @@ impl UplinkLink {
             next_uid: 1,
             backoff: Duration::from_secs(1),
             waiting: false,
-            pending_auth: VecDeque::new(),
-            pending_data: VecDeque::new(),
+            pending_live: VecDeque::new(),
             online: Arc::new(AtomicBool::new(false)),
             slot_taken: false,
             profiles: CpoProfiles::default(),
@@ -221,12 +225,7 @@ impl UplinkLink {
         let me = ctx.address();
         let target = settings.target(&self.id);
         let url = target.url.clone();
-        let tls = match target
-            .ca_file
-            .as_deref()
-            .map(|p| ws_client::trusting(p, "uplink.ca_file"))
-            .transpose()
-        {
+        let tls = match ws_client::trusting(target.ca_file.as_deref(), "uplink.ca_file") {
             Ok(tls) => tls,
             Err(why) => {
                 // A CA file that cannot be read: said, and tried again later (it may be fixed).
@@ -328,8 +327,7 @@ impl UplinkLink {
         self.booted = false;
         self.online.store(false, Ordering::Relaxed);
         // Whoever waits for an Authorize hears "offline" now (the senders drop).
-        self.pending_auth.clear();
-        self.pending_data.clear();
+        self.pending_live.clear();
         if let Some(f) = self.in_flight.take() {
             ctx.cancel_future(f.timeout);
         }
@@ -364,27 +362,19 @@ impl UplinkLink {
             }
             return;
         }
-        if let Some((tag, reply)) = self.pending_auth.pop_front() {
+        if let Some(live) = self.pending_live.pop_front() {
             let uid = self.uid();
-            let payload = json!({ "idTag": tag.as_str() });
-            self.send_call(
-                ctx,
-                uid,
-                "Authorize",
-                &payload,
-                Sending::Authorize { tag, reply },
-            );
-            return;
-        }
-        if let Some((payload, reply)) = self.pending_data.pop_front() {
-            let uid = self.uid();
-            self.send_call(
-                ctx,
-                uid,
-                "DataTransfer",
-                &payload,
-                Sending::DataTransfer { reply },
-            );
+            let (action, payload, what) = match live {
+                Live::Authorize(tag, reply) => (
+                    "Authorize",
+                    json!({ "idTag": tag.as_str() }),
+                    Sending::Authorize { tag, reply },
+                ),
+                Live::DataTransfer(payload, reply) => {
+                    ("DataTransfer", payload, Sending::DataTransfer { reply })
+                }
+            };
+            self.send_call(ctx, uid, action, &payload, what);
             return;
         }
         if let Some(status) = self.statuses.pop() {
@@ -440,6 +430,22 @@ impl UplinkLink {
                 tag: entry.payload["idTag"].as_str().map(IdTag::new),
             },
         );
+    }
+
+    /// Queues a live call of the station ahead of the journal: the CPO's answer, or
+    /// `None` at once when it is not connected (or later, when the connection is lost).
+    fn ask<T: Send + 'static>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        call: impl FnOnce(oneshot::Sender<Option<T>>) -> Live,
+    ) -> ResponseFuture<Option<T>> {
+        if !self.online.load(Ordering::Relaxed) {
+            return Box::pin(async { None });
+        }
+        let (tx, rx) = oneshot::channel();
+        self.pending_live.push_back(call(tx));
+        self.pump(ctx);
+        Box::pin(async move { rx.await.ok().flatten() })
     }
 
     fn uid(&mut self) -> String {
@@ -988,13 +994,7 @@ impl Handler<UplinkAuthorize> for UplinkLink {
         UplinkAuthorize(tag): UplinkAuthorize,
         ctx: &mut Self::Context,
     ) -> Self::Result {
-        if !self.online.load(Ordering::Relaxed) {
-            return Box::pin(async { None });
-        }
-        let (tx, rx) = oneshot::channel();
-        self.pending_auth.push_back((tag, tx));
-        self.pump(ctx);
-        Box::pin(async move { rx.await.ok().flatten() })
+        self.ask(ctx, |reply| Live::Authorize(tag, reply))
     }
 }
 
@@ -1006,24 +1006,19 @@ impl Handler<UplinkDataTransfer> for UplinkLink {
         UplinkDataTransfer(payload): UplinkDataTransfer,
         ctx: &mut Self::Context,
     ) -> Self::Result {
-        if !self.online.load(Ordering::Relaxed) {
-            return Box::pin(async { None });
-        }
-        let (tx, rx) = oneshot::channel();
-        self.pending_data.push_back((payload, tx));
-        self.pump(ctx);
-        Box::pin(async move { rx.await.ok().flatten() })
+        self.ask(ctx, |reply| Live::DataTransfer(payload, reply))
     }
 }
 
 impl Handler<UplinkWake> for UplinkLink {
     type Result = ();
 
-    fn handle(&mut self, _: UplinkWake, ctx: &mut Self::Context) {
+    fn handle(&mut self, wake: UplinkWake, ctx: &mut Self::Context) {
         self.set_status(|_| {});
         self.pump(ctx);
-        // A transaction that started or ended changes which TxProfile applies.
-        if !self.profiles.is_empty() {
+        // A transaction that started or ended changes which TxProfile applies (not a
+        // snapshot of the station for every meter value).
+        if wake.transaction && !self.profiles.is_empty() {
             self.apply_profiles(ctx);
         }
     }

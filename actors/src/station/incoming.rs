@@ -72,7 +72,7 @@ impl StationActor {
                         tracing::error!(station = %self.id, error = %e, "cannot keep the boot for the CPO");
                     }
                     if let Some(u) = &self.uplink {
-                        u.wake.do_send(UplinkWake);
+                        u.wake.do_send(UplinkWake { transaction: false });
                     }
                 }
                 let interval = self.deps.config.get().server.heartbeat_interval_s;

@@ -224,9 +224,13 @@ pub struct CloseSession;
 pub struct UpdateStationConfig(pub StationConfig);
 
 /// The CPO uplink of this station: told when the journal grew (see `Store::journal_append`).
+/// `transaction`: what grew was a StartTransaction or StopTransaction (which TxProfile of
+/// the CPO applies changes).
 #[derive(Clone, Copy, Debug, Message)]
 #[rtype(result = "()")]
-pub struct UplinkWake;
+pub struct UplinkWake {
+    pub transaction: bool,
+}
 
 /// Asks the CPO about an id tag (`auth.mode = "uplink"`): its answer, or `None` when the
 /// CPO cannot be asked now (the offline policy decides).

@@ -472,7 +472,7 @@ impl Handler<AttachUplink> for StationActor {
     type Result = ();
 
     fn handle(&mut self, AttachUplink(h): AttachUplink, _: &mut Self::Context) {
-        h.wake.do_send(UplinkWake);
+        h.wake.do_send(UplinkWake { transaction: false });
         self.uplink = Some(h);
     }
 }
@@ -527,7 +527,9 @@ impl StationActor {
             return;
         }
         if let Some(u) = &self.uplink {
-            u.wake.do_send(UplinkWake);
+            u.wake.do_send(UplinkWake {
+                transaction: matches!(action, "StartTransaction" | "StopTransaction"),
+            });
         }
     }
 
