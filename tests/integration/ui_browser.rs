@@ -247,10 +247,19 @@ async fn tab_to(client: &Client, what: &str, script: &str) {
     panic!("{what} cannot be reached with Tab");
 }
 
-/// Clicks a button by its text. Live pages re-render on every update, so a button found
-/// a moment ago may be replaced before the click lands: find it again then (5 tries).
+/// Clicks a button by its text. A page still rendering may not show it yet: it is waited
+/// for (up to `UI_WAIT`). Live pages re-render on every update, so a button found a moment
+/// ago may be replaced before the click lands: find it again then (5 tries).
 async fn click_button(client: &Client, text: &str) {
     let xpath = format!("//button[normalize-space()='{text}']");
+    wait_until(
+        client,
+        &format!("the button {text:?}"),
+        &format!(
+            "document.evaluate({xpath:?}, document, null, XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue"
+        ),
+    )
+    .await;
     for attempt in 1..=5 {
         let button = client
             .find(Locator::XPath(&xpath))
@@ -280,7 +289,8 @@ async fn create_admin(client: &Client, app: &TestApp) {
     wait_until(
         client,
         "the setup assistant",
-        "location.hash === '#/wizard/site' && document.querySelector('form')",
+        // The setup page's own form stays until the wizard replaces it: wait for the steps.
+        "location.hash === '#/wizard/site' && document.querySelector('ol.steps') && document.querySelector('form')",
     )
     .await;
 }
