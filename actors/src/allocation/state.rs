@@ -71,16 +71,6 @@ impl AllocatorState {
     }
 }
 
-impl AllocatorState {
-    /// Puts back what `saved` (a clone of this state) remembered, keeping the working
-    /// buffers: a round whose plan is dropped leaves no trace.
-    pub fn restore(&mut self, saved: AllocatorState) {
-        let scratch = std::mem::take(&mut self.scratch);
-        *self = saved;
-        self.scratch = scratch;
-    }
-}
-
 impl Clone for AllocatorState {
     fn clone(&self) -> Self {
         AllocatorState {

@@ -1,87 +1,21 @@
 //! Sending a round's plan: the decreases, and only once all are acknowledged the
 //! increases and recoveries; what the answers leave reserved.
 //!
-//! A setpoint is waited for at most [`SETPOINT_WAIT`] (or the call timeout, if
-//! shorter). One a station has not answered by then is settled as unconfirmed — the
-//! higher of its old and new limit stays reserved — and the station's own call goes on
-//! (its answer, when it comes, is what the station reports next).
-//!
-//! Rounds go on while a plan is in flight. Such a round counts every setpoint in flight
-//! at the higher of its old and new limit, and sends only decreases the plans in flight
-//! do not already make (`preempt`): a safety cut never waits for a station slow to
-//! answer. It drops the unsent increases of the plans before it — they were planned for
-//! what it found changed — and a whole round follows once the whole round's plan in
-//! flight is done (cuts still in flight then count at their higher value). Each
-//! station takes its setpoints in the order sent, so a decrease sent now is never
-//! overtaken by an increase planned before it.
+//! No round runs while a plan is being sent, the safety loop's neither: so a setpoint
+//! is waited for at most [`SETPOINT_WAIT`] (or the call timeout, if shorter), not the
+//! whole call timeout. One a station has not answered by then is settled as
+//! unconfirmed — the higher of its old and new limit stays reserved — and the station's
+//! own call goes on (its answer, when it comes, is what the station reports next).
 
 use super::*;
 
 /// The longest a dispatch waits for one station's answer before it counts it as not
-/// confirmed (grants to secondaries: `GRANT_TIMEOUT`).
+/// confirmed and lets the next round run (grants to secondaries: `GRANT_TIMEOUT`).
 pub(super) const SETPOINT_WAIT: Duration = Duration::from_secs(5);
 
-/// What a dispatch's sends came back with.
-struct Outcome {
-    down: Vec<Sent>,
-    up: Vec<Sent>,
-    granted: Vec<federation::GrantSent>,
-    /// Every decrease (and lowered grant) was acknowledged.
-    all_down: bool,
-    /// A later dispatch began before its increases went out: they were not sent.
-    superseded: bool,
-}
-
 impl ZoneSupervisor {
-    fn to_send(
-        &self,
-        changes: &[allocation::SetpointChange],
-        sessions: &[(Session, Option<i32>)],
-    ) -> Vec<Setpoint> {
-        changes
-            .iter()
-            .filter_map(|c| {
-                let (session, tx) = sessions.get(c.session)?;
-                let tx = (*tx)?;
-                let entry = self.stations.get(&session.key.charge_point)?;
-                Some(Setpoint {
-                    addr: entry.addr.clone(),
-                    key: session.key.clone(),
-                    from: c.from,
-                    msg: ApplyLimit {
-                        connector: session.key.connector,
-                        limit: c.to,
-                        purpose: LimitPurpose::Transaction(tx),
-                    },
-                })
-            })
-            .collect()
-    }
-
-    /// Starts a dispatch: its setpoints count as in flight from now on, and every older
-    /// dispatch sends no more increases. Returns its number and wait per setpoint.
-    fn begin_dispatch(&mut self, setpoints: &[&Setpoint]) -> (u64, Duration) {
-        let id = self.latest_dispatch.load(Ordering::Relaxed) + 1;
-        self.latest_dispatch.store(id, Ordering::Relaxed);
-        for sp in setpoints {
-            let counted = sp.from.map_or(sp.msg.limit, |f| f.max(sp.msg.limit));
-            self.in_flight
-                .entry(sp.key.clone())
-                .or_default()
-                .push(InFlight {
-                    dispatch: id,
-                    sent: sp.msg.limit,
-                    counted,
-                });
-        }
-        let wait = Duration::from_secs(u64::from(self.current.server.call_timeout_s.max(1)))
-            .min(SETPOINT_WAIT);
-        (id, wait)
-    }
-
-    /// Sends the plan: all decreases, then — only if every decrease was acknowledged,
-    /// and no later round cut in meanwhile — the increases. Runs only when no other
-    /// whole round's plan is in flight.
+    /// Sends the plan: all decreases, then — only if every decrease was acknowledged —
+    /// the increases. Events meanwhile are folded into one more round afterwards.
     pub(super) fn dispatch(
         &mut self,
         a: &Allocation,
@@ -89,8 +23,28 @@ impl ZoneSupervisor {
         now: DateTime<Utc>,
         ctx: &mut Context<Self>,
     ) {
-        let decreases = self.to_send(&a.plan.decreases, sessions);
-        let increases = self.to_send(&a.plan.increases, sessions);
+        let to_send = |changes: &[allocation::SetpointChange]| -> Vec<Setpoint> {
+            changes
+                .iter()
+                .filter_map(|c| {
+                    let (session, tx) = sessions.get(c.session)?;
+                    let tx = (*tx)?;
+                    let entry = self.stations.get(&session.key.charge_point)?;
+                    Some(Setpoint {
+                        addr: entry.addr.clone(),
+                        key: session.key.clone(),
+                        from: c.from,
+                        msg: ApplyLimit {
+                            connector: session.key.connector,
+                            limit: c.to,
+                            purpose: LimitPurpose::Transaction(tx),
+                        },
+                    })
+                })
+                .collect()
+        };
+        let decreases = to_send(&a.plan.decreases);
+        let increases = to_send(&a.plan.increases);
         let recoveries = self.due_recoveries(a, sessions, now);
         let (grants_down, grants_up) = self.plan_grants(a, sessions, now);
         let in_force = self.in_force_of(a);
@@ -113,12 +67,11 @@ impl ZoneSupervisor {
         }
         // A higher grant may be in force as soon as it arrives.
         self.reserve_grants(&grants_up);
-        let (id, wait) =
-            self.begin_dispatch(&decreases.iter().chain(&increases).collect::<Vec<_>>());
-        self.whole_in_flight = true;
-        let latest = self.latest_dispatch.clone();
+        self.dispatching = true;
+        let wait = Duration::from_secs(u64::from(self.current.server.call_timeout_s.max(1)))
+            .min(SETPOINT_WAIT);
         let fut = async move {
-            let (down, mut granted) = futures_util::future::join(
+            let (down, granted_down) = futures_util::future::join(
                 send_all(decreases, wait),
                 federation::send_grants(grants_down),
             )
@@ -126,136 +79,62 @@ impl ZoneSupervisor {
             let all_down = down
                 .iter()
                 .all(|(_, _, r)| matches!(r, Ok(LimitOutcome::Accepted)))
-                && granted.iter().all(|(_, _, r)| r.is_ok());
-            // Checked and acted on in one step (this runs in the actor's context): a
-            // round that cut in since planned for something these increases do not know.
-            let superseded = latest.load(Ordering::Relaxed) != id;
+                && granted_down.iter().all(|(_, _, r)| r.is_ok());
             // A recovery re-sends this round's limit, so it is an increase like the
             // others: only once every decrease is in force, never beside a later round.
-            let up = if all_down && !superseded {
-                let (up, _, granted_up) = futures_util::future::join3(
+            let (up, granted_up) = if all_down {
+                let (up, _, granted) = futures_util::future::join3(
                     send_all(increases, wait),
                     // Its steps go to one station in order: one cut short leaves the rest
                     // unsent, and a later round's limits still queue behind what was.
-                    tokio::time::timeout(wait, recover_all(recoveries, latest, id)),
+                    tokio::time::timeout(wait, recover_all(recoveries)),
                     federation::send_grants(grants_up),
                 )
                 .await;
-                granted.extend(granted_up);
-                up
+                (up, granted)
             } else {
-                Vec::new()
+                (Vec::new(), Vec::new())
             };
-            Outcome {
-                down,
-                up,
-                granted,
-                all_down,
-                superseded,
-            }
+            (down, up, granted_down, granted_up, all_down)
         };
-        ctx.spawn(fut.into_actor(self).map(move |outcome, act, ctx| {
-            if outcome.all_down && !outcome.superseded {
-                if let Some((watcher, m)) = in_force {
-                    let _ = watcher.try_send(m);
+        ctx.spawn(fut.into_actor(self).map(
+            move |(down, up, granted_down, granted_up, all_down), act, ctx| {
+                act.dispatching = false;
+                let now = Utc::now();
+                let moved: Vec<SessionKey> = down
+                    .iter()
+                    .chain(&up)
+                    .filter(|(_, _, r)| matches!(r, Ok(LimitOutcome::Accepted)))
+                    .map(|(k, _, _)| k.clone())
+                    .collect();
+                for (key, sp, result) in down.into_iter().chain(up) {
+                    act.settle(key, sp, result, now);
                 }
-            } else if !outcome.all_down {
-                tracing::warn!(
-                    "a decrease was not acknowledged: increases wait for the next round"
-                );
-                act.rerun = true;
-            }
-            act.whole_in_flight = false;
-            act.finish_dispatch(id, outcome, true, ctx);
-        }));
-    }
-
-    /// A round while plans are in flight: sends at once the decreases (and lowered
-    /// grants) the plans in flight do not already make, and drops their unsent
-    /// increases. Returns whether it sent anything.
-    pub(super) fn preempt(
-        &mut self,
-        a: &Allocation,
-        sessions: &[(Session, Option<i32>)],
-        ctx: &mut Context<Self>,
-    ) -> bool {
-        let mut decreases = self.to_send(&a.plan.decreases, sessions);
-        // A station takes its setpoints in order: where the last one in flight is this
-        // low already, it gets there without another.
-        decreases.retain(|sp| {
-            self.in_flight
-                .get(&sp.key)
-                .and_then(|sent| sent.last())
-                .is_none_or(|last| last.sent > sp.msg.limit)
-        });
-        let (grants_down, _) = self.plan_grants(a, sessions, Utc::now());
-        if decreases.is_empty() && grants_down.is_empty() {
-            return false;
-        }
-        tracing::info!(
-            decreases = decreases.len(),
-            grants = grants_down.len(),
-            "a round lowers limits while an earlier plan is still in flight"
-        );
-        let (id, wait) = self.begin_dispatch(&decreases.iter().collect::<Vec<_>>());
-        let fut = async move {
-            let (down, granted) = futures_util::future::join(
-                send_all(decreases, wait),
-                federation::send_grants(grants_down),
-            )
-            .await;
-            let all_down = down
-                .iter()
-                .all(|(_, _, r)| matches!(r, Ok(LimitOutcome::Accepted)))
-                && granted.iter().all(|(_, _, r)| r.is_ok());
-            Outcome {
-                down,
-                up: Vec::new(),
-                granted,
-                all_down,
-                superseded: false,
-            }
-        };
-        ctx.spawn(
-            fut.into_actor(self)
-                .map(move |outcome, act, ctx| act.finish_dispatch(id, outcome, false, ctx)),
-        );
-        true
-    }
-
-    /// What a dispatch's answers leave reserved; the whole round asked for meanwhile
-    /// runs once nothing is in flight.
-    fn finish_dispatch(&mut self, id: u64, outcome: Outcome, whole: bool, ctx: &mut Context<Self>) {
-        self.in_flight.retain(|_, sent| {
-            sent.retain(|f| f.dispatch != id);
-            !sent.is_empty()
-        });
-        let now = Utc::now();
-        let moved: Vec<SessionKey> = outcome
-            .down
-            .iter()
-            .chain(&outcome.up)
-            .filter(|(_, _, r)| matches!(r, Ok(LimitOutcome::Accepted)))
-            .map(|(k, _, _)| k.clone())
-            .collect();
-        for (key, sp, result) in outcome.down.into_iter().chain(outcome.up) {
-            self.settle(key, sp, result, now);
-        }
-        let sent_to: Vec<String> = outcome
-            .granted
-            .iter()
-            .map(|(name, _, _)| name.clone())
-            .collect();
-        for sent in outcome.granted {
-            self.settle_grant(sent, now);
-        }
-        if whole {
-            self.apply_late_acks(&sent_to);
-        }
-        self.ask_for_reports(moved, ctx);
-        if !self.whole_in_flight && std::mem::take(&mut self.rerun) {
-            self.schedule_round(ctx);
-        }
+                let sent_to: Vec<String> = granted_down
+                    .iter()
+                    .chain(&granted_up)
+                    .map(|(name, _, _)| name.clone())
+                    .collect();
+                for sent in granted_down.into_iter().chain(granted_up) {
+                    act.settle_grant(sent, now);
+                }
+                act.apply_late_acks(&sent_to);
+                act.ask_for_reports(moved, ctx);
+                if all_down {
+                    if let Some((watcher, m)) = in_force {
+                        let _ = watcher.try_send(m);
+                    }
+                } else {
+                    tracing::warn!(
+                        "a decrease was not acknowledged: increases wait for the next round"
+                    );
+                    act.rerun = true;
+                }
+                if std::mem::take(&mut act.rerun) {
+                    act.schedule_round(ctx);
+                }
+            },
+        ));
     }
 
     /// Once vehicles whose limits changed had time to follow, asks their stations for a
@@ -315,16 +194,10 @@ impl ZoneSupervisor {
             Err(CallFailure::NotConnected | CallFailure::Stopped) => {}
             Err(e) => {
                 tracing::warn!(station = %key.charge_point, connector = key.connector, error = %e, "setpoint not confirmed: the higher limit is reserved");
-                // Two plans' setpoints may be unanswered at once: either may be in force.
-                let reserved = self
-                    .unconfirmed
-                    .get(&key)
-                    .filter(|u| now - u.since < UNRESPONSIVE_RETRY)
-                    .map_or(sp.limit, |u| u.reserved.max(sp.limit));
                 self.unconfirmed.insert(
                     key,
                     Unconfirmed {
-                        reserved,
+                        reserved: sp.limit,
                         since: now,
                     },
                 );
@@ -414,32 +287,22 @@ pub(super) struct Recovery {
     apply: ApplyLimit,
 }
 
-/// Each recovery's steps in order. A round that cut in since (`latest` moved past `id`)
-/// may have lowered the connector: its limit is not re-sent then, as it would overtake
-/// that decrease at the station.
-pub(super) async fn recover_all(recoveries: Vec<Recovery>, latest: Arc<AtomicU64>, id: u64) {
-    let each = recoveries.into_iter().map(|r| {
-        let latest = latest.clone();
-        async move {
-            let connector = r.apply.connector;
-            let clear = ClearChargingProfileRequest {
-                id: None,
-                connector_id: Some(connector),
-                charging_profile_purpose: Some(ChargingProfilePurpose::TxProfile),
-                stack_level: None,
-            };
-            let _ = r.addr.send(Call(clear)).await;
-            // Checked and sent in one step, in the actor's context.
-            if latest.load(Ordering::Relaxed) != id {
-                return;
-            }
-            let _ = r.addr.send(r.apply).await;
-            let trigger = TriggerMessageRequest {
-                requested_message: MessageTrigger::StatusNotification,
-                connector_id: std::num::NonZeroU32::new(connector),
-            };
-            let _ = r.addr.send(Call(trigger)).await;
-        }
+pub(super) async fn recover_all(recoveries: Vec<Recovery>) {
+    let each = recoveries.into_iter().map(|r| async move {
+        let connector = r.apply.connector;
+        let clear = ClearChargingProfileRequest {
+            id: None,
+            connector_id: Some(connector),
+            charging_profile_purpose: Some(ChargingProfilePurpose::TxProfile),
+            stack_level: None,
+        };
+        let _ = r.addr.send(Call(clear)).await;
+        let _ = r.addr.send(r.apply).await;
+        let trigger = TriggerMessageRequest {
+            requested_message: MessageTrigger::StatusNotification,
+            connector_id: std::num::NonZeroU32::new(connector),
+        };
+        let _ = r.addr.send(Call(trigger)).await;
     });
     futures_util::future::join_all(each).await;
 }

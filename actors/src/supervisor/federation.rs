@@ -722,7 +722,7 @@ impl Handler<SecondaryConfirmed> for ZoneSupervisor {
     type Result = ();
 
     fn handle(&mut self, m: SecondaryConfirmed, ctx: &mut Self::Context) {
-        let dispatching = self.whole_in_flight;
+        let dispatching = self.dispatching;
         let Some((_, e)) = self.secondary_by_link(m.link_id) else {
             return;
         };

@@ -7,11 +7,6 @@
 //! setpoint is held at the higher of its old and new limits (a fixed reservation) until
 //! it answers again; a disconnected station keeps its last limit reserved.
 //!
-//! A round may run while an earlier plan is still being sent (a station slow to answer):
-//! every setpoint in flight counts at the higher of its old and new limit, and if that
-//! round must lower something the earlier plan did not, it sends those decreases at once
-//! and the earlier plan's unsent increases are dropped (see `dispatch`).
-//!
 //! One job per file: `messages` (what it takes and publishes), `inputs` (the handlers
 //! that feed it), `status` (what a round publishes), `dispatch` (sending a plan); this
 //! file holds the state and the round. They share this file's imports (`use super::*`).
@@ -30,7 +25,6 @@ pub use federation::{
 pub use messages::*;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,15 +73,6 @@ struct StationEntry {
     config: StationConfig,
 }
 
-/// A setpoint sent and not settled yet.
-#[derive(Clone, Copy, Debug)]
-struct InFlight {
-    dispatch: u64,
-    sent: Amps,
-    /// What it counts for meanwhile: the higher of the limit before and the one sent.
-    counted: Amps,
-}
-
 /// Memory of setpoints that could not be confirmed.
 #[derive(Clone, Copy)]
 struct Unconfirmed {
@@ -116,14 +101,7 @@ pub struct ZoneSupervisor {
     tariff: TariffPeriodChanged,
     other_meters: BTreeMap<MeterId, MeterReading>,
     round_scheduled: bool,
-    /// A whole round's dispatch is in flight: rounds meanwhile only cut (`preempt`).
-    whole_in_flight: bool,
-    /// The newest dispatch: an older one sends no more increases.
-    latest_dispatch: Arc<AtomicU64>,
-    /// Per session, the setpoints of dispatches still in flight: (dispatch, value sent,
-    /// the higher of old and new), in the order sent.
-    in_flight: HashMap<SessionKey, Vec<InFlight>>,
-    /// A round was asked for while a whole round's plan was in flight: one runs after it.
+    dispatching: bool,
     rerun: bool,
     unconfirmed: HashMap<SessionKey, Unconfirmed>,
     rejections: HashMap<SessionKey, u32>,
@@ -174,9 +152,7 @@ impl ZoneSupervisor {
             },
             other_meters: BTreeMap::new(),
             round_scheduled: false,
-            whole_in_flight: false,
-            latest_dispatch: Arc::new(AtomicU64::new(0)),
-            in_flight: HashMap::new(),
+            dispatching: false,
             rerun: false,
             unconfirmed: HashMap::new(),
             rejections: HashMap::new(),
@@ -233,15 +209,6 @@ impl ZoneSupervisor {
                         .filter(|u| now - u.since < UNRESPONSIVE_RETRY)
                         .map(|u| u.reserved),
                 });
-                // A setpoint in flight may be in force already, or not yet.
-                let in_flight = self
-                    .in_flight
-                    .get(&key)
-                    .and_then(|sent| sent.iter().map(|f| f.counted).reduce(Amps::max));
-                let limit_in_force = match (limits.limit_in_force, in_flight) {
-                    (Some(a), Some(b)) => Some(a.max(b)),
-                    (a, b) => a.or(b),
-                };
                 out.push((
                     Session {
                         key,
@@ -259,7 +226,7 @@ impl ZoneSupervisor {
                         energy_wh: t.energy_wh,
                         connected_since: t.started_at,
                         draw,
-                        limit_in_force,
+                        limit_in_force: limits.limit_in_force,
                         fixed: limits.fixed,
                         changed_at: c.changed_at,
                         draw_at: c.draw_at,
@@ -297,10 +264,10 @@ impl ZoneSupervisor {
     }
 
     fn run_round(&mut self, ctx: &mut Context<Self>) {
-        // While a plan is being sent, a round only looks for what must come down now; its
-        // state is put back if it sends nothing.
-        let preempting = self.whole_in_flight;
-        let saved = preempting.then(|| self.state.clone());
+        if self.dispatching {
+            self.rerun = true;
+            return;
+        }
         let now = Utc::now();
         self.unconfirmed
             .retain(|_, u| now - u.since < UNRESPONSIVE_RETRY * 4);
@@ -332,10 +299,6 @@ impl ZoneSupervisor {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::error!(error = %e, "allocation failed: setpoints unchanged");
-                    if let Some(saved) = saved {
-                        self.state.restore(saved);
-                        self.rerun = true;
-                    }
                     return;
                 }
             };
@@ -355,17 +318,6 @@ impl ZoneSupervisor {
             compute_us,
             "allocation round"
         );
-        if let Some(saved) = saved {
-            if self.preempt(&allocation, &sessions, ctx) {
-                self.publish(&allocation, &sessions, summary, now);
-            } else {
-                self.state.restore(saved);
-            }
-            // The increases of this round, and of the plan it cut short, come with a
-            // whole round once nothing is in flight.
-            self.rerun = true;
-            return;
-        }
         self.publish(&allocation, &sessions, summary, now);
         self.dispatch(&allocation, &sessions, now, ctx);
     }
