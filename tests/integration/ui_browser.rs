@@ -252,17 +252,11 @@ async fn tab_to(client: &Client, what: &str, script: &str) {
 /// ago may be replaced before the click lands: find it again then (5 tries).
 async fn click_button(client: &Client, text: &str) {
     let xpath = format!("//button[normalize-space()='{text}']");
-    wait_until(
-        client,
-        &format!("the button {text:?}"),
-        &format!(
-            "document.evaluate({xpath:?}, document, null, XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue"
-        ),
-    )
-    .await;
     for attempt in 1..=5 {
         let button = client
-            .find(Locator::XPath(&xpath))
+            .wait()
+            .at_most(UI_WAIT)
+            .for_element(Locator::XPath(&xpath))
             .await
             .unwrap_or_else(|e| panic!("no button {text:?}: {e}"));
         match button.click().await {
